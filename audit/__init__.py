@@ -1,0 +1,1 @@
+"""byai audit (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""byai datasets (see DESIGN.md)."""

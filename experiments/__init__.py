@@ -1,0 +1,1 @@
+"""Experiment configs (TOML -> frozen dataclasses), the ``byai`` CLI and the benchmarks."""

@@ -1,0 +1,291 @@
+"""The periodic semi-linear PDEs, each as ``u_t = L u + N(u)``.
+
+Each class holds its grid (static) and its physics (keyword-only, validated,
+traceable leaves), and supplies the Fourier symbol of ``L`` per channel and the
+dealiased nonlinear term ``N``. Time integration lives elsewhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import jax.numpy as jnp
+import numpy as np
+
+from ._grid import Grid
+from ._pde import SemiLinearPDE, check_finite, check_positive, pytree_dataclass, static_field
+
+
+def _require_dims(pde, allowed):
+    if pde.grid.ndim not in allowed:
+        raise ValueError(f"grid for {type(pde).__name__} must be {' or '.join(map(str, allowed))}-D, "
+                         f"got {pde.grid.ndim}-D shape {pde.grid.shape}")
+
+
+def _ik(grid: Grid):
+    """``i k`` per axis (Nyquist zeroed), with a trailing channel axis."""
+    return [1j * k[..., None] for k in grid.derivative_wavenumbers()]
+
+
+@pytree_dataclass
+class Advection(SemiLinearPDE):
+    """Linear advection ``u_t + c . grad u = 0`` (exact in time: ``L = -i c.k``, ``N = 0``).
+
+    Args:
+        grid: any dimension.
+        c: velocity, a number (same on every axis) or one per axis. Good values: O(1).
+    """
+
+    grid: Grid = static_field()
+    _: dataclasses.KW_ONLY
+    c: float | tuple = 1.0
+
+    def __post_init__(self):
+        check_finite("c", self.c)
+        if np.ndim(self.c) not in (0, 1) or (np.ndim(self.c) == 1 and np.size(self.c) != self.grid.ndim):
+            raise ValueError(f"c must be a number or {self.grid.ndim} numbers, got {self.c}")
+
+    def linear(self):
+        c = jnp.broadcast_to(jnp.asarray(self.c, dtype=jnp.float64), (self.grid.ndim,))
+        return -sum(c[i] * ik for i, ik in enumerate(_ik(self.grid)))
+
+    def nonlinear(self, u_hat):
+        return jnp.zeros_like(u_hat)
+
+
+@pytree_dataclass
+class Diffusion(SemiLinearPDE):
+    """The heat equation ``u_t = nu Lap(u)`` (exact in time).
+
+    Args:
+        grid: any dimension.
+        nu: diffusivity > 0. Good values: 1e-3 .. 1 on a ``2 pi`` box.
+    """
+
+    grid: Grid = static_field()
+    _: dataclasses.KW_ONLY
+    nu: float = 0.01
+
+    def __post_init__(self):
+        check_positive("nu", self.nu)
+
+    def linear(self):
+        return self.nu * self.grid.laplacian_symbol()[..., None]
+
+    def nonlinear(self, u_hat):
+        return jnp.zeros_like(u_hat)
+
+
+@pytree_dataclass
+class Burgers(SemiLinearPDE):
+    """Viscous Burgers ``u_t + u u_x = nu u_xx`` (1-D), or ``u_t + (u.grad)u = nu Lap(u)`` (2-D, 2 channels).
+
+    The 1-D nonlinearity is taken in conservative form ``-(u^2/2)_x``.
+
+    Args:
+        grid: 1-D or 2-D.
+        nu: viscosity > 0. Good values: 0.01 .. 0.1 on a ``2 pi`` box with 128..512 points.
+    """
+
+    grid: Grid = static_field()
+    _: dataclasses.KW_ONLY
+    nu: float = 0.01
+
+    def __post_init__(self):
+        _require_dims(self, (1, 2))
+        check_positive("nu", self.nu)
+
+    @property
+    def channels(self):
+        return self.grid.ndim
+
+    def linear(self):
+        return jnp.broadcast_to(self.nu * self.grid.laplacian_symbol()[..., None],
+                                (*self.grid.spectral_shape, self.channels))
+
+    def nonlinear(self, u_hat):
+        ik = _ik(self.grid)
+        if self.grid.ndim == 1:
+            u = self.to_physical(u_hat)
+            return -0.5 * ik[0] * self.to_fourier(u**2)
+        u_hat = self.dealias(u_hat)
+        vel = self.grid.ifft(u_hat)
+        # (u.grad) u, channel by channel: sum_j u_j d_j u_i
+        grads = [self.grid.ifft(ikj * u_hat) for ikj in ik]
+        adv = sum(vel[..., j : j + 1] * grads[j] for j in range(2))
+        return -self.to_fourier(adv)
+
+
+@pytree_dataclass
+class KdV(SemiLinearPDE):
+    """Korteweg-de Vries ``u_t + 6 u u_x + u_xxx = 0`` (1-D).
+
+    ``L = i k^3`` (dispersive, exact in time), ``N = -3 (u^2)_x``.
+    A soliton ``u = c/2 sech^2(sqrt(c)/2 (x - c t - x0))`` travels at speed ``c``.
+    """
+
+    grid: Grid = static_field()
+
+    def __post_init__(self):
+        _require_dims(self, (1,))
+
+    def linear(self):
+        (k,) = self.grid.derivative_wavenumbers()
+        return (1j * k**3)[..., None]
+
+    def nonlinear(self, u_hat):
+        (ik,) = _ik(self.grid)
+        u = self.to_physical(u_hat)
+        return -3.0 * ik * self.to_fourier(u**2)
+
+
+@pytree_dataclass
+class KuramotoSivashinsky(SemiLinearPDE):
+    """Kuramoto-Sivashinsky ``u_t + u u_x + u_xx + u_xxxx = 0`` (1-D).
+
+    In 2-D the scalar form ``u_t + |grad u|^2 / 2 + Lap(u) + Lap^2(u) = 0`` is used.
+    ``L = |k|^2 - |k|^4``. Chaotic for boxes longer than about ``2 pi sqrt(2)``;
+    good values: ``L = 22 .. 100`` with about 4 points per unit length.
+    """
+
+    grid: Grid = static_field()
+
+    def __post_init__(self):
+        _require_dims(self, (1, 2))
+
+    def linear(self):
+        k2 = -self.grid.laplacian_symbol()
+        return (k2 - k2**2)[..., None]
+
+    def nonlinear(self, u_hat):
+        ik = _ik(self.grid)
+        if self.grid.ndim == 1:
+            u = self.to_physical(u_hat)
+            return -0.5 * ik[0] * self.to_fourier(u**2)
+        u_hat = self.dealias(u_hat)
+        grad2 = sum(self.grid.ifft(ikj * u_hat) ** 2 for ikj in ik)
+        return -0.5 * self.to_fourier(grad2)
+
+
+@pytree_dataclass
+class AllenCahn(SemiLinearPDE):
+    """Allen-Cahn ``u_t = eps^2 Lap(u) + u - u^3``.
+
+    ``L = -eps^2 |k|^2``, ``N = u - u^3``. Interfaces have width ~ ``eps``;
+    good values: ``eps = 0.01 .. 0.1`` on a unit or ``2 pi`` box, a few
+    points per ``eps``.
+    """
+
+    grid: Grid = static_field()
+    _: dataclasses.KW_ONLY
+    eps: float = 0.05
+
+    def __post_init__(self):
+        check_positive("eps", self.eps)
+
+    def linear(self):
+        return self.eps**2 * self.grid.laplacian_symbol()[..., None]
+
+    def nonlinear(self, u_hat):
+        u = self.to_physical(u_hat)
+        return self.to_fourier(u - u**3)
+
+
+@pytree_dataclass
+class GrayScott(SemiLinearPDE):
+    """Gray-Scott reaction-diffusion, channels ``(u, v)``:
+
+    ``u_t = du Lap(u) - u v^2 + f (1 - u)``,  ``v_t = dv Lap(v) + u v^2 - (f + k) v``.
+
+    The linear parts ``du Lap - f`` and ``dv Lap - (f + k)`` go into ``L``.
+    Good values (Pearson 1993, on a box of side 2.5 .. 100): ``du = 2e-5``,
+    ``dv = 1e-5`` on a unit box, ``f = 0.04``, ``k = 0.06``.
+    """
+
+    grid: Grid = static_field()
+    _: dataclasses.KW_ONLY
+    f: float = 0.04
+    k: float = 0.06
+    du: float = 2e-5
+    dv: float = 1e-5
+    channels: ClassVar[int] = 2
+
+    def __post_init__(self):
+        for name in ("f", "k", "du", "dv"):
+            check_positive(name, getattr(self, name))
+
+    def linear(self):
+        lap = self.grid.laplacian_symbol()
+        return jnp.stack([self.du * lap - self.f, self.dv * lap - (self.f + self.k)], axis=-1)
+
+    def nonlinear(self, u_hat):
+        w = self.to_physical(u_hat)
+        u, v = w[..., 0], w[..., 1]
+        uvv = u * v**2
+        return self.to_fourier(jnp.stack([-uvv + self.f, uvv], axis=-1))
+
+
+@pytree_dataclass
+class NavierStokes2D(SemiLinearPDE):
+    """Incompressible 2-D Navier-Stokes in vorticity form, one channel ``omega``:
+
+    ``omega_t + (v . grad) omega = nu Lap(omega) - drag * omega + f``,
+    with ``v = (psi_y, -psi_x)`` and ``Lap(psi) = -omega``.
+
+    Args:
+        grid: 2-D.
+        nu: kinematic viscosity > 0. Good values: 1e-3 .. 1e-2 on a ``2 pi`` box.
+        forcing: ``None``, ``"kolmogorov"`` (``f = -n cos(n y)`` with
+            ``n = forcing_mode``, the Kolmogorov flow of Kochkov et al. 2021),
+            or an array of shape ``grid.shape`` (or ``(*grid.shape, 1)``).
+        forcing_mode: the wavenumber ``n`` of the Kolmogorov forcing (default 4).
+        drag: linear drag coefficient >= 0 (0.1 in Kochkov et al.).
+    """
+
+    grid: Grid = static_field()
+    _: dataclasses.KW_ONLY
+    nu: float = 1e-3
+    forcing: object = None
+    drag: float = 0.0
+    forcing_mode: int = static_field(default=4)
+
+    def __post_init__(self):
+        _require_dims(self, (2,))
+        check_positive("nu", self.nu)
+        check_finite("drag", self.drag)
+        if isinstance(self.forcing, str):
+            if self.forcing != "kolmogorov":
+                raise ValueError(f"forcing must be None, 'kolmogorov' or an array, got {self.forcing!r}")
+            _, y = self.grid.mesh()
+            n = self.forcing_mode * 2 * np.pi / self.grid.length[1]
+            object.__setattr__(self, "forcing", jnp.asarray(-n * np.cos(n * y))[..., None])
+        elif self.forcing is not None:
+            f = jnp.asarray(self.forcing, dtype=jnp.float64)
+            if f.shape == self.grid.shape:
+                f = f[..., None]
+            if f.shape != (*self.grid.shape, 1):
+                raise ValueError(f"forcing must have shape {self.grid.shape}, got {np.shape(self.forcing)}")
+            object.__setattr__(self, "forcing", f)
+
+    def linear(self):
+        return (self.nu * self.grid.laplacian_symbol() - self.drag)[..., None]
+
+    def velocity_hat(self, w_hat):
+        """Fourier velocity ``(u_hat, v_hat)`` of a vorticity ``w_hat``."""
+        kx, ky = (k[..., None] for k in self.grid.derivative_wavenumbers())
+        k2 = -self.grid.laplacian_symbol()[..., None]
+        psi_hat = w_hat / jnp.where(k2 == 0, 1.0, k2)
+        psi_hat = jnp.where(k2 == 0, 0.0, psi_hat)
+        return 1j * ky * psi_hat, -1j * kx * psi_hat
+
+    def nonlinear(self, w_hat):
+        w_hat = self.dealias(w_hat)
+        u_hat, v_hat = self.velocity_hat(w_hat)
+        (ikx, iky) = _ik(self.grid)
+        g = self.grid
+        adv = g.ifft(u_hat) * g.ifft(ikx * w_hat) + g.ifft(v_hat) * g.ifft(iky * w_hat)
+        n = -self.to_fourier(adv)
+        if self.forcing is not None:
+            n = n + g.fft(self.forcing)
+        return n

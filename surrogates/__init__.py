@@ -1,0 +1,1 @@
+"""byai surrogates (see DESIGN.md)."""
