@@ -1,1 +1,2 @@
 """byai surrogates (see DESIGN.md)."""
+from ._hybrid import HybridState, HybridStepper, HybridTrajectory  # noqa: E402,F401  (hybrid engineer)

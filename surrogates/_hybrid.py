@@ -1,0 +1,218 @@
+"""The guarded hybrid stepper: surrogate steps where a guard allows them, solver steps elsewhere.
+
+A workflow that advances a state with a solver's ``step(u) -> u`` can take a
+:class:`HybridStepper` unchanged. Each step the surrogate proposes
+``u_s = surrogate(u)``; a *guard* ``guard(u, u_s) -> (ok, error_estimate)``
+says whether that step is acceptable and how much RMS error it adds. The
+guard is passed in (dependency injection): the audit builds one from its
+split-conformal per-step bound (``audit.conformal_guard``) or from the PDE
+residual of the proposal (``audit.residual_guard``); tests build their own.
+
+Error budget. The stepper carries an accumulated error estimate ``e``
+(absolute RMS over grid points and channels, the norm of ``Solution.error``)::
+
+    surrogate step:  e <- growth * e + error_estimate
+    solver step:     e <- growth * e + solver_error
+
+``growth`` (default 1) is the per-step amplification of an earlier error by
+the dynamics: 1 gives the plain triangle-inequality sum, which is an upper
+bound for non-expansive (diffusive) dynamics; pass the measured one-step
+amplification for chaotic ones. A surrogate step is taken only when the
+guard accepts it *and* ``growth * e + error_estimate <= tolerance``. A step
+the guard refuses is one solver step (the surrogate is tried again next
+step). The first time the guard accepts a step that the budget cannot take,
+the stepper falls back to the solver for the rest of the interval (until the
+next :meth:`HybridStepper.init`): it never goes past the tolerance on its
+own estimate.
+
+Re-anchoring. With ``correct_every=k > 0`` every k-th step is a solver step
+whatever the guard says, so the surrogate never runs more than ``k - 1``
+steps in a row (the third policy of the issue; combine it with either guard).
+
+Cost. The guard runs on every step that tries the surrogate, and a rejected
+step pays for the surrogate, the guard *and* the solver; wall-clock timings
+of a hybrid rollout therefore include the guard's cost. ``lax.cond`` runs
+one branch only when not vmapped; under ``jax.vmap`` it becomes a select and
+both branches run, so time hybrid runs per sample (``lax.map``), not vmapped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jaxtyping import Array, Bool, Float, Int
+
+Guard = Callable[[Array, Array], tuple[Array, Array]]
+
+__all__ = ["HybridState", "HybridStepper", "HybridTrajectory"]
+
+
+@dataclasses.dataclass(frozen=True)
+class HybridState:
+    """The state a budgeted hybrid run carries from step to step (a pytree).
+
+    Attributes:
+        u: the current state ``(*space, C)``.
+        error: accumulated RMS error estimate of ``u`` (same norm as the tolerance).
+        steps: steps taken since :meth:`HybridStepper.init`.
+        surrogate_steps, solver_steps: how many of them were surrogate / solver steps.
+        rejected: steps on which the surrogate was tried and the guard refused it.
+        exhausted: True once the budget would have been exceeded; from then on
+            every step is a solver step.
+    """
+
+    u: Float[Array, "*space c"]
+    error: Float[Array, ""]
+    steps: Int[Array, ""]
+    surrogate_steps: Int[Array, ""]
+    solver_steps: Int[Array, ""]
+    rejected: Int[Array, ""]
+    exhausted: Bool[Array, ""]
+
+
+jax.tree_util.register_dataclass(
+    HybridState,
+    data_fields=[f.name for f in dataclasses.fields(HybridState)], meta_fields=[])
+
+
+@dataclasses.dataclass(frozen=True)
+class HybridTrajectory:
+    """What :meth:`HybridStepper.rollout` returns.
+
+    Attributes:
+        u: ``(n + 1, *space, C)`` states, ``u0`` included.
+        error: ``(n + 1,)`` accumulated error estimate of each state (0 at ``u0``).
+        surrogate: ``(n,)`` True where step i (from ``u[i]`` to ``u[i+1]``) was a surrogate step.
+        final: the :class:`HybridState` after the last step (counters).
+    """
+
+    u: Float[Array, "t *space c"]
+    error: Float[Array, " t"]
+    surrogate: Bool[Array, " n"]
+    final: HybridState
+
+
+jax.tree_util.register_dataclass(
+    HybridTrajectory, data_fields=["u", "error", "surrogate", "final"], meta_fields=[])
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # identity hash: ``jax.jit(hybrid)`` caches per object
+class HybridStepper:
+    """Surrogate steps where a guard and an error budget allow them, solver steps otherwise.
+
+    ``hybrid(u)`` honours the stepper contract (pure, jit- and vmap-able,
+    one unbatched state): stateless, it takes the surrogate's step when the
+    guard accepts it and its estimate alone is within ``tolerance``. For a
+    run with an accumulated error budget use ``init`` / ``step_state`` /
+    ``rollout``, which carry a :class:`HybridState`.
+
+    Args:
+        solver_step: the reference stepper ``u -> u(t + dt)``.
+        surrogate_step: the surrogate's stepper over the same ``dt``
+            (float64 in and out, ``surrogates.as_stepper``).
+        guard: ``guard(u, u_proposed) -> (ok, error_estimate)``; ``ok`` a bool
+            scalar, ``error_estimate`` the RMS error the step adds (>= 0).
+        tolerance: the error budget, an absolute RMS error (> 0), in the
+            norm of ``solvers.Solution.error``.
+        correct_every: 0 (default) for no forced correction, or k >= 2:
+            every k-th step is a solver step (re-anchoring).
+        growth: per-step amplification of the accumulated error (>= 1 for an
+            upper bound on non-contracting dynamics; default 1).
+        solver_error: RMS error a solver step adds (default 0: the solver is
+            the reference the tolerance is measured against).
+    """
+
+    solver_step: Callable
+    surrogate_step: Callable
+    guard: Guard
+    _: dataclasses.KW_ONLY
+    tolerance: float
+    correct_every: int = 0
+    growth: float = 1.0
+    solver_error: float = 0.0
+
+    def __post_init__(self):
+        for name in ("solver_step", "surrogate_step", "guard"):
+            if not callable(getattr(self, name)):
+                raise ValueError(f"{name} must be callable, got {type(getattr(self, name)).__name__}")
+        if not (np.isfinite(self.tolerance) and self.tolerance > 0):
+            raise ValueError(f"tolerance must be > 0 and finite, got {self.tolerance}")
+        if isinstance(self.correct_every, bool) or not isinstance(self.correct_every, int | np.integer) \
+                or self.correct_every < 0 or self.correct_every == 1:
+            raise ValueError(f"correct_every must be 0 (off) or an integer >= 2, got {self.correct_every!r}")
+        if not (np.isfinite(self.growth) and self.growth >= 1):
+            raise ValueError(f"growth must be >= 1 and finite, got {self.growth}")
+        if not (np.isfinite(self.solver_error) and self.solver_error >= 0):
+            raise ValueError(f"solver_error must be >= 0 and finite, got {self.solver_error}")
+
+    # The plain stepper contract -------------------------------------------------------
+    def __call__(self, u: Float[Array, "*space c"]) -> Float[Array, "*space c"]:
+        """One step without a carried budget: the surrogate's if the guard accepts it."""
+        proposed = self.surrogate_step(u)
+        ok, estimate = self._guard(u, proposed)
+        take = ok & (estimate <= self.tolerance)
+        return lax.cond(take, lambda: proposed.astype(u.dtype), lambda: self.solver_step(u).astype(u.dtype))
+
+    # The budgeted run -----------------------------------------------------------------
+    def init(self, u0: Float[Array, "*space c"]) -> HybridState:
+        """The state at the start of an interval: ``u0`` with no accumulated error."""
+        u0 = jnp.asarray(u0)
+        zero = jnp.zeros((), jnp.int32)
+        return HybridState(u=u0, error=jnp.zeros((), jnp.float64), steps=zero, surrogate_steps=zero,
+                           solver_steps=zero, rejected=zero, exhausted=jnp.zeros((), bool))
+
+    def step_state(self, state: HybridState) -> HybridState:
+        """One budgeted step: surrogate if guard and budget allow, solver otherwise."""
+        u = state.u
+        carried = self.growth * state.error
+
+        def solver(exhausted, rejected):
+            return HybridState(
+                u=self.solver_step(u).astype(u.dtype), error=carried + self.solver_error,
+                steps=state.steps + 1, surrogate_steps=state.surrogate_steps,
+                solver_steps=state.solver_steps + 1, rejected=state.rejected + rejected.astype(jnp.int32),
+                exhausted=exhausted)
+
+        def try_surrogate():
+            proposed = self.surrogate_step(u).astype(u.dtype)
+            ok, estimate = self._guard(u, proposed)
+            within = carried + estimate <= self.tolerance
+            accepted = HybridState(
+                u=proposed, error=carried + estimate, steps=state.steps + 1,
+                surrogate_steps=state.surrogate_steps + 1, solver_steps=state.solver_steps,
+                rejected=state.rejected, exhausted=state.exhausted)
+            # an accepted step the budget cannot take: solver from now on; a refusal is one solver step
+            return lax.cond(ok & within, lambda: accepted, lambda: solver(ok & ~within, ~ok))
+
+        forced = jnp.zeros((), bool)
+        if self.correct_every:
+            forced = (state.steps + 1) % self.correct_every == 0
+        return lax.cond(state.exhausted | forced,
+                        lambda: solver(state.exhausted, jnp.zeros((), bool)), try_surrogate)
+
+    def rollout(self, u0: Float[Array, "*space c"], n: int) -> HybridTrajectory:
+        """``n`` budgeted steps from ``u0`` (``lax.scan``; jit with ``n`` static)."""
+        if not isinstance(n, int | np.integer) or n < 0:
+            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        state0 = self.init(u0)
+
+        def body(state, _):
+            new = self.step_state(state)
+            return new, (new.u, new.error, new.surrogate_steps > state.surrogate_steps)
+
+        final, (us, errors, surrogate) = lax.scan(body, state0, None, length=int(n))
+        return HybridTrajectory(
+            u=jnp.concatenate([state0.u[None], us]), error=jnp.concatenate([state0.error[None], errors]),
+            surrogate=surrogate, final=final)
+
+    def _guard(self, u, proposed):
+        ok, estimate = self.guard(u, proposed)
+        estimate = jnp.asarray(estimate, jnp.float64).reshape(())
+        # a non-finite proposal or estimate is never accepted
+        ok = jnp.asarray(ok, bool).reshape(()) & jnp.isfinite(estimate) & jnp.all(jnp.isfinite(proposed))
+        return ok, jnp.where(jnp.isfinite(estimate), estimate, jnp.inf)
