@@ -1,2 +1,2 @@
 """byai surrogates (see DESIGN.md)."""
-from ._hybrid import HybridState, HybridStepper, HybridTrajectory  # noqa: E402,F401  (hybrid engineer)
+from ._hybrid import HybridConfig, HybridState, HybridStepper, HybridTrajectory  # noqa: E402,F401  (hybrid engineer)

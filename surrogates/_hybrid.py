@@ -39,7 +39,7 @@ both branches run, so time hybrid runs per sample (``lax.map``), not vmapped.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Callable, Literal
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +49,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 Guard = Callable[[Array, Array], tuple[Array, Array]]
 
-__all__ = ["HybridState", "HybridStepper", "HybridTrajectory"]
+__all__ = ["HybridConfig", "HybridState", "HybridStepper", "HybridTrajectory"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,3 +216,54 @@ class HybridStepper:
         # a non-finite proposal or estimate is never accepted
         ok = jnp.asarray(ok, bool).reshape(()) & jnp.isfinite(estimate) & jnp.all(jnp.isfinite(proposed))
         return ok, jnp.where(jnp.isfinite(estimate), estimate, jnp.inf)
+
+
+@dataclasses.dataclass(frozen=True)
+class HybridConfig:
+    """The ``[hybrid]`` section of an experiment TOML (pure data; ``byai hybrid`` reads it).
+
+    Args:
+        tolerance: the error budget of a hybrid run: absolute RMS error (over grid
+            points and channels, the norm of ``solvers.Solution.error``) allowed at
+            any saved frame. Required; choose it in the units of ``u``.
+        guard: ``"conformal"`` (the audit's split-conformal per-step bound, measured
+            on the calibration split) or ``"residual"`` (the PDE residual of each
+            proposed state, computed with a fine solver step).
+        correct_every: 0 (off) or k >= 2: every k-th step is a solver step (re-anchoring).
+        growth: per-step amplification of the carried error (>= 1; 1 for diffusive
+            dynamics, larger for chaotic ones).
+        samples: test samples run (``None``: all of them).
+        steps: save intervals run from each initial condition (``None``: the test
+            file's whole time axis).
+        solver_substeps: solver steps per save interval of the solver baseline (and of
+            the hybrid's solver steps); the solver step is ``dt_save / solver_substeps``.
+        solver_method: the ETDRK method of the solver baseline.
+        repeats: timed repetitions (the fastest is kept; compilation is excluded).
+    """
+
+    tolerance: float
+    guard: Literal["conformal", "residual"] = "conformal"
+    correct_every: int = 0
+    growth: float = 1.0
+    samples: int | None = None
+    steps: int | None = None
+    solver_substeps: int = 1
+    solver_method: Literal["etdrk4", "etdrk2", "etdrk1"] = "etdrk4"
+    repeats: int = 3
+
+    def __post_init__(self):
+        def check(cond, name, msg, value):
+            if not cond:
+                raise ValueError(f"{name}: {msg}, got {value!r}")
+
+        check(np.isfinite(self.tolerance) and self.tolerance > 0, "tolerance", "must be > 0", self.tolerance)
+        check(self.guard in ("conformal", "residual"), "guard", "must be 'conformal' or 'residual'", self.guard)
+        check(self.correct_every == 0 or self.correct_every >= 2, "correct_every", "must be 0 (off) or >= 2",
+              self.correct_every)
+        check(np.isfinite(self.growth) and self.growth >= 1, "growth", "must be >= 1", self.growth)
+        check(self.samples is None or self.samples >= 1, "samples", "must be >= 1", self.samples)
+        check(self.steps is None or self.steps >= 1, "steps", "must be >= 1", self.steps)
+        check(self.solver_substeps >= 1, "solver_substeps", "must be >= 1", self.solver_substeps)
+        check(self.solver_method in ("etdrk4", "etdrk2", "etdrk1"), "solver_method",
+              "must be 'etdrk4', 'etdrk2' or 'etdrk1'", self.solver_method)
+        check(self.repeats >= 1, "repeats", "must be >= 1", self.repeats)

@@ -1,0 +1,201 @@
+"""``byai run CONFIG.toml --out DIR``: generate, train, audit and hybrid for one config.
+
+Each stage is the verb of the same name run on the same config, into
+``DIR/data``, ``DIR/model``, ``DIR/audit`` and ``DIR/hybrid``. ``DIR/run.json``
+records which stages completed and the fingerprint (sha256) of the config
+sections each depended on: rerunning the command skips a complete stage whose
+sections did not change and reruns the others (the verbs resume their own
+partial work: generation continues from the last complete sample, training
+from its last checkpoint). A stage that cannot run (its section is missing,
+or its package does not provide it yet) is skipped with the reason, and so is
+every stage after it. The audit failing its requirement is a result, not an
+error: the hybrid stage still runs and the command exits 1, like ``byai audit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from experiments._config import STAGES, ExperimentConfig, load
+
+OUT_DIRS = {"generate": "data", "train": "model", "audit": "audit", "hybrid": "hybrid"}
+STATE_FILE = "run.json"
+
+
+class RunError(Exception):
+    """A stage of ``byai run`` failed (its own error was printed above): one line, exit 2."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="experiment TOML with [data], [model], [train], [audit], [hybrid]")
+    parser.add_argument("--out", required=True, help="run folder (DIR/data, DIR/model, DIR/audit, DIR/hybrid)")
+    parser.add_argument("--redo", choices=list(STAGES), default=None,
+                        help="rerun this stage and every later one even if complete")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args) -> int:
+    config = load(args.config)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    state = _read_state(out / STATE_FILE)
+    results: dict[str, str] = {}
+    audit_rc = None
+    blocked = None
+    redo = list(STAGES).index(args.redo) if args.redo else len(STAGES)
+    for i, stage in enumerate(STAGES):
+        if blocked:
+            results[stage] = f"skipped: {blocked}"
+            _say(f"[{stage}] {results[stage]}")
+            continue
+        reason = _unavailable(config, stage)
+        if reason:
+            results[stage] = f"skipped: {reason}"
+            blocked = f"needs the {stage} stage, which was skipped"
+            _say(f"[{stage}] {results[stage]}")
+            continue
+        fingerprint = config.fingerprint(stage)
+        done = state.get(stage, {})
+        if i < redo and done.get("fingerprint") == fingerprint and (out / OUT_DIRS[stage]).is_dir():
+            results[stage] = "complete (resumed: not rerun)"
+            if stage == "audit":
+                audit_rc = done.get("rc", 0)
+            _say(f"[{stage}] {results[stage]}")
+            continue
+        _say(f"[{stage}] running into {out / OUT_DIRS[stage]}")
+        start = time.perf_counter()
+        rc = _run_stage(stage, config, out, quiet=args.quiet)
+        seconds = time.perf_counter() - start
+        if rc not in ((0, 1) if stage == "audit" else (0,)):
+            state.pop(stage, None)
+            _write_state(out / STATE_FILE, state)
+            raise RunError(f"stage {stage} failed with exit status {rc}")
+        if stage == "audit":
+            audit_rc = rc
+        state[stage] = {"fingerprint": fingerprint, "rc": rc, "seconds": round(seconds, 3)}
+        # a rerun stage invalidates the ones after it
+        for later in list(STAGES)[i + 1:]:
+            state.pop(later, None)
+        _write_state(out / STATE_FILE, state)
+        results[stage] = f"done in {seconds:.1f} s"
+        _say(f"[{stage}] {results[stage]}")
+    print(summary(out, results))
+    return 1 if audit_rc == 1 else 0
+
+
+def _unavailable(config: ExperimentConfig, stage: str) -> str | None:
+    """Why ``stage`` cannot run with this config and these packages, or ``None``."""
+    for name in STAGES[stage]:
+        if name in config.unavailable:
+            return f"the [{name}] section cannot be read yet (its config class is not in this byai)"
+        if name not in config.raw:
+            return f"the config has no [{name}] section"
+    try:
+        module = importlib.import_module(f"experiments._{stage}_cmd")
+    except ImportError as e:
+        return f"`byai {stage}` is not available in this byai ({e})"
+    if not (hasattr(module, "run") and hasattr(module, "add_arguments")):
+        return f"`byai {stage}` is not available in this byai"
+    return None
+
+
+def stage_argv(stage: str, config: ExperimentConfig, out: Path) -> list[str]:
+    """The command line ``byai run`` gives the verb of ``stage``."""
+    argv = [str(config.path)]
+    if stage == "generate":
+        return argv + ["--out", str(out / "data")]
+    argv += ["--data", str(out / "data")]
+    if stage == "train":
+        return argv + ["--out", str(out / "model")]
+    return argv + ["--model", str(out / "model"), "--out", str(out / OUT_DIRS[stage])]
+
+
+def _run_stage(stage: str, config: ExperimentConfig, out: Path, *, quiet: bool) -> int:
+    module = importlib.import_module(f"experiments._{stage}_cmd")
+    parser = argparse.ArgumentParser(prog=f"byai {stage}")
+    module.add_arguments(parser)
+    argv = stage_argv(stage, config, out)
+    options = parser._option_string_actions  # the verb's own options decide what run can pass
+    if quiet and "--quiet" in options:
+        argv.append("--quiet")
+    if stage == "train" and "--resume" in options and _has_checkpoint(out / "model"):
+        argv.append("--resume")
+    return int(module.run(parser.parse_args(argv)) or 0)
+
+
+def _has_checkpoint(model_dir: Path) -> bool:
+    return model_dir.is_dir() and any(model_dir.iterdir())
+
+
+def _read_state(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise ValueError(f"{path} is not a byai run record; remove it or choose another --out") from None
+    if not isinstance(state, dict) or not all(isinstance(v, dict) for v in state.values()):
+        raise ValueError(f"{path} is not a byai run record; remove it or choose another --out")
+    return state
+
+
+def _write_state(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _load_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _fmt(x, spec=".3g") -> str:
+    return "unknown" if x is None else (format(x, spec) if isinstance(x, int | float) else str(x))
+
+
+def summary(out: Path, results: dict[str, str]) -> str:
+    """The final summary: each stage's status, the audit verdict and the speedups."""
+    lines = [f"byai run summary ({out})"]
+    lines += [f"  {stage:9s} {status}" for stage, status in results.items()]
+    report = _load_json(out / "audit" / "report.json")
+    if report is not None:
+        eq = report.get("equal_accuracy") or {}
+        verdict = "PASSED" if report.get("passed") else "FAILED"
+        lines.append(f"  audit verdict: {verdict} ({report.get('requirement', '?')})")
+        lines.append(f"  tolerance multiple (surrogate error / solver tolerance): "
+                     f"{_fmt(_scalar(report.get('tolerance_multiple')))}")
+        lines.append(f"  speedup at equal accuracy: {_fmt(eq.get('speedup'))}")
+    hybrid = _load_json(out / "hybrid" / "hybrid.json")
+    if hybrid is not None:
+        lines.append(f"  hybrid speedup vs solver: {_fmt(hybrid.get('speedup_vs_solver'))} "
+                     f"({hybrid.get('surrogate_steps')} surrogate / {hybrid.get('solver_steps')} solver steps, "
+                     f"error {_fmt(hybrid.get('error_vs_reference'))} vs tolerance {_fmt(hybrid.get('tolerance'))}, "
+                     f"{'within' if hybrid.get('within_tolerance') else 'NOT within'} tolerance)")
+        if hybrid.get("note"):
+            lines.append(f"  hybrid: {hybrid['note']}")
+    return "\n".join(lines)
+
+
+def _scalar(value):
+    """A summary number from a report field that may be a number or a table of statistics."""
+    if isinstance(value, dict):
+        for key in ("q95", "max", "mean", "value"):
+            if isinstance(value.get(key), int | float):
+                return value[key]
+        return None
+    return value
