@@ -1,0 +1,284 @@
+"""Write the walkthrough notebooks (``*.ipynb``, outputs empty) from the cells below.
+
+Run ``python notebooks/_build.py`` after editing a cell; the notebooks are
+executed top to bottom by ``tests/notebooks/test_notebooks.py`` (nbclient), at
+the small sizes set in their first code cell (``SMALL = True``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+
+def md(text: str):
+    return new_markdown_cell(text.strip())
+
+
+def code(text: str):
+    return new_code_cell(text.strip())
+
+
+SOLVER_VERIFICATION = [
+    md("""
+# Solver verification: convergence orders and honest error bounds
+
+byai's promise is that **the error a solver reports is an honest upper bound of its true error**.
+This notebook checks it the way a numerical analyst would:
+
+1. the fixed-step ETDRK integrators converge at their stated orders (1, 2, 4) on viscous Burgers;
+2. the adaptive `solve` reports, for every saved frame, an error bound that is at least the true
+   error against a much more precise reference.
+
+Set `SMALL = False` for finer grids and more step sizes.
+"""),
+    code("""
+import time
+
+import jax
+import matplotlib.pyplot as plt
+import numpy as np
+
+import solvers
+from solvers import Burgers, Grid, rollout, stepper
+
+SMALL = True
+N = 64 if SMALL else 256
+grid = Grid(shape=(N,), length=(2 * np.pi,))
+pde = Burgers(grid, nu=0.1)
+(x,) = grid.coordinates()
+u0 = (np.sin(x) + 0.5 * np.cos(2 * x))[:, None]
+T = 0.5
+"""),
+    md("""
+## Convergence order of the fixed-step integrators
+
+For each method and step size `dt` we integrate to `T` and measure the RMS error against ETDRK4 with a
+step 8 times smaller than the smallest tested. The slope of log(error) against log(dt) is the observed
+order.
+"""),
+    code("""
+def integrate(method, n_steps):
+    step = stepper(pde, dt=T / n_steps, method=method)
+    return jax.jit(lambda u: rollout(step, u, n_steps)[-1])(u0)
+
+def rms(a):
+    return float(np.sqrt(np.mean(np.square(a))))
+
+steps = [8, 16, 32, 64] if SMALL else [8, 16, 32, 64, 128, 256]
+reference = integrate("etdrk4", steps[-1] * 8)
+orders, errors = {}, {}
+for method in ("etdrk1", "etdrk2", "etdrk4"):
+    errors[method] = [rms(integrate(method, n) - reference) for n in steps]
+    dts = T / np.array(steps)
+    orders[method] = np.polyfit(np.log(dts), np.log(errors[method]), 1)[0]
+    print(f"{method}: observed order {orders[method]:.2f}")
+"""),
+    code("""
+fig, ax = plt.subplots(figsize=(5, 4))
+dts = T / np.array(steps)
+for method, expected in (("etdrk1", 1), ("etdrk2", 2), ("etdrk4", 4)):
+    ax.loglog(dts, errors[method], "o-", label=f"{method} (slope {orders[method]:.2f}, expected {expected})")
+ax.set_xlabel("time step dt")
+ax.set_ylabel("RMS error at T")
+ax.legend()
+ax.set_title("Burgers, nu = 0.1")
+plt.show()
+"""),
+    code("""
+# the observed orders must match the methods' orders (a failing cell stops the notebook)
+for method, expected in (("etdrk1", 1), ("etdrk2", 2), ("etdrk4", 4)):
+    assert abs(orders[method] - expected) < 0.3, (method, orders[method])
+"""),
+    md("""
+## Honest error bounds of the adaptive solver
+
+`solvers.solve(pde, u0, t, rtol, atol)` adapts its step to meet the tolerance and returns `Solution.error`,
+an upper bound of each frame's RMS error. We compare it with the true error against a solve at a
+tolerance 10 000 times tighter.
+"""),
+    code("""
+ts = np.linspace(0.0, T, 6)
+results = {}
+for rtol in (1e-4, 1e-6, 1e-8):
+    start = time.perf_counter()
+    sol = solvers.solve(pde, u0, t=ts, rtol=rtol, atol=rtol * 1e-4)
+    results[rtol] = (sol, time.perf_counter() - start)
+tight = solvers.solve(pde, u0, t=ts, rtol=1e-12, atol=1e-16)
+for rtol, (sol, seconds) in results.items():
+    true = np.sqrt(np.mean((np.asarray(sol.u) - np.asarray(tight.u)) ** 2, axis=(1, 2)))
+    bound = np.asarray(sol.error)
+    honest = bool(np.all(true <= bound + 1e-15))
+    print(f"rtol={rtol:.0e}: worst true error {true.max():.2e}, worst reported bound {bound.max():.2e}, "
+          f"honest: {honest}, {seconds:.2f} s")
+"""),
+    code("""
+fig, ax = plt.subplots(figsize=(6, 4))
+for rtol, (sol, _) in results.items():
+    true = np.sqrt(np.mean((np.asarray(sol.u) - np.asarray(tight.u)) ** 2, axis=(1, 2)))
+    line, = ax.semilogy(ts[1:], np.asarray(sol.error)[1:], "--", label=f"reported bound, rtol={rtol:.0e}")
+    ax.semilogy(ts[1:], np.maximum(true[1:], 1e-18), "o-", color=line.get_color(), label=f"true error, rtol={rtol:.0e}")
+ax.set_xlabel("t")
+ax.set_ylabel("RMS error")
+ax.legend(fontsize=7)
+ax.set_title("the reported bound (dashed) lies above the true error")
+plt.show()
+"""),
+    code("""
+for rtol, (sol, _) in results.items():
+    true = np.sqrt(np.mean((np.asarray(sol.u) - np.asarray(tight.u)) ** 2, axis=(1, 2)))
+    assert np.all(true <= np.asarray(sol.error) + 1e-15), f"bound not honest at rtol={rtol}"
+"""),
+]
+
+
+HYBRID = [
+    md("""
+# Guarded hybrid stepping
+
+A `surrogates.HybridStepper` stands wherever a solver's `step(u) -> u` stands. Each step the surrogate
+proposes a state, a *guard* says whether the step is acceptable and how much error it adds, and a carried
+error budget makes sure the run never goes past its tolerance: once it would, the rest of the interval
+is solved by the solver.
+
+To see the mechanics without training anything, the "surrogate" here is the solver's own step plus a
+known perturbation, so the error each surrogate step adds is known exactly. `byai hybrid` does the same
+with a trained surrogate and the audit's guards (see `quickstart.ipynb`).
+"""),
+    code("""
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+
+from solvers import Burgers, Grid, rollout, stepper
+from surrogates import HybridStepper
+
+SMALL = True
+grid = Grid(shape=(64 if SMALL else 256,), length=(2 * np.pi,))
+pde = Burgers(grid, nu=0.05)
+solver = stepper(pde, dt=0.05)
+(x,) = grid.coordinates()
+u0 = jnp.asarray((np.sin(x) + 0.5 * np.cos(3 * x))[:, None])
+n_steps = 40
+
+def rms(a):
+    return jnp.sqrt(jnp.mean(jnp.square(a)))
+
+def surrogate_with_error(eps):
+    # adds an RMS error of exactly eps per step (sin(2x) has RMS 1/sqrt(2))
+    bump = jnp.asarray(np.sqrt(2) * np.sin(2 * x)[:, None])
+    return lambda u: solver(u) + eps * bump
+
+def oracle_guard(per_step):
+    # measures the proposal's true one-step error (the audit's guards estimate it instead)
+    def guard(u, proposed):
+        e = rms(proposed - solver(u))
+        return e <= per_step, e
+    return guard
+"""),
+    md("""
+## Three surrogates, one tolerance
+
+* **good**: adds `1e-5` per step, far below the tolerance: every step is a surrogate step;
+* **marginal**: adds `1e-3` per step: the budget of `1.05e-2` lasts ten steps, then the solver takes over;
+* **too poor**: adds `1e-1` per step, more than the guard accepts for a single step: solver-only.
+"""),
+    code("""
+tolerance = 1.05e-2  # room for ten steps of 1e-3 (and a little for rounding)
+reference = rollout(solver, u0, n_steps)
+runs = {}
+for name, eps in (("good", 1e-5), ("marginal", 1e-3), ("too poor", 1e-1)):
+    hybrid = HybridStepper(solver, surrogate_with_error(eps), oracle_guard(5e-3), tolerance=tolerance)
+    traj = jax.jit(hybrid.rollout, static_argnums=1)(u0, n_steps)
+    true = jax.vmap(rms)(traj.u - reference)
+    runs[name] = (traj, true)
+    f = traj.final
+    print(f"{name:9s}: {int(f.surrogate_steps):2d} surrogate / {int(f.solver_steps):2d} solver steps, "
+          f"guard refusals {int(f.rejected):2d}, budget exhausted: {bool(f.exhausted)}, "
+          f"true error {float(true.max()):.1e} <= carried estimate {float(traj.error.max()):.1e} <= tolerance")
+"""),
+    code("""
+fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+t = 0.05 * np.arange(n_steps + 1)
+for i, (name, (traj, true)) in enumerate(runs.items()):
+    line, = ax1.semilogy(t, np.maximum(np.asarray(true), 1e-16), label=f"{name}: true error")
+    ax1.semilogy(t, np.maximum(np.asarray(traj.error), 1e-16), "--", color=line.get_color(), label=f"{name}: carried estimate")
+    ax2.plot(t[1:], np.asarray(traj.surrogate) + 0.05 * i, ".", color=line.get_color())
+ax1.axhline(tolerance, color="k", lw=0.8, label="tolerance")
+ax1.set_ylabel("RMS error vs solver")
+ax1.legend(fontsize=7, ncol=2)
+ax2.set_yticks([0, 1], ["solver", "surrogate"])
+ax2.set_xlabel("t")
+plt.show()
+"""),
+    code("""
+good, marginal, poor = (runs[k][0].final for k in ("good", "marginal", "too poor"))
+assert int(good.surrogate_steps) == n_steps
+assert int(marginal.surrogate_steps) == 10 and bool(marginal.exhausted)
+assert int(poor.surrogate_steps) == 0
+for traj, true in runs.values():
+    assert float(true.max()) <= tolerance
+"""),
+    md("""
+## Re-anchoring and error growth
+
+`correct_every=k` forces a solver step every k steps, and `growth` states how much the dynamics amplify an
+earlier error per step (1 for diffusive flows; larger for chaotic ones), which makes the carried estimate
+grow geometrically and the budget last fewer steps.
+"""),
+    code("""
+for growth in (1.0, 1.1):
+    hybrid = HybridStepper(solver, surrogate_with_error(1e-3), oracle_guard(5e-3), tolerance=tolerance,
+                           correct_every=4, growth=growth)
+    traj = hybrid.rollout(u0, n_steps)
+    pattern = "".join("S" if s else "." for s in np.asarray(traj.surrogate))
+    print(f"growth={growth}: {pattern}  (S = surrogate step, . = solver step)")
+"""),
+    md("""
+## It is a stepper
+
+The plain call `hybrid(u)` is stateless (the guard decides each step, no budget carried), pure, and
+jit- and vmap-able, so existing code that takes a solver stepper takes it unchanged.
+"""),
+    code("""
+hybrid = HybridStepper(solver, surrogate_with_error(1e-5), oracle_guard(5e-3), tolerance=tolerance)
+batch = jnp.stack([u0, 0.5 * u0, -u0])
+out = jax.jit(jax.vmap(hybrid))(batch)
+print(out.shape, float(jnp.max(jnp.abs(out - jax.vmap(solver)(batch)))))
+"""),
+]
+
+
+NOTEBOOKS = {
+    "solver_verification.ipynb": SOLVER_VERIFICATION,
+    "hybrid_stepping.ipynb": HYBRID,
+}
+
+
+def build(names=None) -> list[Path]:
+    """Write the notebooks (all, or those in ``names``); returns their paths."""
+    written = []
+    for name, cells in NOTEBOOKS.items():
+        if names and name not in names:
+            continue
+        for i, cell in enumerate(cells):
+            cell["id"] = f"{Path(name).stem}-{i}"  # stable ids: rebuilding gives the same bytes
+        nb = new_notebook(cells=cells, metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"}})
+        nbformat.validate(nb)
+        path = HERE / name
+        nbformat.write(nb, path)
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for p in build(sys.argv[1:]):
+        print(p)
