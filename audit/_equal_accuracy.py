@@ -1,0 +1,127 @@
+"""The solver at equal accuracy (McGreivy & Hakim, "Weak baselines and reporting biases lead to
+overoptimism in machine learning for fluid-related PDEs", Nature Machine Intelligence 6, 2024).
+
+A surrogate's speedup means something only against a solver run at the
+*same* accuracy, not against the high-precision solver that made the data.
+:func:`search` reruns the solver from the test initial conditions at cheaper
+settings (a coarser grid, fewer and larger steps, a lower-order method), measures
+each setting's error with the requirement's metric and aggregation, and picks
+the cheapest setting whose error is no larger than the surrogate's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable
+
+import jax
+import numpy as np
+from jax import lax
+
+import solvers
+
+from ._config import EqualAccuracyConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One solver setting: the grid (data grid coarsened by ``coarsen``), ``substeps`` per save interval, ``method``."""
+
+    coarsen: int
+    substeps: int
+    method: str
+
+    def as_dict(self, grid_shape) -> dict:
+        return {"coarsen": self.coarsen, "grid": [n // self.coarsen for n in grid_shape],
+                "substeps": self.substeps, "method": self.method}
+
+
+def default_factory(pde, dt: float, method: str):
+    """The solver's fixed-step integrator: ``solvers.stepper(pde, dt, method)``."""
+    return solvers.stepper(pde, dt, method)
+
+
+def time_call(f: Callable, *args, repeats: int = 3) -> tuple[float, object]:
+    """Fastest wall time (s) of ``f(*args)`` over ``repeats`` runs after one untimed (compiling) call."""
+    out = jax.block_until_ready(f(*args))
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(f(*args))
+        best = min(best, time.perf_counter() - t0)
+    return float(best), out
+
+
+def solver_rollout(pde, grid, setting: Setting, dt: float, horizon: int, *, per_sample_pde: bool = False,
+                   factory: Callable = default_factory) -> Callable:
+    """A jitted ``f(pde, u0s) -> (S, horizon + 1, *grid.shape, C)`` running ``setting`` from each ``u0``.
+
+    The initial condition is resampled (spectrally) onto the coarse grid, the
+    solver advances ``substeps`` steps of ``dt / substeps`` per save interval,
+    and every saved frame is resampled back onto ``grid`` for comparison; the
+    resampling is part of the cost.
+    """
+    coarse = solvers.Grid(tuple(n // setting.coarsen for n in grid.shape), grid.length)
+
+    def one(p, u0):
+        pc = p if coarse == grid else p.with_grid(coarse)
+        step = factory(pc, dt / setting.substeps, setting.method)
+        big = step if setting.substeps == 1 else (
+            lambda u: lax.fori_loop(0, setting.substeps, lambda i, v: step(v), u))
+        traj = solvers.rollout(big, solvers.resample(u0, grid, coarse), horizon)
+        return jax.vmap(lambda u: solvers.resample(u, coarse, grid))(traj)
+
+    return jax.jit(jax.vmap(one, in_axes=(0 if per_sample_pde else None, 0)))
+
+
+def search(pde, grid, u0s, dt: float, horizon: int, score: Callable, target: float,
+           config: EqualAccuracyConfig, *, per_sample_pde: bool = False,
+           factory: Callable = default_factory, progress: Callable | None = None) -> dict:
+    """Find the cheapest solver setting whose ``score`` is ``<= target``.
+
+    Args:
+        pde: the PDE on ``grid`` (leaves with a leading sample axis when ``per_sample_pde``).
+        grid: the data grid.
+        u0s: ``(S, *grid.shape, C)`` test initial conditions.
+        dt: the save interval.
+        horizon: rollout steps.
+        score: ``score(traj) -> float`` of a ``(S, horizon + 1, *grid.shape, C)`` rollout, the
+            requirement's aggregate (lower is better); NaN counts as worse than any target.
+        target: the surrogate's score.
+        config: the settings to try.
+        factory: ``factory(pde, dt, method) -> stepper`` building the solver's step.
+
+    Returns:
+        ``{"points": [...], "chosen": point or None, "bound": "exact" | "upper" | "lower"}``
+        where a point is ``{"setting": {...}, "seconds": float, "error": float}``. For each
+        coarsening and method the step count grows until the target is met (more steps only
+        cost more). ``bound`` is ``"upper"`` when the chosen setting is the cheapest tried (a
+        cheaper untried setting might match too: the speedup is at most the reported one),
+        ``"lower"`` when no setting matched (``chosen`` is then the most accurate one: the
+        solver needs at least its cost, so the speedup is at least the reported one).
+    """
+    points = []
+    coarsen = sorted({c for c in config.coarsen if min(grid.shape) // c >= 8}, reverse=True) or [1]
+    for c in coarsen:
+        for method in config.methods:
+            for s in sorted(set(config.substeps)):
+                setting = Setting(c, s, method)
+                f = solver_rollout(pde, grid, setting, dt, horizon, per_sample_pde=per_sample_pde,
+                                   factory=factory)
+                seconds, traj = time_call(f, pde, u0s, repeats=config.repeats)
+                err = float(score(np.asarray(traj)))
+                points.append({"setting": setting.as_dict(grid.shape), "seconds": seconds,
+                               "error": err if np.isfinite(err) else float("inf")})
+                if progress is not None:
+                    progress(points[-1])
+                if np.isfinite(err) and err <= target * (1 + 1e-9):
+                    break
+    matched = [p for p in points if p["error"] <= target * (1 + 1e-9)]
+    if matched:
+        chosen = min(matched, key=lambda p: p["seconds"])
+        bound = "upper" if chosen["seconds"] <= min(p["seconds"] for p in points) else "exact"
+    else:
+        chosen = min(points, key=lambda p: p["error"])
+        bound = "lower"
+    return {"points": points, "chosen": chosen, "bound": bound}

@@ -1,0 +1,117 @@
+"""Guards for the hybrid stepper: may the surrogate take this step?
+
+A guard is a pure, jit-able callable
+
+    ``guard(u, u_proposed) -> (ok, error_estimate)``
+
+* ``u``: the current state ``(*grid.shape, C)`` float64 (unbatched);
+* ``u_proposed``: the surrogate's proposal for the state one save interval later, same shape;
+* ``ok``: a 0-d bool array, True when the surrogate's step may be taken
+  (``error_estimate <= tolerance`` and ``u_proposed`` is finite);
+* ``error_estimate``: a 0-d float64 array, the estimated RMS error (over grid
+  points and channels, the norm of the solver's tolerance) that the step adds.
+
+The hybrid stepper accumulates ``error_estimate`` over accepted surrogate
+steps and compares the sum with its budget; it calls the guard inside
+``jax.jit`` / ``lax.cond``, so guards never sync with the host.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+import solvers
+
+from ._physics import fine_step
+
+
+def _finite(u):
+    return jnp.all(jnp.isfinite(u))
+
+
+def conformal_guard(bound_per_step: float, tolerance: float):
+    """A guard that trusts the audit's calibrated one-step bound.
+
+    Args:
+        bound_per_step: the split-conformal bound (level ``1 - alpha``) of the
+            surrogate's one-step RMS error, e.g. ``report.json["conformal"]["one_step_rmse_bound"]``.
+        tolerance: the largest RMS error one surrogate step may add (same units as ``u``).
+
+    Returns:
+        ``guard(u, u_proposed) -> (ok, error_estimate)`` with
+        ``error_estimate = bound_per_step`` (independent of the state) and
+        ``ok = bound_per_step <= tolerance and all(isfinite(u_proposed))``.
+        The guarantee is statistical: for initial conditions from the
+        calibration distribution, a step's error exceeds the bound with
+        probability at most ``alpha``.
+    """
+    bound = float(bound_per_step)
+    tol = float(tolerance)
+    if not bound >= 0:
+        raise ValueError(f"bound_per_step must be a finite number >= 0, got {bound_per_step}")
+    if not tol > 0:
+        raise ValueError(f"tolerance must be > 0, got {tolerance}")
+
+    def guard(u, u_proposed):
+        est = jnp.asarray(bound, dtype=jnp.float64)
+        return (est <= tol) & _finite(u_proposed), est
+
+    return guard
+
+
+def residual_guard(pde, dt: float, tolerance: float, *, method: str = "trapezoid", substeps: int = 1):
+    """A guard that measures the PDE residual of the proposed step.
+
+    For ``u_t = L u + N(u)`` (``L`` diagonal in Fourier space) the exact step satisfies
+    ``u(t+h) = e^{hL} u(t) + int_0^h e^{(h-s)L} N(u(t+s)) ds``. The residual is
+    this equation evaluated at ``(u, u_proposed)`` with the integral replaced by
+
+    * ``method="trapezoid"`` (cheap, 2 evaluations of ``N``): ``N`` interpolated
+      linearly between ``u`` and ``u_proposed``, i.e.
+      ``r = u_prop - [E u + h phi1(hL) N(u) + h phi2(hL) (N(u_prop) - N(u))]``
+      (exponential trapezoidal rule, local error ``O(h^3)``: a consistent
+      residual, an *estimate* of the step's error that includes the rule's
+      own truncation error for large ``h``);
+    * ``method="etdrk4"`` (a full solver step, ``4 * substeps`` evaluations):
+      ``r = u_prop - S_h(u)`` with ``S_h`` the solver's ETDRK4 step with
+      ``substeps`` sub-steps, i.e. the surrogate's local error up to the
+      solver's own (the cost of a solver step must be counted by the caller).
+
+    ``error_estimate = RMS(r)`` over grid points and channels, ``ok =
+    error_estimate <= tolerance and all(isfinite(u_proposed))``.
+
+    Args:
+        pde: a semi-linear PDE of ``solvers`` on the state's grid.
+        dt: the save interval the surrogate steps over (> 0).
+        tolerance: the largest RMS residual accepted per step (same units as ``u``).
+        method: ``"trapezoid"`` or ``"etdrk4"``.
+        substeps: sub-steps of the ``"etdrk4"`` reference step.
+    """
+    if not tolerance > 0:
+        raise ValueError(f"tolerance must be > 0, got {tolerance}")
+    if not (isinstance(substeps, int) and substeps >= 1):
+        raise ValueError(f"substeps must be an integer >= 1, got {substeps!r}")
+    tol = float(tolerance)
+    grid = pde.grid
+    if method == "trapezoid":
+        c = solvers.stepper(pde, dt, "etdrk2").coefficients  # E, h*phi1(hL), h*phi2(hL)
+
+        def predict(u, u_proposed):
+            v, w = grid.fft(u), grid.fft(u_proposed)
+            nv = pde.nonlinear(v)
+            return grid.ifft(c["E"] * v + c["h_phi1"] * nv + c["h_phi2"] * (pde.nonlinear(w) - nv))
+    elif method == "etdrk4":
+        step = fine_step(pde, dt, substeps)
+
+        def predict(u, u_proposed):
+            return step(u)
+    else:
+        raise ValueError(f"method must be 'trapezoid' or 'etdrk4', got {method!r}")
+
+    def guard(u, u_proposed):
+        r = u_proposed - predict(u, u_proposed)
+        est = jnp.sqrt(jnp.mean(r**2))
+        ok = (est <= tol) & _finite(u_proposed)
+        return ok, jnp.where(jnp.isfinite(est), est, jnp.inf)
+
+    return guard
