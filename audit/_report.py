@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import io
 import json
@@ -11,6 +10,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+
+import solvers
 
 from . import _metrics
 
@@ -34,34 +35,52 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def write_predictions(path: Path, pred, t, test, provenance: dict) -> None:
-    """The rollouts in the dataset layout: ``u (sample, time, *space, channel)``, initial frame included.
+    """The rollouts as a byai dataset file (``datasets.write``), initial frame included.
 
-    The time axis is the test file's first ``horizon + 1`` save times. The
+    The time axis is the test file's first ``horizon + 1`` save times; the
+    grid, channel names, PDE and per-sample physics are the test file's. The
     predictions carry no solver tolerance (``rtol = atol = NaN``,
-    ``tolerance_known = 0``); ``error_estimate`` is NaN (a surrogate states no bound).
+    ``tolerance_known = 0``) and a NaN ``error_estimate`` (a surrogate states
+    no bound); ``source = "byai audit predictions"``, ``reference_sha256`` is
+    the test file's checksum and ``provenance`` (JSON) the report's.
     """
-    import xarray as xr
+    import datasets
 
-    dims = tuple(test["u"].dims)
-    coords = {}
-    for d in dims:
-        if d == "time":
-            coords[d] = np.asarray(t)
-        elif d in test.coords:
-            coords[d] = test.coords[d].values
-    attrs = {}
-    for k, v in dict(test.attrs).items():
-        if isinstance(v, (str, int, float, np.generic, np.ndarray, list, tuple)):
-            attrs[k] = v
-    u = np.ascontiguousarray(pred, dtype=np.float64)
-    attrs.update({"rtol": np.nan, "atol": np.nan, "tolerance_known": 0, "source": "byai audit predictions",
-                  "sha256": hashlib.sha256(u.tobytes()).hexdigest(),
-                  "reference_sha256": str(test.attrs.get("sha256", "")),
-                  "provenance": json.dumps(provenance)})
-    ds = xr.Dataset({"u": (dims, u), "error_estimate": (("sample", "time"), np.full(u.shape[:2], np.nan))},
-                    coords=coords, attrs=attrs)
+    attrs = dict(test.attrs)
+    space_dims = tuple(test["u"].dims)[2:-1]
+    grid = None
+    if "grid_shape" in attrs and "grid_length" in attrs:
+        try:
+            grid = solvers.Grid(tuple(int(n) for n in np.atleast_1d(attrs["grid_shape"])),
+                                tuple(float(x) for x in np.atleast_1d(attrs["grid_length"])))
+            if grid.shape != tuple(pred.shape[2:-1]):
+                grid = None
+        except ValueError:
+            grid = None
+    coords = None if grid is not None else [
+        np.asarray(test.coords[d].values, np.float64) if d in test.coords else np.arange(n, dtype=np.float64)
+        for d, n in zip(space_dims, pred.shape[2:-1])]
+    channels = ([str(c.decode() if isinstance(c, bytes) else c) for c in np.asarray(test["channel"].values)]
+                if "channel" in test.coords else None)
+    pde_params = attrs.get("pde_params", {})
+    if isinstance(pde_params, bytes):
+        pde_params = pde_params.decode()
+    if isinstance(pde_params, str):
+        try:
+            pde_params = json.loads(pde_params) if pde_params else {}
+        except json.JSONDecodeError:
+            pde_params = {}
+    params = param_names = None
+    if "params" in getattr(test, "variables", {}):
+        params = np.asarray(test["params"].values, np.float64)
+        param_names = [str(n.decode() if isinstance(n, bytes) else n) for n in np.asarray(test["param"].values)]
+    pde = attrs.get("pde", "unknown")
     tmp = path.with_name(path.name + ".tmp")
-    ds.to_netcdf(tmp, engine="h5netcdf")
+    datasets.write(tmp, np.ascontiguousarray(pred, dtype=np.float64), t=np.asarray(t), grid=grid, coords=coords,
+                   channel_names=channels, pde=str(pde.decode() if isinstance(pde, bytes) else pde),
+                   pde_params=dict(pde_params or {}), params=params, param_names=param_names or (),
+                   attrs={"source": "byai audit predictions", "reference_sha256": str(attrs.get("sha256", "")),
+                          "provenance": json.dumps(provenance)})
     os.replace(tmp, path)
 
 

@@ -284,7 +284,7 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
     prov.update(_check_model_info(model_info, attrs))
     prov.update(_jsonable(provenance or {}))
     if model_info and "dataset_sha256" in model_info:
-        prov["dataset_matches_training"] = None  # the experiments layer may fill this from train.h5
+        prov.setdefault("dataset_matches_training", None)  # the CLI fills it in from train.h5
 
     state_shape = ref.shape[2:]
     _check_stepper(stepper, state_shape)

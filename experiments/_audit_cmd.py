@@ -1,0 +1,88 @@
+"""``byai audit CONFIG.toml --data DIR --model DIR --out DIR [--require "METRIC<=VALUE"]``.
+
+Loads ``DIR/test.h5`` and ``DIR/calibration.h5`` (``datasets.open``), the model
+(``surrogates.load_stepper``), runs :func:`audit.run` with the config's
+``[audit]`` section (defaults when the section is absent) and writes
+``OUT/report.json``, ``OUT/report.html`` and ``OUT/predictions.h5``.
+Exit status: 0 when the requirement holds, 1 when it fails, 2 on bad input
+(one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from experiments._cli import UsageError
+from experiments._toml import ConfigError, from_dict, load_toml
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="experiment TOML (its [audit] section; defaults when absent)")
+    parser.add_argument("--data", required=True, help="folder holding test.h5 and calibration.h5")
+    parser.add_argument("--model", required=True, help="trained model folder (surrogates.load_stepper)")
+    parser.add_argument("--out", required=True, help="report folder (report.json, report.html, predictions.h5)")
+    parser.add_argument("--require", default=None, metavar="METRIC<=VALUE",
+                        help="override the config's requirement, e.g. 'rel_l2<=0.05' or 'rel_l2<=300x' "
+                             "(300 times the solver tolerance)")
+    parser.add_argument("--quiet", action="store_true", help="no progress messages")
+
+
+def load_config(path):
+    """The ``[audit]`` section of ``path`` as an :class:`audit.AuditConfig` (defaults when absent)."""
+    import audit
+
+    raw = load_toml(path)
+    try:
+        return from_dict(audit.AuditConfig, raw.get("audit", {}), "audit")
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def run(args) -> int:
+    import audit
+    import datasets
+    import surrogates
+
+    cfg = load_config(args.config)
+    requirement = cfg.to_requirement(args.require)
+    data, model, out = Path(args.data), Path(args.model), Path(args.out)
+    if not data.is_dir():
+        raise FileNotFoundError(f"--data {data} is not a folder")
+    if not model.is_dir():
+        raise FileNotFoundError(f"--model {model} is not a folder")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    test = datasets.open(data / "test.h5")
+    calibration = datasets.open(data / "calibration.h5")
+    load_stepper = getattr(surrogates, "load_stepper", None)
+    if load_stepper is None:
+        raise UsageError("surrogates.load_stepper is not available in this byai")
+    stepper, info = load_stepper(model)
+    info = dict(info or {})
+    provenance = {"model_dir": str(model.resolve()), "data_dir": str(data.resolve())}
+    train = data / "train.h5"
+    if "dataset_sha256" in info and train.exists():
+        train_sha = str(datasets.open(train).attrs.get("sha256", ""))
+        provenance["train_sha256"] = train_sha
+        provenance["dataset_matches_training"] = bool(train_sha and train_sha == str(info["dataset_sha256"]))
+    report = audit.run(stepper, test, calibration, requirement, config=cfg, out_dir=out, model_info=info,
+                       provenance=provenance, quiet=args.quiet)
+    print(one_line(report.summary))
+    return 0 if report.passed else 1
+
+
+def one_line(s: dict) -> str:
+    """``PASS rel_l2<=0.05 over 20 steps: q0.95 0.031, conformal bound 0.036 (alpha 0.1); ...``."""
+    req, sc, c, eq = s["requirement"], s["score"], s["conformal"], s["equal_accuracy"]
+    tm = s["tolerance_multiple"]
+    parts = [f"{s['verdict'].upper()} {req['text']} over {req['horizon']} steps: "
+             f"q{req['quantile']:g} {sc['test_quantile']:.3g}, conformal bound {c['bound']:.3g} "
+             f"(alpha {c['alpha']:g}, test coverage {c['coverage_test']:.2f})"]
+    parts.append("tolerance multiple unknown" if tm == "unknown"
+                 else f"rmse {tm['rmse']['mean']:.3g}x solver tolerance (mean)")
+    if eq.get("status") == "measured":
+        parts.append(f"speedup at equal accuracy {eq['speedup']:.3g} ({eq['speedup_bound']})")
+    else:
+        parts.append(f"equal accuracy {eq.get('status')}")
+    return "; ".join(parts)
