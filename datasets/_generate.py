@@ -1,0 +1,397 @@
+"""``generate``: solve seeded samples in device-sharded batches and write one file per split.
+
+Crash safety (kill -9 at any moment): HDF5 is not crash-safe while open for
+writing, so progress is journalled beside the output as atomically renamed
+part files (``.<split>.h5.partial/part-<start>-<stop>.npz``, each a contiguous
+block of finished samples, written to a temporary name, fsynced, then renamed).
+A rerun reads the journal's ``config.json``, refuses it if it belongs to another
+config, and solves only the samples no part covers. When every sample is done the
+parts are assembled in sample order into ``<split>.h5`` (written to a temporary
+name and renamed, the SHA-256 of ``/u`` computed on the way), and the journal is
+removed. Every sample's randomness depends only on (seed, split, index,
+attempt), so the bytes of ``/u`` do not depend on batch size, device count or
+interruptions.
+
+Several processes (``jax.distributed``): process ``p`` generates a contiguous
+block of samples into ``<split>.p<p>.h5``; process 0 then writes ``<split>.h5``
+whose variables are HDF5 virtual datasets over the shard files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import _storage
+from ._ic import draw_sample
+from ._loader import StatsAccumulator
+from ._pdes import channel_names, spec_grid
+from ._spec import SPLITS, DatasetSpec
+from ._storage import Checksum, DatasetError
+
+MAX_REDRAWS = 20
+
+
+def generate(spec: DatasetSpec, out_dir, *, quiet: bool = False, splits=None, devices=None) -> dict[str, Path]:
+    """Generate every split of ``spec`` into ``out_dir`` (``train.h5``, ``val.h5``, ...).
+
+    Resumes an interrupted run of the same config; refuses (``DatasetError``)
+    files or journals of another config. With several JAX processes, each
+    writes ``<split>.p<k>.h5`` and ``<split>.h5`` presents them as one.
+
+    Args:
+        spec: the dataset config.
+        out_dir: output folder (created).
+        quiet: no progress bar (it is also off when stderr is not a terminal).
+        splits: names of the splits to generate (default: all with samples).
+        devices: the local devices to shard over (default: all local devices).
+    Returns ``{split: path}``.
+    Raises:
+        solvers.SolverDivergedError / solvers.ResolutionError: a sample failed and
+            ``spec.redraw_failed`` is false (the message names the sample).
+        DatasetError: an existing file or journal in ``out_dir`` is of another config.
+    """
+    import jax
+
+    if not isinstance(spec, DatasetSpec):
+        raise ValueError(f"spec: expected a datasets.DatasetSpec, got {type(spec).__name__}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wanted = tuple(s for s in (splits or SPLITS) if getattr(spec.splits, s) > 0)
+    unknown = set(splits or ()) - set(SPLITS)
+    if unknown:
+        raise ValueError(f"splits: unknown split {sorted(unknown)[0]!r} (choose from {', '.join(SPLITS)})")
+    devices = list(devices or jax.local_devices())
+    n_proc, pid = jax.process_count(), jax.process_index()
+    # Refuse mismatches before spending any compute.
+    for split in wanted:
+        _check_existing(out_dir / f"{split}.h5", spec.identity(split))
+    solver = None
+    paths = {}
+    for split in wanted:
+        final = out_dir / f"{split}.h5"
+        identity = spec.identity(split)
+        if _finished(final, identity):
+            _remove_journal(final)
+            paths[split] = final
+            continue
+        n = getattr(spec.splits, split)
+        if n_proc == 1:
+            solver = solver or _make_solver(spec, devices)
+            _generate_range(spec, split, 0, n, final, identity, solver, quiet)
+        else:
+            from jax.experimental import multihost_utils
+
+            bounds = [n * k // n_proc for k in range(n_proc + 1)]
+            shard = out_dir / f"{split}.p{pid}.h5"
+            shard_id = dict(identity, shard=pid, n_shards=n_proc, samples=[bounds[pid], bounds[pid + 1]])
+            _check_existing(shard, shard_id)
+            if not _finished(shard, shard_id):
+                solver = solver or _make_solver(spec, devices)
+                _generate_range(spec, split, bounds[pid], bounds[pid + 1], shard, shard_id, solver, quiet)
+            _remove_journal(shard)
+            multihost_utils.sync_global_devices(f"byai generate {split} shards")
+            if pid == 0:
+                _write_virtual(final, spec, split, identity, bounds)
+            multihost_utils.sync_global_devices(f"byai generate {split} virtual")
+        paths[split] = final
+    return paths
+
+
+# ------------------------------------------------------------------------------ identity / resume
+def _identity_of(path: Path):
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if _storage._text(f.attrs.get("byai_schema", "")) != _storage.SCHEMA:
+                return None, False
+            config = json.loads(_storage._text(f.attrs.get("config", "null")))
+            done = bool(_storage._text(f.attrs.get("sha256", "")))
+            return config, done
+    except (OSError, json.JSONDecodeError):
+        return None, False
+
+
+def _check_existing(path: Path, identity: dict) -> None:
+    """Refuse an existing file or journal that belongs to another config."""
+    if path.exists():
+        config, _ = _identity_of(path)
+        if config is None:
+            raise DatasetError(f"{path} exists and is not a byai dataset of this config (unreadable or foreign); "
+                               "move it away or choose another output folder")
+        if _canon(config) != _canon(identity):
+            raise DatasetError(f"{path} was generated from a different config (differs in "
+                               f"{_first_difference(config, identity)}); move it away or choose another output folder")
+    journal = _journal_dir(path)
+    cfg = journal / "config.json"
+    if cfg.exists():
+        try:
+            config = json.loads(cfg.read_text())
+        except (OSError, json.JSONDecodeError):
+            raise DatasetError(f"{journal} is an unreadable generation journal; remove it to start over") from None
+        if _canon(config) != _canon(identity):
+            raise DatasetError(f"{journal} holds an interrupted run of a different config (differs in "
+                               f"{_first_difference(config, identity)}); remove it or choose another output folder")
+
+
+def _canon(d) -> str:
+    return json.dumps(d, sort_keys=True)
+
+
+def _first_difference(a: dict, b: dict) -> str:
+    for k in sorted(set(a) | set(b)):
+        if _canon(a.get(k)) != _canon(b.get(k)):
+            return k
+    return "?"
+
+
+def _finished(path: Path, identity: dict) -> bool:
+    if not path.exists():
+        return False
+    config, done = _identity_of(path)
+    return done and config is not None and _canon(config) == _canon(identity)
+
+
+def _journal_dir(path: Path) -> Path:
+    return path.with_name(f".{path.name}.partial")
+
+
+def _remove_journal(path: Path) -> None:
+    journal = _journal_dir(path)
+    if journal.exists():
+        shutil.rmtree(journal, ignore_errors=True)
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with builtins_open(tmp, "wb") as fh:
+        write(fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+builtins_open = open
+
+
+def _parts(journal: Path) -> list[tuple[int, int, Path]]:
+    out = []
+    for p in journal.glob("part-*.npz"):
+        try:
+            _, a, b = p.stem.split("-")
+            out.append((int(a), int(b), p))
+        except ValueError:
+            continue
+    return sorted(out)
+
+
+# ------------------------------------------------------------------------------------ generation
+def _make_solver(spec, devices):
+    from ._solve import BatchSolver
+
+    return BatchSolver(spec, devices)
+
+
+def _generate_range(spec, split, lo, hi, path: Path, identity: dict, solver, quiet: bool) -> None:
+    journal = _journal_dir(path)
+    journal.mkdir(exist_ok=True)
+    cfg = journal / "config.json"
+    if not cfg.exists():
+        _atomic_write(cfg, lambda fh: fh.write(json.dumps(identity, sort_keys=True).encode()))
+    done = np.zeros(hi - lo, dtype=bool)
+    for a, b, _ in _parts(journal):
+        done[max(a, lo) - lo:max(min(b, hi) - lo, 0)] = True
+    todo = [lo + i for i in np.flatnonzero(~done)]
+    bar = _progress(len(todo), hi - lo - len(todo), f"{split}", quiet)
+    try:
+        for block in _contiguous_batches(todo, spec.batch_size):
+            result = _solve_block(spec, split, block, solver)
+            start, stop = block[0], block[-1] + 1
+
+            def write(fh, result=result):
+                np.savez(fh, **result)
+
+            _atomic_write(journal / f"part-{start:08d}-{stop:08d}.npz", write)
+            if bar is not None:
+                bar.update(len(block))
+    finally:
+        if bar is not None:
+            bar.close()
+    _assemble(spec, split, lo, hi, path, identity, journal)
+    _remove_journal(path)
+
+
+def _contiguous_batches(indices, size):
+    block = []
+    for i in indices:
+        if block and (i != block[-1] + 1 or len(block) == size):
+            yield block
+            block = []
+        block.append(i)
+    if block:
+        yield block
+
+
+def _solve_block(spec: DatasetSpec, split: str, block: list[int], solver) -> dict:
+    """Solve samples ``block`` (redrawing failures if allowed); stored-dtype arrays for one part file."""
+    attempts = {i: 0 for i in block}
+    results: dict[int, tuple] = {}
+    pending = list(block)
+    while pending:
+        draws = [draw_sample(spec, split, i, attempts[i]) for i in pending]
+        u0 = np.stack([d[0] for d in draws])
+        params = np.stack([d[1] for d in draws])
+        outs = solver(u0, params)
+        retry = []
+        for i, p, out in zip(pending, params, outs):
+            if isinstance(out, Exception):
+                if not spec.redraw_failed:
+                    raise type(out)(f"{split} sample {i}: {out} (set redraw_failed = true in [data] to redraw "
+                                    "failed samples)") from None
+                attempts[i] += 1
+                if attempts[i] > MAX_REDRAWS:
+                    raise type(out)(f"{split} sample {i}: failed {MAX_REDRAWS + 1} draws in a row, last: {out}") \
+                        from None
+                retry.append(i)
+            else:
+                results[i] = (out[0], out[1], p)
+        pending = retry
+    u = np.stack([results[i][0] for i in block])
+    err = np.stack([results[i][1] for i in block]).astype(np.float64)
+    if spec.dtype == "float32":
+        u32 = u.astype(np.float32)
+        rounding = np.sqrt(np.mean((u32.astype(np.float64) - u) ** 2, axis=tuple(range(2, u.ndim))))
+        err = err + rounding
+        u = u32
+    return {"u": u, "error": err, "params": np.stack([results[i][2] for i in block]).reshape(len(block), -1),
+            "redraws": np.array([attempts[i] for i in block], dtype=np.int64)}
+
+
+def _file_attrs(spec: DatasetSpec, split: str, identity: dict) -> dict:
+    grid = spec_grid(spec)
+    pde_params = dict(spec.params)
+    if spec.forcing != "none":
+        pde_params["forcing"] = spec.forcing
+    return {
+        "schema_version": _storage.SCHEMA_VERSION, "pde": spec.pde, "pde_params": pde_params,
+        "param_ranges": {k: list(v) for k, v in spec.param_ranges.items()},
+        "grid_shape": np.asarray(grid.shape, np.int64), "grid_length": np.asarray(grid.length, np.float64),
+        "t_end": spec.t_end, "solver_method": spec.method, "rtol": spec.rtol, "atol": spec.atol,
+        "tolerance_known": 1, "ic": {k: getattr(spec.ic, k) for k in spec.ic.__dataclass_fields__},
+        "seed": spec.seed, "split": split, "split_index": SPLITS.index(split), "dtype": spec.dtype,
+        "n_samples": getattr(spec.splits, split), "redraw_failed": int(spec.redraw_failed), "redraw_count": 0,
+        "versions": _storage.versions(), "config": identity, "sha256": "",
+    }
+
+
+def _times(spec):
+    return np.linspace(0.0, spec.t_end, spec.n_times)
+
+
+def _assemble(spec, split, lo, hi, path: Path, identity: dict, journal: Path) -> None:
+    grid = spec_grid(spec)
+    attrs = _file_attrs(spec, split, identity)
+    names = spec.param_names
+    tmp = path.with_name(f".{path.name}.tmp")
+    checksum, redraws, next_i = Checksum(), 0, lo
+    stats = StatsAccumulator(len(channel_names(spec.pde, grid.ndim)))
+    with _storage.create_file(tmp, n_samples=hi - lo, t=_times(spec), coords=grid.coordinates(),
+                              channel_names=channel_names(spec.pde, grid.ndim), dtype=spec.dtype, param_names=names,
+                              attrs=attrs) as f:
+        if hi > lo:
+            f["sample"][...] = np.arange(lo, hi)
+        for a, b, part in _parts(journal):
+            a2, b2 = max(a, next_i), min(b, hi)
+            if b2 <= a2:
+                continue
+            if a2 != next_i:
+                raise DatasetError(f"{journal}: samples {next_i}..{a2 - 1} are missing from the journal")
+            with np.load(part, allow_pickle=False) as z:
+                u, err, params, rd = z["u"], z["error"], z["params"], z["redraws"]
+            for i in range(a2, b2):
+                ui = u[i - a]
+                f["u"][i - lo] = ui
+                checksum.update(ui)
+                stats.update(ui)
+            f["error_estimate"][a2 - lo:b2 - lo] = err[a2 - a:b2 - a]
+            if names:
+                f["params"][a2 - lo:b2 - lo] = params[a2 - a:b2 - a]
+            f["complete"][a2 - lo:b2 - lo] = 1
+            redraws += int(np.sum(rd[a2 - a:b2 - a]))
+            next_i = b2
+        if next_i != hi:
+            raise DatasetError(f"{journal}: samples {next_i}..{hi - 1} are missing from the journal")
+        f.attrs["redraw_count"] = redraws
+        _storage.set_stats(f, stats)
+        f.attrs["sha256"] = checksum.hexdigest()
+        if identity.get("shard") is not None:
+            f.attrs["sample_offset"] = lo
+    _fsync_file(tmp)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_file(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_virtual(final: Path, spec: DatasetSpec, split: str, identity: dict, bounds) -> None:
+    """Write ``final`` as virtual datasets over the shard files ``<split>.p<k>.h5`` (same folder)."""
+    import h5py
+
+    grid = spec_grid(spec)
+    n = bounds[-1]
+    attrs = _file_attrs(spec, split, identity)
+    names = spec.param_names
+    tmp = final.with_name(f".{final.name}.tmp")
+    shards = [final.with_name(f"{split}.p{k}.h5") for k in range(len(bounds) - 1)]
+    redraws, stats = 0, StatsAccumulator(len(channel_names(spec.pde, grid.ndim)))
+    for s in shards:
+        with h5py.File(s, "r") as g:
+            redraws += int(g.attrs["redraw_count"])
+            stats.combine(int(g.attrs["stats_count"]), g.attrs["stats_mean"], g.attrs["stats_std"])
+    with _storage.create_file(tmp, n_samples=n, t=_times(spec), coords=grid.coordinates(),
+                              channel_names=channel_names(spec.pde, grid.ndim), dtype=spec.dtype, param_names=names,
+                              attrs=attrs, virtual=[(s.name, a, b) for s, a, b in zip(shards, bounds, bounds[1:])]) as f:
+        f.attrs["redraw_count"] = redraws
+        _storage.set_stats(f, stats)
+        f.attrs["n_shards"] = len(shards)
+        f.attrs["shards"] = json.dumps([s.name for s in shards])
+    with h5py.File(tmp, "r+") as f:  # the checksum is read through the virtual view, in sample order
+        f.attrs["sha256"] = _storage.checksum_file(f)
+    _fsync_file(tmp)
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+
+
+def _progress(total: int, initial: int, desc: str, quiet: bool):
+    if quiet or total == 0 or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total + initial, initial=initial, desc=desc, unit="sample", dynamic_ncols=True,
+                smoothing=0.1, file=sys.stderr)

@@ -1,0 +1,102 @@
+"""Seeded draws of initial conditions and physics parameters, one sample at a time.
+
+A sample's randomness comes only from ``(seed, split, index, attempt)`` through
+``jax.random.fold_in``, never from the batch layout, so a sample is the same
+whatever the batch size, device count or interruptions.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import numpy as np
+
+from ._spec import SPLITS, DatasetSpec, ICSpec
+
+
+def sample_key(seed: int, split: str, index: int, attempt: int = 0):
+    """The key of sample ``index`` of ``split`` (attempt > 0 for redraws after a failed solve)."""
+    key = jax.random.fold_in(jax.random.key(seed), SPLITS.index(split))
+    return jax.random.fold_in(jax.random.fold_in(key, index), attempt)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _normals(key, shape, channels):
+    # Unbatched: one sample per call keeps the bits independent of any batching.
+    return jax.random.normal(jax.random.fold_in(key, 0), (2, *shape, channels), dtype=jax.numpy.float64)
+
+
+@functools.partial(jax.jit, static_argnums=(1,))
+def _uniforms(key, n):
+    return jax.random.uniform(jax.random.fold_in(key, 1), (max(n, 1),), dtype=jax.numpy.float64)
+
+
+def _half_space_modes(shape, cutoff):
+    """Integer modes ``m != 0`` with ``max |m_i| <= cutoff``, one of each ``+-m`` pair."""
+    ranges = [np.arange(-cutoff, cutoff + 1)] * len(shape)
+    modes = np.stack(np.meshgrid(*ranges, indexing="ij"), axis=-1).reshape(-1, len(shape))
+    first = np.array([m[np.nonzero(m)[0][0]] if np.any(m) else 0 for m in modes])
+    return modes[first > 0]
+
+
+def random_field(normals: np.ndarray, shape, length, ic: ICSpec, alpha=None, tau=None, kind=None) -> np.ndarray:
+    """A real Gaussian field ``sum_m s_m (a_m cos(k_m.x) + b_m sin(k_m.x))`` per channel.
+
+    ``a_m, b_m`` are read from ``normals`` (shape ``(2, *shape, C)``) at index
+    ``m mod N``; ``s_m = 1`` ("fourier") or ``(tau^2 + |m|^2)^(-alpha/2)``
+    ("grf"); modes with ``max |m_i| <= ic.cutoff``. Scaled so the expected mean
+    square is ``ic.amplitude^2``; ``ic.offset`` is added. Float64 ``(*shape, C)``.
+    """
+    kind = kind or ic.kind
+    alpha = ic.alpha if alpha is None else alpha
+    tau = ic.tau if tau is None else tau
+    if 2 * ic.cutoff >= min(shape):
+        raise ValueError(f"ic.cutoff: must be < N/2 = {min(shape) // 2} for grid {tuple(shape)}, got {ic.cutoff}")
+    modes = _half_space_modes(shape, ic.cutoff)
+    if kind == "grf":
+        s = (tau**2 + np.sum(modes.astype(float) ** 2, axis=1)) ** (-alpha / 2)
+    else:
+        s = np.ones(len(modes))
+    s = s * (ic.amplitude / math.sqrt(np.sum(s**2)))
+    idx = tuple((modes % np.array(shape)).T)
+    a = normals[0][idx]  # (M, C)
+    b = normals[1][idx]
+    channels = normals.shape[-1]
+    spec = np.zeros((*shape, channels), dtype=np.complex128)
+    total = math.prod(shape)
+    coef = (a - 1j * b) * s[:, None] * (total / 2)
+    spec[idx] = coef
+    neg = tuple(((-modes) % np.array(shape)).T)
+    spec[neg] = np.conj(coef)
+    axes = tuple(range(len(shape)))
+    u = np.real(np.fft.ifftn(spec, axes=axes))
+    return u + ic.offset
+
+
+def draw_sample(spec: DatasetSpec, split: str, index: int, attempt: int = 0):
+    """Initial condition ``(*shape, C)`` float64 and drawn parameters ``(P,)`` of one sample."""
+    from ._pdes import channels_of
+
+    key = sample_key(spec.seed, split, index, attempt)
+    names = spec.param_names
+    p = np.asarray(_uniforms(key, len(names)))[: len(names)]
+    params = np.array([lo + (hi - lo) * p[j] for j, (lo, hi) in enumerate(spec.param_ranges[n] for n in names)],
+                      dtype=np.float64)
+    channels = channels_of(spec)
+    length = spec.length or (2 * math.pi,) * len(spec.shape)
+    normals = np.asarray(_normals(key, spec.shape, channels))
+    ic = spec.ic
+    kind = ic.kind
+    if kind == "default":
+        if spec.pde == "gray_scott":
+            g = random_field(normals[..., :1], spec.shape, length, ICSpec(cutoff=ic.cutoff), kind="fourier")
+            v = 0.25 / (1 + np.exp(-4 * (g - 1.0)))
+            u0 = np.concatenate([1 - 2 * v, v], axis=-1)
+            return u0, params
+        if spec.pde == "navier_stokes":
+            u0 = random_field(normals, spec.shape, length, ic, alpha=2.5, tau=7.0, kind="grf")
+            return u0, params
+        kind = "fourier"
+    return random_field(normals, spec.shape, length, ic, kind=kind), params

@@ -1,0 +1,288 @@
+"""Training batches: (input window, target window) pairs, normalised, shuffled by (seed, epoch), prefetched.
+
+A *window* is one sample and one start frame ``s``: the input is frames
+``s .. s+I-1`` and the target frames ``s+I .. s+I+T-1`` (``I = input_steps``,
+``T = target_steps``), so every ``s`` with ``s + I - 1 + T < n_time`` is used.
+``batch(step)`` is a pure function of ``(seed, step)``: ``epoch = step //
+steps_per_epoch`` picks the permutation (seeded by ``(seed, epoch)``), so a
+training run resumes exactly by asking for the same step again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ._storage import check_file
+
+CACHE_BYTES = 512 * 2**20  # files whose float32 u is smaller are held in memory (read once, by chunks)
+
+
+@dataclasses.dataclass(frozen=True)
+class Normalization:
+    """Per-channel normalisation ``(u - mean) / std``; ``mean``, ``std`` are ``(C,)`` float64.
+
+    Works on NumPy and JAX arrays whose last axis is the channel axis.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    def __post_init__(self):
+        mean = np.asarray(self.mean, dtype=np.float64).reshape(-1)
+        std = np.asarray(self.std, dtype=np.float64).reshape(-1)
+        if mean.shape != std.shape:
+            raise ValueError(f"std: expected {mean.shape[0]} channels like mean, got {std.shape[0]}")
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
+            raise ValueError(f"std: must be finite and > 0 (and mean finite), got mean={mean}, std={std}")
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+
+    def normalize(self, u):
+        return (u - self.mean.astype(u.dtype)) / self.std.astype(u.dtype)
+
+    def denormalize(self, u):
+        return u * self.std.astype(u.dtype) + self.mean.astype(u.dtype)
+
+    def as_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Normalization":
+        return cls(np.asarray(d["mean"]), np.asarray(d["std"]))
+
+
+class StatsAccumulator:
+    """Per-channel mean and standard deviation over all points, combined sample by sample (Chan et al.)."""
+
+    def __init__(self, channels: int):
+        self.n = 0
+        self.mean = np.zeros(channels)
+        self.m2 = np.zeros(channels)
+
+    def update(self, u: np.ndarray) -> None:
+        x = np.asarray(u, dtype=np.float64).reshape(-1, u.shape[-1])
+        mean_b = x.mean(axis=0) if len(x) else 0.0
+        self._merge(x.shape[0], mean_b, ((x - mean_b) ** 2).sum(axis=0))
+
+    def combine(self, count: int, mean, std) -> None:
+        """Merge the statistics of another part of the data (``count`` points)."""
+        mean = np.asarray(mean, np.float64)
+        self._merge(int(count), mean, np.asarray(std, np.float64) ** 2 * count)
+
+    def _merge(self, n_b, mean_b, m2_b) -> None:
+        if n_b == 0:
+            return
+        n = self.n + n_b
+        delta = mean_b - self.mean
+        self.mean = self.mean + delta * n_b / n
+        self.m2 = self.m2 + m2_b + delta**2 * self.n * n_b / n
+        self.n = n
+
+    def result(self) -> Normalization:
+        std = np.sqrt(self.m2 / max(self.n, 1))
+        return Normalization(self.mean, np.where(std > 0, std, 1.0))
+
+
+def compute_stats(path) -> Normalization:
+    """Per-channel statistics of a file's ``u``: the stored ``stats_mean``/``stats_std`` or, if absent,
+    computed reading one sample at a time (memory: one sample)."""
+    with h5py.File(path, "r") as f:
+        if "stats_mean" in f.attrs and "stats_std" in f.attrs:
+            return Normalization(f.attrs["stats_mean"], f.attrs["stats_std"])
+        u = f["u"]
+        acc = StatsAccumulator(u.shape[-1])
+        for i in range(u.shape[0]):
+            acc.update(u[i])
+        return acc.result()
+
+
+class Loader:
+    """Batches of normalised (input, target) windows from one dataset file.
+
+    Args:
+        path: a byai dataset file (``train.h5``).
+        batch_size: windows per batch (global, over all processes).
+        input_steps: frames in the input window (``I``), stacked along channels.
+        target_steps: frames in the target window (``T``).
+        seed: shuffling seed.
+        shuffle: shuffle the windows each epoch (else in order).
+        sharding: a ``jax.sharding.NamedSharding`` over the batch axis; batches
+            are placed with it (each process loads only its addressable rows).
+            ``None``: NumPy batches.
+        prefetch: batches prepared ahead by a background thread in :meth:`iterate`.
+        drop_remainder: drop the last incomplete batch of each epoch.
+        stats: the normalisation (default: the file's stored statistics, so a
+            validation loader should get the training loader's ``stats``).
+
+    A batch is a dict: ``"input"`` ``(B, *space, C*I)`` float32 (frame-major:
+    channel ``j*C + c`` is channel ``c`` of frame ``j``), ``"target"``
+    ``(B, T, *space, C)`` float32, both normalised; ``"params"`` ``(B, P)``
+    float32 (raw values) when the file has per-sample physics.
+    """
+
+    def __init__(self, path, *, batch_size: int, input_steps: int = 1, target_steps: int = 1, seed: int = 0,
+                 shuffle: bool = True, sharding=None, prefetch: int = 2, drop_remainder: bool = True,
+                 stats: Normalization | None = None, cache_bytes: int = CACHE_BYTES):
+        self.path = Path(path)
+        for name, v, lo in (("batch_size", batch_size, 1), ("input_steps", input_steps, 1),
+                            ("target_steps", target_steps, 1), ("prefetch", prefetch, 0)):
+            if not isinstance(v, int | np.integer) or v < lo:
+                raise ValueError(f"{name}: must be an integer >= {lo}, got {v!r}")
+        check_file(self.path)
+        self.batch_size, self.input_steps, self.target_steps = int(batch_size), int(input_steps), int(target_steps)
+        self.seed, self.shuffle, self.sharding = int(seed), bool(shuffle), sharding
+        self.prefetch, self.drop_remainder = int(prefetch), bool(drop_remainder)
+        self._file = h5py.File(self.path, "r", rdcc_nbytes=64 * 2**20)
+        u = self._file["u"]
+        self.n_samples, self.n_time = u.shape[0], u.shape[1]
+        self.space, self.channels = tuple(u.shape[2:-1]), u.shape[-1]
+        self.windows_per_sample = self.n_time - self.input_steps - self.target_steps + 1
+        if self.windows_per_sample < 1:
+            raise ValueError(f"input_steps + target_steps = {self.input_steps + self.target_steps} exceeds the "
+                             f"{self.n_time} frames of {self.path}")
+        if self.n_samples * self.windows_per_sample < self.batch_size and self.drop_remainder:
+            raise ValueError(f"batch_size: {self.batch_size} exceeds the {len(self)} windows of {self.path}")
+        self.stats = stats if stats is not None else compute_stats(self.path)
+        if self.stats.mean.shape != (self.channels,):
+            raise ValueError(f"stats: {self.stats.mean.shape[0]} channels, the file has {self.channels}")
+        self.params = self._file["params"][...].astype(np.float32) if "params" in self._file else None
+        frame_bytes = int(np.prod(self.space)) * self.channels * 4
+        self._cache = None
+        if self.n_samples * self.n_time * frame_bytes <= cache_bytes:
+            self._cache = np.empty((self.n_samples, self.n_time, *self.space, self.channels), np.float32)
+            for i in range(self.n_samples):  # by chunks: one sample at a time
+                self._cache[i] = self.stats.normalize(u[i].astype(np.float64)).astype(np.float32)
+        self._perm_epoch, self._perm = None, None
+
+    # ------------------------------------------------------------------------------------- sizes
+    def __len__(self) -> int:
+        """Number of windows (sample, start frame)."""
+        return self.n_samples * self.windows_per_sample
+
+    @property
+    def steps_per_epoch(self) -> int:
+        n = len(self)
+        return n // self.batch_size if self.drop_remainder else -(-n // self.batch_size)
+
+    # ------------------------------------------------------------------------------------ batches
+    def indices(self, step: int) -> np.ndarray:
+        """Window indices of global batch ``step`` (a pure function of ``seed`` and ``step``)."""
+        if step < 0:
+            raise ValueError(f"step: must be >= 0, got {step}")
+        epoch, k = divmod(int(step), self.steps_per_epoch)
+        if self._perm_epoch != epoch:
+            n = len(self)
+            self._perm = (np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle
+                          else np.arange(n))
+            self._perm_epoch = epoch
+        return self._perm[k * self.batch_size:(k + 1) * self.batch_size]
+
+    def _local_rows(self, n_rows: int) -> np.ndarray:
+        """Rows of a global batch this process must load (all rows without multi-process sharding)."""
+        import jax
+
+        if self.sharding is None or jax.process_count() == 1:
+            return np.arange(n_rows)
+        rows = set()
+        for idx in self.sharding.addressable_devices_indices_map((n_rows,)).values():
+            rows.update(range(n_rows)[idx[0]])
+        return np.array(sorted(rows))
+
+    def _read(self, windows: np.ndarray) -> dict:
+        I, T = self.input_steps, self.target_steps
+        samples, starts = np.divmod(windows, self.windows_per_sample)
+        frames = np.empty((len(windows), I + T, *self.space, self.channels), np.float32)
+        if self._cache is not None:
+            for j, (s, t0) in enumerate(zip(samples, starts)):
+                frames[j] = self._cache[s, t0:t0 + I + T]
+        else:
+            u = self._file["u"]
+            for s in np.unique(samples):  # one chunk read per distinct sample
+                rows = np.flatnonzero(samples == s)
+                lo, hi = starts[rows].min(), starts[rows].max() + I + T
+                block = self.stats.normalize(u[s, lo:hi].astype(np.float64)).astype(np.float32)
+                for j in rows:
+                    frames[j] = block[starts[j] - lo:starts[j] - lo + I + T]
+        x = frames[:, :I]
+        x = np.moveaxis(x, 1, -2).reshape(len(windows), *self.space, I * self.channels)
+        out = {"input": x, "target": np.ascontiguousarray(frames[:, I:])}
+        if self.params is not None:
+            out["params"] = self.params[samples]
+        return out
+
+    def batch(self, step: int) -> dict:
+        """The batch of global ``step``: NumPy arrays, or global ``jax.Array``s placed with ``sharding``."""
+        windows = self.indices(step)
+        if self.sharding is None:
+            return self._read(windows)
+        import jax
+
+        if jax.process_count() == 1:
+            return {k: jax.device_put(v, self.sharding) for k, v in self._read(windows).items()}
+        rows = self._local_rows(len(windows))
+        local = self._read(windows[rows])
+        return {k: jax.make_array_from_process_local_data(self.sharding, v, (len(windows), *v.shape[1:]))
+                for k, v in local.items()}
+
+    def iterate(self, start_step: int = 0, num_steps: int | None = None):
+        """Yield ``(step, batch)`` for ``start_step, start_step + 1, ...`` (``num_steps`` of them, or
+        forever), prepared ``prefetch`` batches ahead by a background thread."""
+        stop = None if num_steps is None else start_step + int(num_steps)
+        if self.prefetch == 0:
+            step = start_step
+            while stop is None or step < stop:
+                yield step, self.batch(step)
+                step += 1
+            return
+        q: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        done = threading.Event()
+
+        def worker():
+            step = start_step
+            try:
+                while not done.is_set() and (stop is None or step < stop):
+                    item = (step, self.batch(step))
+                    while not done.is_set():
+                        try:
+                            q.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    step += 1
+                q.put(None)
+            except BaseException as e:  # re-raised in the consumer
+                q.put(e)
+
+        thread = threading.Thread(target=worker, daemon=True, name="byai-loader")
+        thread.start()
+        try:
+            while True:
+                item = q.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            done.set()
+            while thread.is_alive():
+                try:
+                    q.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
