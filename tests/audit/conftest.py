@@ -53,3 +53,24 @@ def burgers():
 @pytest.fixture(scope="session")
 def splits(burgers):
     return make_split(burgers, 6, 8, seed=1), make_split(burgers, 19, 8, seed=2)
+
+
+NO_SEARCH = None  # filled below (import audit lazily so conftest stays light)
+
+
+def quick_config(**kw):
+    """An AuditConfig without the equal-accuracy search (it has its own tests)."""
+    import audit
+
+    return audit.AuditConfig(equal_accuracy=audit.EqualAccuracyConfig(enabled=False, repeats=1), **kw)
+
+
+def write_split(path, ds, pde_name="burgers", nu=NU):
+    """Write an in-memory split as a byai dataset file (datasets.write) with the grid and PDE attrs."""
+    import datasets
+
+    grid = solvers.Grid((ds.sizes["x"],))
+    datasets.write(path, ds["u"].values, t=ds["time"].values, grid=grid, error_estimate=ds["error_estimate"].values,
+                   channel_names=["u"], pde=pde_name, pde_params={"nu": nu}, rtol=ds.attrs["rtol"],
+                   atol=ds.attrs["atol"])
+    return path

@@ -1,0 +1,136 @@
+"""audit.run end to end on small Burgers data: a perfect and a perturbed stepper, outputs and bad input."""
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import audit
+import datasets
+import solvers
+from conftest import DT, fine, make_split, quick_config
+
+
+@pytest.fixture(scope="module")
+def perfect(burgers, splits, tmp_path_factory):
+    test, cal = splits
+    out = tmp_path_factory.mktemp("perfect")
+    return audit.run(fine(burgers, DT), test, cal, "rmse<=1x", config=quick_config(), pde=burgers, out_dir=out,
+                     model_info={"pde": "burgers", "checkpoint_sha256": "abc"}), out
+
+
+@pytest.fixture(scope="module")
+def perturbed(burgers, splits, tmp_path_factory):
+    test, cal = splits
+    out = tmp_path_factory.mktemp("perturbed")
+    return audit.run(solvers.stepper(burgers, DT, "etdrk1"), test, cal, "rel_l2<=0.01",
+                     config=quick_config(), pde=burgers, out_dir=out), out
+
+
+def test_perfect_stepper_passes(perfect):
+    report, out = perfect
+    s = report.summary
+    assert report.passed and s["passed"] is True and s["verdict"] == "pass"
+    assert s["requirement"]["threshold_kind"] == "tolerance_multiple"
+    assert s["score"]["test_quantile"] < 1e-6  # the data's own stepper: only round-off
+    assert s["tolerance_multiple"]["rmse"]["max"] < 1e-6
+    assert s["provenance"]["checkpoint_sha256"] == "abc"
+    assert s["provenance"]["test_sha256"] == "sha-1"
+    assert s["physics"]["conserved"] == {"mass": True, "energy": False}
+    # the residual of the reference trajectory is the fine step's own error: tiny
+    assert s["physics"]["residual"]["prediction"]["max"] < 1e-6
+    assert s["metrics"]["correlation_time"]["censored_fraction"] == 1.0
+    assert set(json.loads((out / "report.json").read_text())) >= {
+        "passed", "requirement", "metrics", "solver_tolerance", "tolerance_multiple", "conformal",
+        "equal_accuracy", "provenance"}
+
+
+def test_perturbed_stepper_fails(perturbed, splits):
+    report, out = perturbed
+    s = report.summary
+    assert not report.passed and s["verdict"] == "fail"
+    test, _ = splits
+    assert report.predictions.shape == (6, 9, 32, 1)
+    assert np.array_equal(report.predictions[:, 0], test["u"].values[:, 0])
+    # errors grow with the rollout and the residual shows the stepper's per-step error
+    curve = s["metrics"]["rel_l2"]["per_step"]["mean"]
+    assert len(curve) == 8 and curve[-1] > curve[0] > 0
+    assert s["physics"]["residual"]["prediction"]["mean"] > 100 * s["physics"]["residual"]["reference"]["mean"]
+    c = s["conformal"]
+    assert c["n_calibration"] == 19 and c["coverage_calibration"] >= 0.9
+    assert c["bound"] >= max(s["score"]["per_sample"]) or c["coverage_test"] < 1
+    # the score is the max over steps of rel_l2 per sample
+    assert s["score"]["per_sample"] == pytest.approx(np.max(report.metrics["rel_l2"][:, 1:], axis=1).tolist())
+    # tolerance multiples: rmse / (rtol RMS(u) + atol)
+    ref = test["u"].values
+    tol = 1e-6 * np.sqrt(np.mean(ref**2, axis=(2, 3))) + 1e-10
+    assert s["tolerance_multiple"]["rmse"]["max"] == pytest.approx(np.max(report.metrics["rmse"][:, 1:] / tol[:, 1:]))
+    assert s["tolerance_multiple"]["rel_l2"]["max"] == pytest.approx(s["tolerance_multiple"]["rmse"]["max"])
+    html = (out / "report.html").read_text()
+    assert html.index("FAIL") < html.index("<img") and html.count("data:image/png;base64,") >= 4
+
+
+def test_metrics_recompute_from_predictions_file(perturbed, splits):
+    report, out = perturbed
+    test, _ = splits
+    pred = datasets.open(out / "predictions.h5", verify=True)
+    assert pred.attrs["tolerance_known"] == 0 and np.isnan(pred.attrs["rtol"])
+    assert np.allclose(pred["time"].values, test["time"].values)
+    m = audit.field_metrics(pred["u"].values, test["u"].values)
+    saved = json.loads((out / "report.json").read_text())["metrics"]
+    for name in ("rel_l2", "rmse", "nrmse", "max_error", "vrmse", "mass_error", "low_freq", "mid_freq",
+                 "high_freq", "correlation"):
+        assert audit.summarize(m[name][:, 1:]) == pytest.approx(
+            {k: saved[name][k] for k in ("mean", "q50", "q95", "max")}, rel=1e-12), name
+        assert np.mean(m[name][:, 1:], axis=0) == pytest.approx(saved[name]["per_step"]["mean"], rel=1e-12)
+
+
+def test_unknown_tolerance(burgers, splits, perturbed):
+    test, cal = splits
+    imported = test.assign_attrs(rtol=np.nan, atol=np.nan, tolerance_known=0)
+    with pytest.raises(audit.AuditError, match="tolerance is unknown"):
+        audit.run(solvers.stepper(burgers, DT, "etdrk1"), imported, cal, "rel_l2<=300x", config=quick_config(),
+                  pde=burgers)
+    r = audit.run(solvers.stepper(burgers, DT, "etdrk1"), imported, cal, "rel_l2<=0.01", config=quick_config(),
+                  pde=burgers)
+    assert r.summary["tolerance_multiple"] == "unknown"
+    assert r.summary["solver_tolerance"]["known"] is False
+    assert r.summary["score"] == perturbed[0].summary["score"]
+
+
+def test_bad_steppers(burgers, splits):
+    test, cal = splits
+    with pytest.raises(audit.AuditError, match=r"shape \(32, 1\)"):
+        audit.run(lambda u: u[:16], test, cal, "rmse<=1", config=quick_config())
+    with pytest.raises(audit.AuditError, match="shape"):
+        audit.run(lambda u: jnp.zeros((3, 3)) @ u, test, cal, "rmse<=1", config=quick_config())
+
+    def blows_up(u):
+        return u * 1e300 * 1e300
+
+    with pytest.raises(audit.AuditError, match="non-finite.*sample 0, rollout step 1"):
+        audit.run(blows_up, test, cal, "rmse<=1", config=quick_config(), pde=burgers)
+
+
+def test_bad_splits_and_models(burgers, splits):
+    test, cal = splits
+    step = fine(burgers, DT)
+    with pytest.raises(audit.AuditError, match="8 samples, too few"):
+        audit.run(step, test, cal.isel(sample=slice(0, 8)), "rmse<=1", config=quick_config(), pde=burgers)
+    with pytest.raises(audit.AuditError, match="trained on PDE 'kdv'"):
+        audit.run(step, test, cal, "rmse<=1", config=quick_config(), pde=burgers, model_info={"pde": "kdv"})
+    with pytest.raises(audit.AuditError, match="horizon 20 exceeds"):
+        audit.run(step, test, cal, "rmse<=1", config=quick_config(horizon=20), pde=burgers)
+    with pytest.raises(audit.AuditError, match="energy_error"):
+        audit.run(step, test, cal, "energy_error<=1", config=quick_config(), pde=burgers)
+
+
+def test_horizon_and_unknown_pde(burgers, splits):
+    """A shorter horizon; without a PDE (imported data) physics and equal accuracy are 'unknown'."""
+    test, cal = splits
+    r = audit.run(fine(burgers, DT), test, cal, "rmse<=1e-6", config=quick_config(horizon=3))
+    assert r.passed
+    assert r.predictions.shape[1] == 4
+    assert r.summary["physics"]["status"] == "unknown"
+    assert len(r.summary["metrics"]["rmse"]["per_step"]["mean"]) == 3
