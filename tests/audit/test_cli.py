@@ -1,0 +1,77 @@
+"""``byai audit`` exit codes: 0 pass, 1 fail, 2 bad input (files written by datasets.write)."""
+
+import json
+
+import pytest
+
+import solvers
+import surrogates
+from conftest import DT, fine, write_split
+from experiments._cli import main
+
+
+@pytest.fixture(scope="module")
+def data_dir(splits, tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    test, cal = splits
+    write_split(d / "test.h5", test)
+    write_split(d / "calibration.h5", cal)
+    return d
+
+
+@pytest.fixture
+def config(tmp_path):
+    p = tmp_path / "exp.toml"
+    p.write_text('[audit]\nrequirement = "rel_l2<=0.01"\nhorizon = 4\n'
+                 '[audit.equal_accuracy]\nenabled = false\nrepeats = 1\n')
+    return p
+
+
+def _model(monkeypatch, stepper, info):
+    monkeypatch.setattr(surrogates, "load_stepper", lambda path: (stepper, info), raising=False)
+
+
+@pytest.mark.slow
+def test_pass_fail_and_override(burgers, data_dir, config, tmp_path, monkeypatch, capsys):
+    model = tmp_path / "model"
+    model.mkdir()
+    _model(monkeypatch, fine(burgers, DT), {"pde": "burgers", "checkpoint_sha256": "c0ffee"})
+    out = tmp_path / "pass"
+    rc = main(["audit", str(config), "--data", str(data_dir), "--model", str(model), "--out", str(out), "--quiet"])
+    assert rc == 0
+    assert "PASS rel_l2<=0.01 over 4 steps" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert report["passed"] and report["provenance"]["checkpoint_sha256"] == "c0ffee"
+    assert report["physics"]["conserved"]["mass"]  # the PDE was rebuilt from the file's attributes
+    assert (out / "report.html").exists() and (out / "predictions.h5").exists()
+
+    _model(monkeypatch, solvers.stepper(burgers, DT, "etdrk1"), {"pde": "burgers"})
+    rc = main(["audit", str(config), "--data", str(data_dir), "--model", str(model), "--out",
+               str(tmp_path / "fail"), "--quiet"])
+    assert rc == 1
+    assert "FAIL" in capsys.readouterr().out
+    rc = main(["audit", str(config), "--data", str(data_dir), "--model", str(model), "--out",
+               str(tmp_path / "loose"), "--quiet", "--require", "rel_l2<=10"])
+    assert rc == 0
+
+
+@pytest.mark.parametrize("case", ["require", "config", "data", "model_dir", "other_pde"])
+def test_bad_input_exits_2(case, burgers, data_dir, config, tmp_path, monkeypatch, capsys):
+    model = tmp_path / "model"
+    model.mkdir()
+    _model(monkeypatch, fine(burgers, DT), {"pde": "kdv" if case == "other_pde" else "burgers"})
+    argv = ["audit", str(config), "--data", str(data_dir), "--model", str(model), "--out", str(tmp_path / "o")]
+    expected = {"require": "--require", "config": "audit.alpha", "data": "test.h5", "model_dir": "--model",
+                "other_pde": "trained on PDE 'kdv'"}[case]
+    if case == "require":
+        argv += ["--require", "rel_l2 < 1"]
+    elif case == "config":
+        config.write_text("[audit]\nalpha = 3.0\n")
+    elif case == "data":
+        argv[3] = str(tmp_path)
+    elif case == "model_dir":
+        argv[5] = str(tmp_path / "missing")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("byai audit: error:") and expected in err and "\n" not in err
+    assert not (tmp_path / "o" / "report.json").exists()
