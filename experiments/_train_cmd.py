@@ -1,0 +1,144 @@
+"""``byai train CONFIG.toml --data DIR --out DIR [--steps N] [--resume] [--quiet]``.
+
+Reads the ``[model]`` and ``[train]`` sections, joins the processes of a multi-host run
+(``jax.distributed.initialize`` with the coordinator, process count and id from
+``[train]`` or the environment ``BYAI_COORDINATOR``, ``BYAI_NUM_PROCESSES``,
+``BYAI_PROCESS_ID``), builds the ``('data',)`` mesh over every device, and trains on
+``DIR/train.h5`` with validation on ``DIR/val.h5``. ``--steps N`` trains until global
+step N (the learning-rate schedule still spans ``train.steps``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from experiments._cli import UsageError
+from experiments._toml import ConfigError, from_dict, load_toml
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("config", help="experiment TOML with [model] and [train] sections")
+    parser.add_argument("--data", required=True, help="dataset folder holding train.h5 (and val.h5)")
+    parser.add_argument("--out", required=True, help="model folder: checkpoints, byai_model.json, metrics.jsonl")
+    parser.add_argument("--steps", type=int, default=None, help="train until this global step (default train.steps)")
+    parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def read_configs(path):
+    """``(ModelConfig, TrainConfig)`` from an experiment TOML (errors name the key)."""
+    from surrogates import ModelConfig, TrainConfig
+
+    raw = load_toml(path)
+    for name in ("model", "train"):
+        if name not in raw:
+            raise ConfigError(f"{path}: [{name}] section is missing")
+    try:
+        return from_dict(ModelConfig, raw["model"], "model"), from_dict(TrainConfig, raw["train"], "train")
+    except ConfigError as e:
+        raise ConfigError(f"{Path(path).name}: {e}") from None
+
+
+def distributed_settings(cfg) -> tuple[str | None, int | None, int | None]:
+    """Coordinator address, process count and id from the config, else from the environment."""
+    env = os.environ
+    address = cfg.coordinator_address or env.get("BYAI_COORDINATOR") or None
+    try:
+        n = cfg.num_processes if cfg.num_processes is not None else (
+            int(env["BYAI_NUM_PROCESSES"]) if env.get("BYAI_NUM_PROCESSES") else None)
+        pid = cfg.process_id if cfg.process_id is not None else (
+            int(env["BYAI_PROCESS_ID"]) if env.get("BYAI_PROCESS_ID") else None)
+    except ValueError:
+        raise UsageError("BYAI_NUM_PROCESSES and BYAI_PROCESS_ID must be integers") from None
+    return address, n, pid
+
+
+def initialize_distributed(cfg) -> None:
+    """``jax.distributed.initialize`` when a coordinator is configured (before any computation)."""
+    import jax
+
+    address, n, pid = distributed_settings(cfg)
+    if address is None:
+        if n not in (None, 1):
+            raise UsageError("train.num_processes > 1 needs train.coordinator_address (or BYAI_COORDINATOR)")
+        return
+    if n is None or pid is None:
+        raise UsageError("a coordinator address needs num_processes and process_id (config or BYAI_* environment)")
+    try:  # CPU processes exchange gradients through gloo (no effect on accelerators)
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    except (AttributeError, ValueError):
+        pass
+    jax.distributed.initialize(coordinator_address=address, num_processes=n, process_id=pid)
+
+
+def data_info(path: Path) -> dict:
+    """Provenance of the training file: its sha256, PDE and grid, as JSON-able values."""
+    import datasets
+    import numpy as np
+
+    ds = datasets.open(path)
+    info = {"dataset_sha256": str(ds.attrs.get("sha256", "")), "data_file": str(Path(path).resolve())}
+    for key in ("pde", "pde_params", "grid_shape", "grid_length"):
+        if key in ds.attrs:
+            v = ds.attrs[key]
+            info[key] = v.decode() if isinstance(v, bytes) else (v if isinstance(v, str) else np.asarray(v).tolist())
+    ds.close()
+    return info
+
+
+def _windows(path: Path, input_steps: int, target_steps: int) -> int:
+    import datasets
+
+    ds = datasets.open(path)
+    s, t = ds["u"].shape[:2]
+    ds.close()
+    return s * max(t - input_steps - target_steps + 1, 0)
+
+
+def run(args) -> int:
+    model_cfg, train_cfg = read_configs(args.config)
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps: must be >= 1, got {args.steps}")
+    data, out = Path(args.data), Path(args.out)
+    train_file, val_file = data / "train.h5", data / "val.h5"
+    if not train_file.is_file():
+        raise FileNotFoundError(f"--data {data}: no train.h5 (generate it with `byai generate`)")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    initialize_distributed(train_cfg)
+
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    import datasets
+    import surrogates
+
+    n_dev = jax.device_count()
+    if train_cfg.batch_size % n_dev:
+        raise ConfigError(f"train.batch_size: must be divisible by the {n_dev} devices, got {train_cfg.batch_size}")
+    mesh = jax.make_mesh((n_dev,), ("data",))
+    sharding = NamedSharding(mesh, P("data"))
+    loader = datasets.Loader(train_file, batch_size=train_cfg.batch_size, input_steps=train_cfg.input_steps,
+                             target_steps=train_cfg.unroll, seed=train_cfg.seed, shuffle=True, sharding=sharding)
+    val = None
+    if train_cfg.val_every and val_file.is_file():
+        n_val = _windows(val_file, train_cfg.input_steps, train_cfg.unroll)
+        vb = min(train_cfg.batch_size, n_val) // n_dev * n_dev
+        if vb >= n_dev:
+            val = datasets.Loader(val_file, batch_size=vb, input_steps=train_cfg.input_steps,
+                                  target_steps=train_cfg.unroll, seed=train_cfg.seed, shuffle=False,
+                                  sharding=sharding, stats=loader.stats)
+    try:
+        result = surrogates.train(model_cfg, train_cfg, loader, out, val_loader=val, until=args.steps,
+                                  resume=args.resume, quiet=args.quiet, mesh=mesh, data_info=data_info(train_file))
+    finally:
+        loader.close()
+        if val is not None:
+            val.close()
+    if jax.process_index() == 0:
+        val_txt = f", best val loss {result.val_loss:.4g}" if result.val_loss < float("inf") else ""
+        print(f"byai train: step {result.step}, loss {result.loss:.4g}{val_txt}; {result.params} parameters; "
+              f"model in {out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,161 @@
+"""Configuration of a surrogate model and of its training: frozen dataclasses, pure data.
+
+``experiments`` builds them from the ``[model]`` and ``[train]`` tables of an
+experiment TOML with ``experiments._toml.from_dict``; every value is checked in
+``__post_init__`` with a one-sentence ``ValueError`` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+
+def _check(condition: bool, name: str, message: str, value) -> None:
+    if not condition:
+        raise ValueError(f"{name}: {message}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which network, and its size.
+
+    kind: ``"fno"`` (Fourier neural operator, Li et al. 2021, in the layout of
+      neuraloperator >= 1.0), ``"unet"`` (a U-Net with GroupNorm, Gupta and
+      Brandstetter 2022) or ``"resnet"`` (dilated ResNet, Stachenfeld et al. 2022).
+    width: hidden channels (FNO, ResNet) or the U-Net's base channels. Good values 32-128.
+    modes: FNO only; number of Fourier modes kept per spatial axis, counting negative
+      frequencies (neuraloperator's convention: ``16`` keeps wavenumbers -8..7, i.e.
+      9 coefficients of the real FFT along the last axis). One value applies to every axis.
+    depth: FNO blocks, ResNet blocks, or U-Net convolutions per level.
+    lifting_width / projection_width: hidden width of the FNO's two-layer lifting and
+      projection MLPs (``None``: twice ``width``; ``0``: a single linear layer).
+    channel_mlp_expansion: FNO only; hidden width of the per-block channel MLP as a
+      fraction of ``width`` (``0`` disables it).
+    padding: FNO only; grid points of zero padding added at the end of each spatial
+      axis before the Fourier layers and removed after, for non-periodic data (``0``
+      for periodic data).
+    multipliers: U-Net channel multiplier per level (each level halves the grid).
+    groups: GroupNorm groups (U-Net, ResNet).
+    boundary: convolution padding of the U-Net and ResNet: ``"periodic"`` (circular)
+      or ``"zero"``.
+    kernel_size: convolution kernel size (U-Net, ResNet).
+    dilations: the ResNet's dilation rates within one block.
+    activation: the pointwise nonlinearity.
+    coordinates: append the grid coordinates in [0, 1) as input channels.
+    residual: predict the increment of the last input frame (next = last + network),
+      in normalised units, instead of the next frame itself.
+    """
+
+    kind: Literal["fno", "unet", "resnet"] = "fno"
+    width: int = 64
+    modes: tuple[int, ...] = (16,)
+    depth: int = 4
+    lifting_width: int | None = None
+    projection_width: int | None = None
+    channel_mlp_expansion: float = 0.5
+    padding: int = 0
+    multipliers: tuple[int, ...] = (1, 2, 4)
+    groups: int = 8
+    boundary: Literal["periodic", "zero"] = "periodic"
+    kernel_size: int = 3
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 4, 2, 1)
+    activation: Literal["gelu", "relu", "silu", "tanh"] = "gelu"
+    coordinates: bool = False
+    residual: bool = True
+
+    def __post_init__(self):
+        _check(self.kind in ("fno", "unet", "resnet"), "kind", "must be 'fno', 'unet' or 'resnet'", self.kind)
+        _check(self.width >= 1, "width", "must be >= 1", self.width)
+        _check(len(self.modes) >= 1 and all(m >= 1 for m in self.modes), "modes", "must be integers >= 1",
+               self.modes)
+        _check(self.depth >= 1, "depth", "must be >= 1", self.depth)
+        for name in ("lifting_width", "projection_width"):
+            v = getattr(self, name)
+            _check(v is None or v >= 0, name, "must be >= 0", v)
+        _check(self.channel_mlp_expansion >= 0, "channel_mlp_expansion", "must be >= 0",
+               self.channel_mlp_expansion)
+        _check(self.padding >= 0, "padding", "must be >= 0", self.padding)
+        _check(len(self.multipliers) >= 1 and all(m >= 1 for m in self.multipliers), "multipliers",
+               "must be integers >= 1", self.multipliers)
+        _check(self.groups >= 1, "groups", "must be >= 1", self.groups)
+        _check(self.kernel_size >= 1 and self.kernel_size % 2 == 1, "kernel_size", "must be odd and >= 1",
+               self.kernel_size)
+        _check(len(self.dilations) >= 1 and all(d >= 1 for d in self.dilations), "dilations",
+               "must be integers >= 1", self.dilations)
+        if self.kind in ("unet", "resnet"):
+            widths = [self.width * m for m in self.multipliers] if self.kind == "unet" else [self.width]
+            _check(all(w % self.groups == 0 for w in widths), "groups",
+                   f"must divide every channel width {widths}", self.groups)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train.
+
+    steps: total optimiser steps (the learning-rate schedule spans them).
+    batch_size: global batch (split over all devices; must be divisible by their number).
+    lr: peak learning rate of AdamW, reached after ``warmup`` linear steps, then cosine
+      decay to ``lr * final_lr_fraction`` at ``steps``.
+    weight_decay: AdamW decoupled weight decay.  clip: global gradient-norm clip (0: off).
+    loss: ``"mse"`` (mean squared error in normalised units) or ``"rel_l2"`` (per-sample
+      relative L2 error, averaged over the batch).
+    unroll: autoregressive steps in the loss (1: one-step training); needs the loader's
+      ``target_steps >= unroll``.
+    pushforward: stop the gradient through the model's own earlier predictions
+      (Brandstetter et al. 2022): every step's loss still counts, but each prediction
+      is differentiated only through its last model call.
+    input_steps: frames stacked as the model's input.
+    val_every / checkpoint_every: measure the validation loss / write a checkpoint every
+      that many steps (0: never; the last step always writes one).
+    seed: model initialisation and data order.
+    dtype: compute and parameter dtype of the model.
+    coordinator_address / num_processes / process_id: multi-host training through
+      ``jax.distributed.initialize`` (``None``: read from the environment
+      ``BYAI_COORDINATOR``, ``BYAI_NUM_PROCESSES``, ``BYAI_PROCESS_ID``, or run alone).
+    """
+
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup: int = 50
+    final_lr_fraction: float = 0.0
+    weight_decay: float = 1e-4
+    clip: float = 1.0
+    loss: Literal["mse", "rel_l2"] = "mse"
+    unroll: int = 1
+    pushforward: bool = False
+    input_steps: int = 1
+    val_every: int = 100
+    checkpoint_every: int = 100
+    seed: int = 0
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    coordinator_address: str | None = None
+    num_processes: int | None = None
+    process_id: int | None = None
+
+    def __post_init__(self):
+        _check(self.steps >= 1, "steps", "must be >= 1", self.steps)
+        _check(self.batch_size >= 1, "batch_size", "must be >= 1", self.batch_size)
+        _check(self.lr > 0, "lr", "must be > 0", self.lr)
+        _check(0 <= self.warmup <= self.steps, "warmup", f"must be in [0, steps={self.steps}]", self.warmup)
+        _check(0 <= self.final_lr_fraction <= 1, "final_lr_fraction", "must be in [0, 1]",
+               self.final_lr_fraction)
+        _check(self.weight_decay >= 0, "weight_decay", "must be >= 0", self.weight_decay)
+        _check(self.clip >= 0, "clip", "must be >= 0", self.clip)
+        _check(self.loss in ("mse", "rel_l2"), "loss", "must be 'mse' or 'rel_l2'", self.loss)
+        _check(self.unroll >= 1, "unroll", "must be >= 1", self.unroll)
+        _check(self.input_steps >= 1, "input_steps", "must be >= 1", self.input_steps)
+        _check(self.val_every >= 0, "val_every", "must be >= 0", self.val_every)
+        _check(self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0", self.checkpoint_every)
+        _check(self.num_processes is None or self.num_processes >= 1, "num_processes", "must be >= 1",
+               self.num_processes)
+        if self.process_id is not None:
+            _check(self.process_id >= 0 and (self.num_processes is None or self.process_id < self.num_processes),
+                   "process_id", "must be in [0, num_processes)", self.process_id)
+
+
+def to_dict(config) -> dict:
+    """A config as a JSON-able dict (tuples become lists), for checkpoint metadata."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()}

@@ -1,0 +1,100 @@
+"""A trained surrogate as a stepper ``u -> u`` (the contract of DESIGN.md), and loading one from disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from ._checkpoint import Checkpoints, CheckpointError, read_metadata
+from ._config import ModelConfig, TrainConfig
+
+
+def as_stepper(model, stats, *, params=None):
+    """Wrap a trained one-frame surrogate into ``step(u) -> u`` on one unbatched float64 state.
+
+    ``u`` is ``(*space, C)`` in physical units; the step normalises it with ``stats``
+    (``.mean``, ``.std`` per channel), runs the model in its dtype (float32) on a batch of
+    one, and denormalises back to float64. A residual model predicts the increment
+    internally; the stepper always returns the next state. ``params`` (``(P,)``) are the
+    physics parameters of a model trained with per-sample parameters. The returned function
+    is pure and closes over the model's parameters as constants, so it can be jitted,
+    vmapped (over states) and used with ``solvers.rollout``.
+    """
+    if getattr(model, "input_steps", 1) != 1:
+        raise ValueError(f"as_stepper: the model takes {model.input_steps} input frames; a stepper maps one "
+                         "state to the next")
+    num_params = getattr(model, "num_params", 0)
+    if num_params and (params is None or np.shape(params) != (num_params,)):
+        raise ValueError(f"params: the model needs {num_params} physics parameters, got "
+                         f"{None if params is None else np.shape(params)}")
+    mean = jnp.asarray(np.asarray(stats.mean, np.float64))
+    std = jnp.asarray(np.asarray(stats.std, np.float64))
+    graphdef, state = nnx.split(model)
+    dtype = getattr(model, "dtype", jnp.float32)
+    p = None if not num_params else jnp.asarray(params, dtype)[None]
+
+    def step(u):
+        u = jnp.asarray(u)
+        if u.shape[-1] != mean.shape[0] or u.ndim != getattr(model, "ndim", u.ndim - 1) + 1:
+            raise ValueError(f"step: expected one state (*space, {mean.shape[0]}), got shape {u.shape}")
+        m = nnx.merge(graphdef, state)
+        x = ((u.astype(jnp.float64) - mean) / std).astype(dtype)[None]
+        y = m(x, p)[0]
+        return y.astype(jnp.float64) * std + mean
+
+    return step
+
+
+def load(model_dir, *, best: bool = True):
+    """``(model, stats, info)`` of a byai model folder written by ``byai train``.
+
+    ``best`` picks the checkpoint with the lowest validation loss when one exists (else the
+    latest). ``info`` holds the data provenance (``dataset_sha256``, ``pde``, ``pde_params``,
+    ``grid_shape``, ``grid_length``), ``model`` (the model config), ``train`` (the training
+    config), ``step``, ``checkpoint`` (its folder) and ``params`` (parameter counts).
+    Raises ``CheckpointError`` for a folder that is not a byai model.
+    """
+    from datasets import Normalization
+
+    from ._train import build_model, build_optimizer
+
+    model_dir = Path(model_dir)
+    meta = read_metadata(model_dir)
+    try:
+        import dataclasses
+
+        mc = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["model_config"].items()})
+        tfields = {f.name for f in dataclasses.fields(TrainConfig)}
+        tc = TrainConfig(**{k: v for k, v in meta["train_config"].items() if k in tfields})
+        stats = Normalization(np.asarray(meta["stats"]["mean"]), np.asarray(meta["stats"]["std"]))
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{model_dir / 'byai_model.json'}: invalid configuration ({e})") from None
+    model = build_model(mc, ndim=int(meta["ndim"]), channels=int(meta["channels"]),
+                        input_steps=int(meta["input_steps"]), num_params=int(meta["num_params"]), dtype=tc.dtype,
+                        seed=tc.seed)
+    optimizer = build_optimizer(model, tc)
+    like = nnx.state((model, optimizer))
+    ckpt = Checkpoints(model_dir, read_only=True)
+    try:
+        if ckpt.latest_step() is None:
+            raise CheckpointError(f"{model_dir} holds no checkpoint (training did not write one yet)")
+        state, extra = ckpt.restore(like, best=best)
+        used = ckpt.best if (best and ckpt.best.latest_step() is not None) else ckpt.latest
+        where = used.directory / str(used.latest_step())
+    finally:
+        ckpt.close()
+    nnx.update((model, optimizer), state)
+    info = dict(meta.get("data", {}))
+    info.update(model=meta["model_config"], train=meta["train_config"], step=int(extra["step"]),
+                checkpoint=str(where), params=meta.get("params"), best_val=extra.get("best_val"))
+    return model, stats, info
+
+
+def load_stepper(model_dir, *, best: bool = True, params=None):
+    """``(step, info)``: the stepper of :func:`as_stepper` for a saved model, and :func:`load`'s info."""
+    model, stats, info = load(model_dir, best=best)
+    return as_stepper(model, stats, params=params), info

@@ -1,0 +1,345 @@
+"""Training: optax AdamW with warmup-cosine and clipping, data parallel over a ('data',) mesh.
+
+The train step is a pure function of ``(state, batch)`` where ``state`` is the
+``nnx.split`` state of ``(model, optimizer)``; it is jitted once with the state
+replicated and the batch sharded along ``'data'``, donates the old state, and
+returns the new state with device scalars (loss, gradient norm): no host syncs.
+The loop reads those scalars one step late, so the device never waits for the host.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from ._checkpoint import CheckpointError, Checkpoints, check_compatible, read_metadata, write_metadata
+from ._config import ModelConfig, TrainConfig, to_dict
+from ._models import Surrogate, count_params
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss or the gradient became non-finite; training stopped, the last good checkpoint is kept."""
+
+
+# ------------------------------------------------------------------------------------------- pieces
+def learning_rate_schedule(config: TrainConfig) -> optax.Schedule:
+    """Linear warmup from 0 to ``lr`` over ``warmup`` steps, cosine decay to ``lr*final_lr_fraction`` at ``steps``."""
+    end = config.lr * config.final_lr_fraction
+    if config.warmup >= config.steps:
+        return optax.linear_schedule(0.0, config.lr, config.warmup)
+    if config.warmup == 0:
+        return optax.cosine_decay_schedule(config.lr, config.steps, alpha=config.final_lr_fraction)
+    return optax.warmup_cosine_decay_schedule(0.0, config.lr, config.warmup, config.steps, end_value=end)
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """Global-norm clipping (``clip > 0``) followed by AdamW on the schedule above."""
+    adamw = optax.adamw(learning_rate_schedule(config), weight_decay=config.weight_decay)
+    return optax.chain(optax.clip_by_global_norm(config.clip), adamw) if config.clip > 0 else adamw
+
+
+def pointwise_loss(pred, target, kind: str):
+    """Mean squared error, or the batch mean of per-sample relative L2 errors ``|p - t| / |t|``."""
+    pred, target = pred.astype(jnp.float32), target.astype(jnp.float32)
+    if kind == "mse":
+        return jnp.mean(jnp.square(pred - target))
+    axes = tuple(range(1, pred.ndim))
+    num = jnp.sqrt(jnp.sum(jnp.square(pred - target), axis=axes))
+    den = jnp.sqrt(jnp.sum(jnp.square(target), axis=axes))
+    return jnp.mean(num / jnp.maximum(den, 1e-12))
+
+
+def rollout_loss(model: Surrogate, batch: dict, *, unroll: int = 1, pushforward: bool = False, kind: str = "mse"):
+    """Autoregressive loss averaged over ``unroll`` steps.
+
+    ``batch["input"]`` is ``(B, *space, C*I)`` (frames oldest first), ``batch["target"]``
+    ``(B, T, *space, C)`` with ``T >= unroll``. Step ``k`` predicts target frame ``k`` from the
+    window ending with the previous prediction; with ``pushforward`` the gradient does not flow
+    back through earlier predictions.
+    """
+    x, target, params = batch["input"], batch["target"], batch.get("params")
+    c = target.shape[-1]
+    if target.shape[1] < unroll:
+        raise ValueError(f"unroll: {unroll} steps need {unroll} target frames, the batch has {target.shape[1]}")
+    total = 0.0
+    for k in range(unroll):
+        pred = model(x, params)
+        total = total + pointwise_loss(pred, target[:, k], kind)
+        if k + 1 < unroll:
+            nxt = jax.lax.stop_gradient(pred) if pushforward else pred
+            x = jnp.concatenate([x[..., c:], nxt.astype(x.dtype)], axis=-1)
+    return total / unroll
+
+
+def build_model(config: ModelConfig, *, ndim: int, channels: int, input_steps: int, num_params: int,
+                dtype: str = "float32", seed: int = 0) -> Surrogate:
+    """The surrogate of ``config`` for data of ``ndim`` spatial axes and ``channels`` channels.
+
+    Initialised inside one jitted function (one compilation instead of one per random array).
+    """
+    def create():
+        return Surrogate(config, ndim=ndim, channels=channels, input_steps=input_steps, num_params=num_params,
+                         dtype=jnp.dtype(dtype), rngs=nnx.Rngs(params=seed))
+    return _initialise(create)
+
+
+def build_optimizer(model: Surrogate, config: TrainConfig) -> nnx.Optimizer:
+    """``nnx.Optimizer(model, make_optimizer(config), wrt=nnx.Param)``, its state created in one jitted call."""
+    tx = make_optimizer(config)
+    graphdef, state = nnx.split(model)
+    return _initialise(lambda st: nnx.Optimizer(nnx.merge(graphdef, st), tx, wrt=nnx.Param), state)
+
+
+def _initialise(create, *args):
+    """Run the constructor ``create(*args)`` as one jitted program compiled without LLVM optimisation
+    (it runs once; compiling its random draws optimised costs seconds on a CPU)."""
+    graphdef, _ = nnx.split(nnx.eval_shape(create, *args))
+    state = jax.jit(lambda *a: nnx.state(create(*a))).lower(*args).compile(
+        compiler_options={"xla_backend_optimization_level": 0})(*args)
+    return nnx.merge(graphdef, state)
+
+
+def make_steps(model: Surrogate, optimizer: nnx.Optimizer, config: TrainConfig, mesh=None):
+    """Jitted ``train_step(state, batch) -> (state, {"loss", "grad_norm"})`` and ``eval_step(state, batch) -> loss``.
+
+    ``state`` is ``nnx.state((model, optimizer))``; with a ``mesh`` it is replicated and the batch
+    sharded along ``'data'``. The train step donates its input state.
+    """
+    graphdef, _ = nnx.split((model, optimizer))
+    loss_kw = dict(unroll=config.unroll, pushforward=config.pushforward, kind=config.loss)
+
+    def train_step(state, batch):
+        model, optimizer = nnx.merge(graphdef, state)
+        loss, grads = nnx.value_and_grad(lambda m: rollout_loss(m, batch, **loss_kw))(model)
+        optimizer.update(model, grads)
+        return nnx.state((model, optimizer)), {"loss": loss, "grad_norm": optax.global_norm(grads)}
+
+    def eval_step(state, batch):
+        model, _ = nnx.merge(graphdef, state)
+        return rollout_loss(model, batch, **loss_kw)
+
+    if mesh is None:
+        return jax.jit(train_step, donate_argnums=0), jax.jit(eval_step)
+    rep, data = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+    return (jax.jit(train_step, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=0),
+            jax.jit(eval_step, in_shardings=(rep, data), out_shardings=rep))
+
+
+def replicate(tree, mesh):
+    """Place a pytree of host-identical arrays replicated over ``mesh`` (works across processes)."""
+    if mesh is None:
+        return tree
+    sharding = NamedSharding(mesh, P())
+
+    def put(x):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+    return jax.tree.map(put, tree)
+
+
+# ---------------------------------------------------------------------------------------- the loop
+@dataclass
+class TrainResult:
+    """What a run did: the last global ``step``, its ``loss``, the best ``val_loss`` (NaN if never measured)."""
+
+    step: int
+    loss: float
+    val_loss: float
+    params: int
+
+
+def _progress(total, initial, quiet):
+    if quiet or not sys.stderr.isatty() or jax.process_index() != 0:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, file=sys.stderr)
+
+
+def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir, *, val_loader=None,
+          until: int | None = None, resume: bool = False, quiet: bool = False, mesh=None,
+          data_info: dict | None = None) -> TrainResult:
+    """Train a surrogate on ``train_loader`` and checkpoint it into ``out_dir``.
+
+    Args:
+        model_config, config: the network and the optimisation.
+        train_loader: a ``datasets.Loader``-like object (``batch(step)``, ``iterate(start, n)``,
+            ``stats``, ``batch_size``, ``input_steps``, ``target_steps``, ``steps_per_epoch``), its
+            batches placed with ``NamedSharding(mesh, P("data"))`` when ``mesh`` is given.
+        out_dir: checkpoints (``checkpoints/``, ``best/``), ``byai_model.json`` and ``metrics.jsonl``.
+        val_loader: the validation split (same stats), measured every ``config.val_every`` steps.
+        until: stop at this global step (default ``config.steps``; the schedule always spans
+            ``config.steps``).
+        resume: continue from the latest checkpoint in ``out_dir`` (refused if its dataset or
+            config differ); without it an existing checkpoint is refused.
+        mesh: a ``('data',)`` device mesh (``None``: the default device).
+        data_info: provenance of the training data (``dataset_sha256``, ``pde``, ...), stored and
+            checked on resume.
+
+    Raises:
+        TrainingDivergedError: the loss became non-finite (the message names the step).
+        CheckpointError: ``out_dir`` holds an incompatible or unexpected checkpoint.
+    """
+    out = Path(out_dir)
+    until = config.steps if until is None else int(until)
+    if until < 1:
+        raise ValueError(f"steps: must be >= 1, got {until}")
+    if train_loader.input_steps != config.input_steps:
+        raise ValueError(f"train.input_steps: {config.input_steps} but the loader stacks {train_loader.input_steps}")
+    n_dev = 1 if mesh is None else mesh.devices.size
+    if config.batch_size % n_dev:
+        raise ValueError(f"train.batch_size: must be divisible by the {n_dev} devices, got {config.batch_size}")
+    first = train_loader.batch(0)
+    space = first["input"].shape[1:-1]
+    channels = first["target"].shape[-1]
+    num_params = first["params"].shape[-1] if "params" in first else 0
+    model = build_model(model_config, ndim=len(space), channels=channels, input_steps=config.input_steps,
+                        num_params=num_params, dtype=config.dtype, seed=config.seed)
+    optimizer = build_optimizer(model, config)
+    n_params = count_params(model)
+    stats = train_loader.stats
+    meta = {
+        "format": "byai.surrogate", "version": 1,
+        "model_config": to_dict(model_config), "train_config": _train_identity(config),
+        "ndim": len(space), "grid_shape": list(space), "channels": int(channels), "input_steps": config.input_steps,
+        "num_params": int(num_params), "params": n_params,
+        "stats": {"mean": np.asarray(stats.mean, np.float64).tolist(), "std": np.asarray(stats.std, np.float64).tolist()},
+        "data": dict(data_info or {}),
+    }
+    ckpt = Checkpoints(out)
+    start = 0
+    if ckpt.latest_step() is not None or (out / "byai_model.json").exists():
+        if not resume:
+            raise CheckpointError(f"{out} already holds a byai checkpoint; pass --resume to continue it "
+                                  "or choose a new --out")
+        check_compatible(read_metadata(out), meta, out)
+    elif resume and not quiet and jax.process_index() == 0:
+        print(f"byai train: nothing to resume in {out}; starting from step 0", file=sys.stderr)
+    if jax.process_index() == 0:
+        write_metadata(out, meta)
+
+    train_step, eval_step = make_steps(model, optimizer, config, mesh)
+    state = replicate(nnx.state((model, optimizer)), mesh)
+    best_val, last_good = math.inf, None
+    if resume and ckpt.latest_step() is not None:
+        state, extra = ckpt.restore(state)
+        start = int(extra["step"])
+        best_val = math.inf if extra.get("best_val") is None else float(extra["best_val"])
+        last_good = start
+        if extra.get("seed") != config.seed:
+            raise CheckpointError(f"{out}: checkpoint seed {extra.get('seed')} differs from train.seed {config.seed}")
+    schedule = learning_rate_schedule(config)
+    metrics_path = out / "metrics.jsonl"
+    if jax.process_index() == 0:
+        _truncate_metrics(metrics_path, start)
+    if start >= until:
+        return TrainResult(start, math.nan, best_val, n_params["complex_as_one"])
+
+    bar = _progress(until, start, quiet)
+    log = open(metrics_path, "a") if jax.process_index() == 0 else None
+    pending = None  # (step done, metrics of that step as device scalars, wall time of dispatch)
+    t_last = time.perf_counter()
+    rate = math.nan
+    last_loss = math.nan
+
+    def flush(val_loss=None):
+        nonlocal pending, t_last, rate, last_loss
+        if pending is None:
+            return
+        step_done, m = pending
+        pending = None
+        loss, gnorm = float(m["loss"]), float(m["grad_norm"])  # the one host sync, one step late
+        if not (math.isfinite(loss) and math.isfinite(gnorm)):
+            where = f"step {last_good} in {out / 'checkpoints'}" if last_good is not None else "none was written"
+            raise TrainingDivergedError(f"non-finite loss ({loss}) or gradient norm ({gnorm}) at step {step_done}; "
+                                        f"training stopped, the last good checkpoint is {where}")
+        now = time.perf_counter()
+        inst = train_loader.batch_size / max(now - t_last, 1e-9)
+        rate = inst if not math.isfinite(rate) else 0.9 * rate + 0.1 * inst
+        t_last = now
+        last_loss = loss
+        rec = {"step": step_done, "loss": loss}
+        if val_loss is not None:
+            rec["val_loss"] = val_loss
+        rec["lr"] = float(schedule(step_done - 1))
+        rec["samples_per_s"] = inst
+        if log is not None:
+            log.write(json.dumps(rec) + "\n")
+        if bar is not None:
+            bar.update(step_done - bar.n)
+            bar.set_postfix(loss=f"{loss:.3e}", samples_per_s=f"{rate:.0f}", refresh=False)
+
+    try:
+        for i, batch in train_loader.iterate(start, until - start):
+            state, m = train_step(state, batch)
+            done = i + 1
+            flush()
+            pending = (done, m)
+            val_loss = None
+            if val_loader is not None and config.val_every and (done % config.val_every == 0 or done == until):
+                val_loss = evaluate(eval_step, state, val_loader)
+            if val_loss is not None or (config.checkpoint_every and done % config.checkpoint_every == 0) \
+                    or done == until:
+                flush(val_loss)  # every step up to ``done`` is known finite before anything is saved
+                extra = {"step": done, "seed": config.seed, "loader_step": done, "best_val": best_val}
+                if val_loss is not None and math.isfinite(val_loss) and val_loss < best_val:
+                    best_val = extra["best_val"] = val_loss
+                    ckpt.save_best(done, state, extra)
+                if (config.checkpoint_every and done % config.checkpoint_every == 0) or done == until:
+                    ckpt.save(done, state, extra)
+                    last_good = done
+        flush()
+    finally:
+        if bar is not None:
+            bar.close()
+        if log is not None:
+            log.close()
+        ckpt.close()
+    return TrainResult(until, last_loss, best_val, n_params["complex_as_one"])
+
+
+def evaluate(eval_step, state, loader) -> float:
+    """Mean loss over one pass of ``loader`` (batches ``0 .. steps_per_epoch-1``)."""
+    total = None
+    n = loader.steps_per_epoch
+    for _, batch in loader.iterate(0, n):
+        v = eval_step(state, batch)
+        total = v if total is None else total + v
+    return float(total) / n
+
+
+def _train_identity(config: TrainConfig) -> dict:
+    """The training config minus what may differ between runs of one training (the launch layout)."""
+    d = to_dict(config)
+    for k in ("coordinator_address", "num_processes", "process_id"):
+        d.pop(k)
+    return d
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines beyond ``step`` (a resumed run rewrites them)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if int(json.loads(line)["step"]) <= step:
+                keep.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in keep))
+    os.replace(tmp, path)
