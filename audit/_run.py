@@ -6,7 +6,7 @@ import dataclasses
 import math
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp

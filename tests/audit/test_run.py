@@ -9,7 +9,7 @@ import pytest
 import audit
 import datasets
 import solvers
-from conftest import DT, fine, make_split, quick_config
+from conftest import DT, N, fine, initial_conditions, quick_config
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +134,29 @@ def test_horizon_and_unknown_pde(burgers, splits):
     assert r.predictions.shape[1] == 4
     assert r.summary["physics"]["status"] == "unknown"
     assert len(r.summary["metrics"]["rmse"]["per_step"]["mean"]) == 3
+
+
+def test_per_sample_physics_from_files(tmp_path):
+    """Viscosity drawn per sample (a /params variable): the PDE is rebuilt per sample from the file."""
+    import jax
+
+    grid = solvers.Grid((N,))
+    nus = np.r_[0.03, 0.05, 0.08, np.linspace(0.04, 0.08, 9)]
+
+    def split(path, idx, seed):
+        u0 = initial_conditions(grid, len(idx), seed)
+        roll = jax.jit(lambda nu, u: solvers.rollout(fine(solvers.Burgers(grid, nu=nu), DT), u, 3))
+        traj = np.stack([np.asarray(roll(nus[i], u)) for i, u in zip(idx, u0)])
+        datasets.write(path, traj, t=DT * np.arange(4), grid=grid, error_estimate=np.full(traj.shape[:2], 1e-9),
+                       params=nus[idx, None], param_names=["nu"], pde="burgers", rtol=1e-6, atol=1e-10)
+        return datasets.open(path)
+
+    test, cal = split(tmp_path / "test.h5", [0, 1, 2], 1), split(tmp_path / "cal.h5", list(range(3, 12)), 2)
+    r = audit.run(fine(solvers.Burgers(grid, nu=0.05), DT), test, cal, "rel_l2<=0.01", config=quick_config(),
+                  out_dir=tmp_path / "out")
+    per_sample = r.summary["score"]["per_sample"]
+    assert per_sample[1] < 1e-12 < 1e-3 < min(per_sample[0], per_sample[2])  # right viscosity only for sample 1
+    residual = r.summary["physics"]["residual"]
+    assert residual["prediction"]["max"] > 100 * residual["reference"]["max"]
+    pred = datasets.open(tmp_path / "out" / "predictions.h5")
+    assert pred["params"].values.ravel().tolist() == nus[:3].tolist()
