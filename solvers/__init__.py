@@ -15,9 +15,11 @@ from ._pde import ResolutionError, SemiLinearPDE, Solution, SolverDivergedError,
 from ._equations import (  # noqa: E402
     Advection, AllenCahn, Burgers, Diffusion, GrayScott, KdV, KuramotoSivashinsky, NavierStokes2D)
 from ._etdrk import ETDStepper, rollout, stepper  # noqa: E402
+from ._solve import solve  # noqa: E402
+from ._darcy import Darcy  # noqa: E402
 
 __all__ = [
     "Grid", "resample", "SemiLinearPDE", "Solution", "ResolutionError", "SolverDivergedError", "rms",
     "Advection", "AllenCahn", "Burgers", "Diffusion", "GrayScott", "KdV", "KuramotoSivashinsky",
-    "NavierStokes2D", "ETDStepper", "stepper", "rollout",
+    "NavierStokes2D", "ETDStepper", "stepper", "rollout", "solve", "Darcy",
 ]

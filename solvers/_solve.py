@@ -1,0 +1,346 @@
+"""``solve``: adaptive ETDRK integration with an error bound for every saved frame.
+
+Time error. Each step of size ``h`` is taken twice: once whole (``u_full``) and
+as two halves (``u_half``). For a method of order ``p``,
+``e = (u_half - u_full) / (2^p - 1)`` estimates the local error of ``u_half``
+(Richardson). The step is accepted when ``RMS(e)`` is at most the step's share
+of the time budget (error per unit step:
+``scale * budget * h / (t[-1] - t[0])``); the solver continues from the
+extrapolated ``u_half + e`` (local extrapolation, one order higher), so
+``e`` overestimates the error actually committed. Local errors do not simply
+add (Kuramoto-Sivashinsky amplifies them, diffusion damps them), so a global
+error vector ``g`` is carried along with the linearised dynamics,
+``g <- J_h g + e``, where ``J_h g = exp(hL) g + h phi1(hL) N'(u)[g]`` is the
+tangent of an exponential Euler step (one ``jax.jvp`` of ``N``; exact for
+linear PDEs). The time part of ``error[i]`` is ``2 * RMS(g(t_i))``.
+
+Space error. The spectral truncation error is estimated from the energy in
+the highest resolved modes: the RMS of the modes above 3/4 of the 2/3
+dealiasing cut-off on any axis (``tail``), maximised over all accepted steps
+up to ``t_i``, times ``SPACE_SAFETY``. It must stay below half the tolerance;
+otherwise the grid is refined (``refine=True``) or ``ResolutionError`` is
+raised.
+
+The promise checked before returning: ``error[i] <= rtol * RMS(u[i]) + atol``
+for every frame. When the propagated global error exceeds its half of the
+budget (error growth, e.g. chaos), the whole interval is integrated again
+with a proportionally smaller local tolerance (at most ``_REINTEGRATIONS``
+times). All stepping runs in one jitted ``lax.while_loop``; only the
+decisions between whole integrations happen on the host.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ._etdrk import METHODS, etd_coefficients, etd_step_hat
+from ._grid import Grid, resample
+from ._pde import ResolutionError, SemiLinearPDE, Solution, SolverDivergedError
+
+TIME_SAFETY = 2.0  # reported time error = TIME_SAFETY * RMS(propagated global error estimate)
+SPACE_SAFETY = 2.0  # reported space error = SPACE_SAFETY * RMS(upper band of resolved modes)
+_REINTEGRATIONS = 3
+_MAX_CONSECUTIVE_REJECTS = 60
+
+# status codes of the integration loop
+_RUNNING, _DONE, _NONFINITE, _STEP_COLLAPSE, _MAX_STEPS, _UNRESOLVED = range(6)
+
+
+def _parseval_weights(grid: Grid) -> np.ndarray:
+    """Weights ``w`` with ``RMS(u)^2 = sum(w |rfft(u)|^2)`` (per channel, summed over modes)."""
+    n = grid.shape[-1]
+    w = np.full(grid.spectral_shape, 2.0)
+    w[..., 0] = 1.0
+    if n % 2 == 0:
+        w[..., -1] = 1.0
+    return w / float(math.prod(grid.shape)) ** 2
+
+
+def _bands(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the top band (above 3/4 of the dealiasing cut-off ``N/3`` on some axis) and the band below it."""
+    frac = np.zeros(grid.spectral_shape)
+    for m, n in zip(grid._mode_numbers(), grid.shape):
+        frac = np.maximum(frac, np.abs(m) / (n / 3))
+    return frac > 0.75, (frac > 0.5) & (frac <= 0.75)
+
+
+def _rms_hat(w, v_hat):
+    """RMS over grid points and channels of the state whose rfft is ``v_hat``."""
+    c = v_hat.shape[-1]
+    return jnp.sqrt(jnp.sum(w[..., None] * jnp.abs(v_hat) ** 2) / c)
+
+
+@partial(jax.jit, static_argnames=("method", "stride"))
+def _integrate(pde, u0, t, rtol, atol, scale, h0, max_steps, *, method: str, stride: int):
+    """One adaptive integration of ``pde`` from ``u0`` at ``t[0]`` over ``t``, on ``pde.grid``.
+
+    Returns the saved frames (on the grid sub-sampled by ``stride``), the time
+    error estimate of each frame (RMS of ``g`` on those points), the running
+    maximum of the tail and of the band below it, counters, the time reached
+    and the status code.
+    """
+    grid = pde.grid
+    order = METHODS[method]
+    weights = jnp.asarray(_parseval_weights(grid))
+    top, below = (jnp.asarray(b) for b in _bands(grid))
+    lin = pde.linear()
+    span = t[-1] - t[0]
+    n_save = t.shape[0]
+    sub = tuple(slice(None, None, stride) for _ in range(grid.ndim))
+
+    def tol_of(v):
+        return rtol * _rms_hat(weights, v) + atol
+
+    def band_rms(v):
+        return _rms_hat(weights, jnp.where(top[..., None], v, 0)), _rms_hat(weights, jnp.where(below[..., None], v, 0))
+
+    def sub_rms(v_hat):
+        x = grid.ifft(v_hat)[sub]
+        return jnp.sqrt(jnp.mean(x**2))
+
+    v0 = grid.fft(u0)
+    tail0, below0 = band_rms(v0)
+    frames = jnp.zeros((n_save, *u0[sub].shape), u0.dtype).at[0].set(u0[sub])
+    gerr = jnp.zeros(n_save)
+    tails = jnp.zeros(n_save).at[0].set(tail0)
+    belows = jnp.zeros(n_save).at[0].set(below0)
+    status0 = jnp.where(SPACE_SAFETY * tail0 > 0.5 * tol_of(v0), _UNRESOLVED,
+                        jnp.where(n_save > 1, _RUNNING, _DONE))
+    def coefficients(h):
+        return etd_coefficients(lin, h, method), etd_coefficients(lin, h / 2, method)
+
+    state = dict(t=t[0], h=jnp.asarray(h0, dtype=jnp.float64), v=v0, g=jnp.zeros_like(v0), i=jnp.asarray(1), frames=frames, gerr=gerr,
+                 tails=tails, belows=belows, tail=tail0, below=below0, tol=tol_of(v0), accepted=jnp.asarray(0),
+                 rejected=jnp.asarray(0), nfev=jnp.asarray(0), streak=jnp.asarray(0), status=status0)
+
+    def body(s):
+        target = t[s["i"]]
+        remaining = target - s["t"]
+        # split what is left of the save interval into equal steps no longer than the wanted h, so the
+        # last one lands exactly on the save time without a sliver step
+        n_left = jnp.maximum(jnp.ceil(remaining / s["h"] * (1 - 1e-12)), 1.0)
+        landing = n_left <= 1
+        h = remaining / n_left
+        # recomputed every attempt: with one exponential per mode this costs less than caching them
+        # behind a lax.cond did (measured)
+        c_full, c_half = coefficients(h)
+        v = s["v"]
+        u_full = etd_step_hat(pde.nonlinear, c_full, method, v)
+        u_half = etd_step_hat(pde.nonlinear, c_half, method, etd_step_hat(pde.nonlinear, c_half, method, v))
+        e = (u_half - u_full) / (2**order - 1)
+        err = _rms_hat(weights, e)
+        v_new = u_half + e
+        allowed = scale * 0.5 * tol_of(v_new) * h / span
+        finite = jnp.isfinite(err) & jnp.all(jnp.isfinite(v_new))
+        accept = finite & (err <= allowed)
+        # global error: exponential-Euler tangent, h phi1(hL) = Q(h) (1 + E(h/2)) from the ETDRK4 set
+        # of the half step; for the other methods h_phi1 is at hand.
+        if method == "etdrk4":
+            e_half, q = c_full["E2"], c_full["Q"]
+            h_phi1 = q * (1 + e_half)
+        else:
+            h_phi1 = c_full["h_phi1"]
+        _, dn = jax.jvp(pde.nonlinear, (v,), (s["g"],))
+        g_new = c_full["E"] * s["g"] + h_phi1 * dn + e
+        t_new = jnp.where(landing, target, s["t"] + h)
+        tail, below = band_rms(v_new)
+        grow_tail = tail > s["tail"]
+        tail_max = jnp.where(grow_tail, tail, s["tail"])
+        below_at = jnp.where(grow_tail, below, s["below"])
+        unresolved = SPACE_SAFETY * tail > 0.5 * tol_of(v_new)
+
+        # step size for the next attempt (error per unit step: err ~ h^(p+1), allowed ~ h)
+        ratio = jnp.where(finite & (err > 0), allowed / jnp.where(err > 0, err, 1.0), 5.0**order)
+        factor = jnp.clip(0.9 * ratio ** (1.0 / order), 0.2, 5.0)
+        factor = jnp.where(finite, factor, 0.2)
+        h_next = h * factor
+
+        save = accept & landing
+        i = s["i"]
+
+        def store(bufs):
+            frames, gerr, tails, belows = bufs
+            return (frames.at[i].set(grid.ifft(v_new)[sub]), gerr.at[i].set(sub_rms(g_new)),
+                    tails.at[i].set(tail_max), belows.at[i].set(below_at))
+
+        out = dict(s)
+        bufs = (s["frames"], s["gerr"], s["tails"], s["belows"])
+        out["frames"], out["gerr"], out["tails"], out["belows"] = lax.cond(save, store, lambda b: b, bufs)
+        out["tol"] = jnp.where(accept, tol_of(v_new), s["tol"])
+        out["t"] = jnp.where(accept, t_new, s["t"])
+        out["v"] = jnp.where(accept, v_new, v)
+        out["g"] = jnp.where(accept, g_new, s["g"])
+        out["tail"] = jnp.where(accept, tail_max, s["tail"])
+        out["below"] = jnp.where(accept, below_at, s["below"])
+        out["i"] = jnp.where(save, i + 1, i)
+        out["h"] = h_next
+        out["accepted"] = s["accepted"] + accept
+        out["rejected"] = s["rejected"] + (~accept)
+        out["nfev"] = s["nfev"] + 3 * {"etdrk1": 1, "etdrk2": 2, "etdrk4": 4}[method] + 2
+        out["streak"] = jnp.where(accept, 0, s["streak"] + 1)
+        status = jnp.where(accept & (i + 1 >= n_save) & landing, _DONE, _RUNNING)
+        status = jnp.where(accept & unresolved, _UNRESOLVED, status)
+        status = jnp.where(~finite & (out["streak"] > 8), _NONFINITE, status)
+        status = jnp.where(h_next < 1e-13 * (jnp.abs(s["t"]) + span), _STEP_COLLAPSE, status)
+        status = jnp.where(out["streak"] > _MAX_CONSECUTIVE_REJECTS, _STEP_COLLAPSE, status)
+        status = jnp.where((status == _RUNNING) & (out["accepted"] + out["rejected"] >= max_steps), _MAX_STEPS,
+                           status)
+        out["status"] = status
+        return out
+
+    s = lax.while_loop(lambda s: s["status"] == _RUNNING, body, state)
+    return dict(frames=s["frames"], gerr=s["gerr"], tails=s["tails"], belows=s["belows"], t=s["t"],
+                accepted=s["accepted"], rejected=s["rejected"], nfev=s["nfev"], status=s["status"],
+                tail=s["tail"], below=s["below"], tol=s["tol"])
+
+
+def _check_tolerance(name, value):
+    if not (isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def _needed_grid(grid: Grid, tail: float, below: float, target: float) -> Grid:
+    """The grid the tail estimate says is needed: extrapolate the decay from the band below to the top band."""
+    if not (below > 0 and tail > 0 and tail < below and target > 0):
+        return grid.refined(2) if tail <= 0 or tail < below else grid.refined(4)
+    # one band = a quarter of the cut-off N/3; the tail falls by tail/below per quarter
+    quarters = math.log(tail / target) / math.log(below / tail)
+    factor = 1 + max(quarters, 0) / 3  # the top band spans 3/4..1 of the cut-off
+    f = 2 ** math.ceil(math.log2(max(factor, 1.0001)))
+    return grid.refined(int(f))
+
+
+def solve(pde, u0=None, t=None, rtol: float = 1e-6, atol: float = 1e-10, refine: bool = True,
+          method: str = "etdrk4", max_steps: int = 100_000, max_refinements: int = 2) -> Solution:
+    """Integrate ``pde`` from ``u0`` at ``t[0]``, saving exactly at ``t``, to a stated tolerance.
+
+    Args:
+        pde: a semi-linear PDE (``Burgers``, ``KuramotoSivashinsky``, ...), or a steady
+            ``Darcy`` problem (then ``u0`` and ``t`` are not used; see ``Darcy.solve_steady``).
+        u0: the initial state ``(*grid.shape, C)`` at time ``t[0]``.
+        t: strictly increasing save times; ``t[0]`` is the initial time, so ``sol.u[0] == u0``.
+        rtol, atol: the per-frame tolerance ``rtol * RMS(u[i]) + atol`` (RMS over grid points
+            and channels). Good values: rtol 1e-4 .. 1e-10, atol about rtol times the smallest
+            RMS of interest.
+        refine: when the grid cannot resolve the solution to the tolerance, solve on a grid with
+            twice (up to ``2**max_refinements`` times) the points per axis and return point values
+            on the requested grid; with ``refine=False`` raise ``ResolutionError`` instead.
+        method: ``"etdrk4"`` (default), ``"etdrk2"`` or ``"etdrk1"``.
+        max_steps: the most step attempts (accepted + rejected) in one integration.
+        max_refinements: how many times the grid may be doubled.
+
+    Returns:
+        a :class:`Solution` whose ``error[i]`` bounds the RMS error of ``u[i]`` and satisfies
+        ``error[i] <= rtol * RMS(u[i]) + atol``.
+
+    Raises:
+        ValueError: a bad argument (named, with its value).
+        ResolutionError: the grid is too coarse and ``refine`` is off or exhausted.
+        SolverDivergedError: a non-finite state, a collapsed step size or ``max_steps``
+            attempts; the message gives the time reached.
+    """
+    if hasattr(pde, "solve_steady") and not isinstance(pde, SemiLinearPDE):
+        return pde.solve_steady(rtol=rtol, atol=atol)
+    if not isinstance(pde, SemiLinearPDE):
+        raise ValueError(f"pde must be a semi-linear PDE or Darcy, got {type(pde).__name__}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    _check_tolerance("rtol", rtol)
+    _check_tolerance("atol", atol)
+    if rtol == 0 and atol == 0:
+        raise ValueError("rtol and atol must not both be 0")
+    if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+    if not isinstance(max_refinements, (int, np.integer)) or max_refinements < 0:
+        raise ValueError(f"max_refinements must be a non-negative integer, got {max_refinements!r}")
+    if u0 is None:
+        raise ValueError("u0 must be given for a time-dependent PDE")
+    pde.check_state(u0, "u0")
+    u0 = np.asarray(u0, dtype=np.float64)
+    if not np.all(np.isfinite(u0)):
+        raise ValueError("u0 must be finite, got non-finite values")
+    if t is None:
+        raise ValueError("t must be given (the save times, t[0] the initial time)")
+    t = np.asarray(t, dtype=np.float64)
+    if t.ndim != 1 or t.size < 1:
+        raise ValueError(f"t must be a 1-D array of save times, got shape {t.shape}")
+    if not np.all(np.isfinite(t)):
+        raise ValueError(f"t must be finite, got {t}")
+    if np.any(np.diff(t) <= 0):
+        raise ValueError(f"t must be strictly increasing, got {t}")
+
+    start = time.perf_counter()
+    grid = pde.grid
+    span = float(t[-1] - t[0]) if t.size > 1 else 1.0
+    stats = dict(accepted=0, rejected=0, nfev=0, integrations=0, refinements=0)
+    level = 0
+    while True:
+        stride = 2**level
+        solve_grid = grid.refined(stride) if level else grid
+        fine_pde = pde.with_grid(solve_grid) if level else pde
+        fine_u0 = resample(jnp.asarray(u0), grid, solve_grid) if level else jnp.asarray(u0)
+        scale = 1.0
+        for _ in range(_REINTEGRATIONS + 1):
+            out = _integrate(fine_pde, fine_u0, jnp.asarray(t), rtol, atol, scale, span / 100, max_steps,
+                             method=method, stride=stride)
+            out = jax.device_get(out)
+            stats["accepted"] += int(out["accepted"])
+            stats["rejected"] += int(out["rejected"])
+            stats["nfev"] += int(out["nfev"])
+            stats["integrations"] += 1
+            status = int(out["status"])
+            if status in (_NONFINITE, _STEP_COLLAPSE, _MAX_STEPS):
+                why = {_NONFINITE: "the state became non-finite",
+                       _STEP_COLLAPSE: "the step size collapsed (repeated rejections)",
+                       _MAX_STEPS: f"max_steps={max_steps} step attempts were used"}[status]
+                raise SolverDivergedError(
+                    f"{type(pde).__name__} solve stopped at t={float(out['t']):.6g} of {float(t[-1]):.6g}: "
+                    f"{why}; the solution may blow up, or try a finer grid or a larger max_steps")
+            u = np.asarray(out["frames"])
+            rms_u = np.sqrt(np.mean(u**2, axis=tuple(range(1, u.ndim))))
+            tol = rtol * rms_u + atol
+            # the fine-grid tail RMS bounds the RMS over the sub-sampled points up to sqrt(stride^d)
+            space = SPACE_SAFETY * np.asarray(out["tails"]) * math.sqrt(stride**grid.ndim)
+            if status == _UNRESOLVED:
+                break
+            time_err = TIME_SAFETY * np.asarray(out["gerr"])
+            space = np.maximum.accumulate(space)
+            error = time_err + space
+            if np.all(error <= tol):
+                stats.update(wall_time=time.perf_counter() - start, time_error=time_err, space_error=space)
+                return Solution(u=jnp.asarray(u), t=jnp.asarray(t), error=jnp.asarray(error), rtol=float(rtol),
+                                atol=float(atol), grid=grid, solve_grid=solve_grid, stats=stats)
+            if np.any(space > 0.5 * tol):
+                status = _UNRESOLVED
+                break
+            # the propagated global error outgrew its half of the budget: integrate again, tighter
+            excess = np.max(time_err / (tol - space))
+            scale = scale / (1.5 * excess)
+        else:
+            raise SolverDivergedError(
+                f"{type(pde).__name__} solve could not bring the global time error under the tolerance "
+                f"after {_REINTEGRATIONS} re-integrations (error growth too fast); loosen rtol/atol or "
+                f"shorten t")
+        # unresolved on solve_grid: the worst tail seen, the band below it, the tolerance then
+        if status == _UNRESOLVED:
+            tail_val, below_val, tol_val = (float(out[k]) for k in ("tail", "below", "tol"))
+        else:
+            worst = int(np.argmax(space / tol))
+            tail_val, below_val, tol_val = float(out["tails"][worst]), float(out["belows"][worst]), float(tol[worst])
+        if not refine or level >= max_refinements:
+            target = 0.5 * tol_val / SPACE_SAFETY
+            need = _needed_grid(solve_grid, tail_val, below_val, target)
+            reason = "refine=False" if not refine else f"max_refinements={max_refinements} reached"
+            raise ResolutionError(
+                f"grid {solve_grid.shape} (box {solve_grid.length}) cannot resolve the solution to the "
+                f"tolerance ({reason}): tail energy (RMS of the top modes) {tail_val:.3g} near t={float(out['t']):.6g} "
+                f"exceeds {target:.3g}; it would need about grid shape {need.shape}")
+        level += 1
+        stats["refinements"] = level
