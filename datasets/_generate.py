@@ -30,7 +30,7 @@ import numpy as np
 from . import _storage
 from ._ic import draw_sample
 from ._loader import StatsAccumulator
-from ._pdes import channel_names, spec_grid
+from ._pdes import channel_names, channels_of, spec_grid
 from ._spec import SPLITS, DatasetSpec
 from ._storage import Checksum, DatasetError
 
@@ -253,38 +253,50 @@ def _contiguous_batches(indices, size):
 
 
 def _solve_block(spec: DatasetSpec, split: str, block: list[int], solver) -> dict:
-    """Solve samples ``block`` (redrawing failures if allowed); stored-dtype arrays for one part file."""
-    attempts = {i: 0 for i in block}
-    results: dict[int, tuple] = {}
-    pending = list(block)
+    """Solve samples ``block`` (redrawing failures if allowed) into the arrays of one part file.
+
+    The stored-dtype output is allocated once and each solved sample is copied
+    in as it arrives, so memory stays near one batch of output.
+    """
+    n, shape = len(block), (spec.n_times, *spec.shape, channels_of(spec))
+    out = {"u": np.empty((n, *shape), dtype=spec.dtype), "error": np.empty((n, spec.n_times)),
+           "params": np.empty((n, len(spec.param_names))), "redraws": np.zeros(n, dtype=np.int64)}
+    pending = list(range(n))
     while pending:
-        draws = [draw_sample(spec, split, i, attempts[i]) for i in pending]
+        draws = [draw_sample(spec, split, block[j], int(out["redraws"][j])) for j in pending]
         u0 = np.stack([d[0] for d in draws])
-        params = np.stack([d[1] for d in draws])
-        outs = solver(u0, params)
+        params = np.stack([d[1] for d in draws]).reshape(len(pending), -1)
+
+        def sink(k, u, err, pending=pending, params=params):
+            j = pending[k]
+            out["u"][j], out["error"][j] = _stored(u, err, spec.dtype)
+            out["params"][j] = params[k]
+
+        failures = solver(u0, params, sink)
         retry = []
-        for i, p, out in zip(pending, params, outs):
-            if isinstance(out, Exception):
-                if not spec.redraw_failed:
-                    raise type(out)(f"{split} sample {i}: {out} (set redraw_failed = true in [data] to redraw "
+        for j, failure in zip(pending, failures):
+            if failure is None:
+                continue
+            i = block[j]
+            if not spec.redraw_failed:
+                raise type(failure)(f"{split} sample {i}: {failure} (set redraw_failed = true in [data] to redraw "
                                     "failed samples)") from None
-                attempts[i] += 1
-                if attempts[i] > MAX_REDRAWS:
-                    raise type(out)(f"{split} sample {i}: failed {MAX_REDRAWS + 1} draws in a row, last: {out}") \
-                        from None
-                retry.append(i)
-            else:
-                results[i] = (out[0], out[1], p)
+            out["redraws"][j] += 1
+            if out["redraws"][j] > MAX_REDRAWS:
+                raise type(failure)(f"{split} sample {i}: failed {MAX_REDRAWS + 1} draws in a row, last: "
+                                    f"{failure}") from None
+            retry.append(j)
         pending = retry
-    u = np.stack([results[i][0] for i in block])
-    err = np.stack([results[i][1] for i in block]).astype(np.float64)
-    if spec.dtype == "float32":
-        u32 = u.astype(np.float32)
-        rounding = np.sqrt(np.mean((u32.astype(np.float64) - u) ** 2, axis=tuple(range(2, u.ndim))))
-        err = err + rounding
-        u = u32
-    return {"u": u, "error": err, "params": np.stack([results[i][2] for i in block]).reshape(len(block), -1),
-            "redraws": np.array([attempts[i] for i in block], dtype=np.int64)}
+    return out
+
+
+def _stored(u: np.ndarray, err: np.ndarray, dtype: str):
+    """One sample in the stored dtype; float32 rounding (RMS per frame) is added to its error bound."""
+    if dtype == "float64":
+        return u, err
+    u32 = u.astype(np.float32)
+    rounding = np.sqrt(np.mean((u32.astype(np.float64) - u) ** 2, axis=tuple(range(1, u.ndim))))
+    return u32, err + rounding
 
 
 def _file_attrs(spec: DatasetSpec, split: str, identity: dict) -> dict:

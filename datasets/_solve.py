@@ -25,7 +25,11 @@ FAILURES = (solvers.SolverDivergedError, solvers.ResolutionError)
 
 
 class BatchSolver:
-    """``solver(u0 (B, *shape, C), params (B, P)) -> [(u (T, *shape, C), error (T,)) or exception]``.
+    """``solver(u0 (B, *shape, C), params (B, P), sink) -> [None or exception per sample]``.
+
+    Each solved sample ``j`` is handed to ``sink(j, u (T, *shape, C) float64, error (T,))``
+    as soon as it is done (so a batch is never held twice); a failed one
+    (``SolverDivergedError``, ``ResolutionError``) is returned in its slot.
 
     Args:
         spec: the dataset config (PDE, grid, times, tolerance, method).
@@ -44,7 +48,7 @@ class BatchSolver:
         self.names = spec.param_names
         self._pool = ThreadPoolExecutor(max_workers=len(self.devices), thread_name_prefix="byai-solve")
 
-    def _one(self, device, u0: np.ndarray, params: np.ndarray):
+    def _one(self, device, u0: np.ndarray, params: np.ndarray, j: int, sink):
         spec = self.spec
         physics = dict(self.fixed, **{n: float(v) for n, v in zip(self.names, params)})
         with jax.default_device(device):
@@ -56,13 +60,14 @@ class BatchSolver:
             u, err = np.asarray(sol.u, dtype=np.float64), np.asarray(sol.error, dtype=np.float64)
         if not (np.all(np.isfinite(u)) and np.all(np.isfinite(err))):
             return solvers.SolverDivergedError("the solution or its error estimate is not finite")
-        return u, err
+        sink(j, u, err)
+        return None
 
-    def __call__(self, u0: np.ndarray, params: np.ndarray) -> list:
+    def __call__(self, u0: np.ndarray, params: np.ndarray, sink) -> list:
         n = len(self.devices)
 
         def lane(d):  # the samples of device d, in order
-            return [self._one(self.devices[d], u0[j], params[j]) for j in range(d, len(u0), n)]
+            return [self._one(self.devices[d], u0[j], params[j], j, sink) for j in range(d, len(u0), n)]
 
         lanes = list(self._pool.map(lane, range(min(n, len(u0)))))
         out = [None] * len(u0)

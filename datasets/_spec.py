@@ -55,15 +55,15 @@ class ICSpec:
 
     def __post_init__(self):
         if self.cutoff < 1:
-            _fail("ic.cutoff", "must be >= 1 (highest mode number)", self.cutoff)
+            _fail("cutoff", "must be >= 1 (highest mode number)", self.cutoff)
         if not (self.amplitude > 0 and math.isfinite(self.amplitude)):
-            _fail("ic.amplitude", "must be > 0 and finite", self.amplitude)
+            _fail("amplitude", "must be > 0 and finite", self.amplitude)
         if not math.isfinite(self.offset):
-            _fail("ic.offset", "must be finite", self.offset)
+            _fail("offset", "must be finite", self.offset)
         if not self.alpha > 0:
-            _fail("ic.alpha", "must be > 0", self.alpha)
+            _fail("alpha", "must be > 0", self.alpha)
         if not self.tau >= 0:
-            _fail("ic.tau", "must be >= 0", self.tau)
+            _fail("tau", "must be >= 0", self.tau)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,9 +79,9 @@ class SplitSizes:
         for name in SPLITS:
             n = getattr(self, name)
             if n < 0:
-                _fail(f"splits.{name}", "must be >= 0", n)
+                _fail(name, "must be >= 0", n)
         if sum(getattr(self, s) for s in SPLITS) == 0:
-            _fail("splits", "at least one split must have samples", dataclasses.asdict(self))
+            _fail("train", "at least one split must have samples", dataclasses.asdict(self))
 
 
 @dataclasses.dataclass(frozen=True)
