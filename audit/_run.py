@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
 from pathlib import Path
@@ -118,9 +119,20 @@ def _check_model_info(info: dict | None, test_attrs: dict) -> dict:
 
 
 def _norm(v):
-    if isinstance(v, (str, bytes)):
-        return v.decode() if isinstance(v, bytes) else v
-    return np.asarray(v).tolist()
+    """A comparable form of an attribute: JSON text decoded, numbers as 1-D float lists, dicts recursively."""
+    if isinstance(v, (bytes, np.bytes_)):
+        v = v.decode()
+    if isinstance(v, str):
+        try:
+            v = json.loads(v)
+        except json.JSONDecodeError:
+            return v.strip().lower()
+    if isinstance(v, dict):
+        return {str(k): _norm(x) for k, x in v.items()}
+    try:
+        return [float(x) for x in np.atleast_1d(np.asarray(v, dtype=np.float64))]
+    except (TypeError, ValueError):
+        return str(v)
 
 
 def _jsonable(v):
@@ -140,10 +152,10 @@ def _jsonable(v):
 
 
 # -------------------------------------------------------------------------------------- rollouts
-def _check_stepper(stepper, state_shape):
+def _check_stepper(f, state_shape, n_params: int):
     spec = jax.ShapeDtypeStruct(state_shape, jnp.float64)
     try:
-        out = jax.eval_shape(stepper, spec)
+        out = jax.eval_shape(f, spec, jax.ShapeDtypeStruct((n_params,), jnp.float64))
     except Exception as e:
         raise AuditError(f"the stepper fails on a state of shape {state_shape} "
                          f"(*grid.shape, channels): {' '.join(str(e).split())[:300]}") from None
@@ -153,9 +165,29 @@ def _check_stepper(stepper, state_shape):
                          f"{tuple(shape) if shape is not None else type(out).__name__}")
 
 
-def _rollout_fn(stepper, horizon: int):
-    def one(u0):
-        return solvers.rollout(lambda u: stepper(u).astype(jnp.float64), u0, horizon)
+def _bind(stepper, with_params: bool):
+    """``f(u, p)``: the stepper with the sample's physics parameters ``p`` (ignored unless ``with_params``)."""
+    if with_params:
+        return lambda u, p: stepper(u, p).astype(jnp.float64)
+    return lambda u, p: stepper(u).astype(jnp.float64)
+
+
+def _params(ds, name: str, with_params: bool) -> np.ndarray:
+    """``(S, P)`` physics parameters per sample (``P = 0`` unless ``with_params``)."""
+    n = ds["u"].shape[0]
+    if not with_params:
+        return np.zeros((n, 0))
+    if "params" not in getattr(ds, "variables", {}):
+        raise AuditError(f"the stepper takes per-sample physics parameters but the {name} split has no 'params'")
+    p = np.asarray(ds["params"].values, dtype=np.float64).reshape(n, -1)
+    if not np.all(np.isfinite(p)):
+        raise AuditError(f"the {name} split's 'params' are not finite")
+    return p
+
+
+def _rollout_fn(f, horizon: int):
+    def one(u0, p):
+        return solvers.rollout(lambda u: f(u, p), u0, horizon)
 
     return jax.jit(jax.vmap(one))
 
@@ -205,10 +237,10 @@ def _metric_block(values, horizon) -> dict:
     return out
 
 
-def _one_step_rmse(stepper, ref, horizon: int) -> np.ndarray:
+def _one_step_rmse(f, ref, params, horizon: int) -> np.ndarray:
     """``(S, horizon)`` RMS error of one stepper step from each reference frame ``n = 0..horizon-1``."""
     frames = jnp.asarray(ref[:, :horizon])
-    s = jax.jit(jax.vmap(jax.vmap(lambda u: stepper(u).astype(jnp.float64))))(frames)
+    s = jax.jit(jax.vmap(lambda fr, p: jax.vmap(lambda u: f(u, p))(fr)))(frames, jnp.asarray(params))
     return np.sqrt(np.mean((np.asarray(s) - ref[:, 1:horizon + 1]) ** 2, axis=tuple(range(2, ref.ndim))))
 
 
@@ -216,7 +248,7 @@ def _one_step_rmse(stepper, ref, horizon: int) -> np.ndarray:
 def run(stepper: Callable, test, calibration, requirement: Requirement | str | None = None, *,
         config: AuditConfig | None = None, pde=None, out_dir=None, model_info: dict | None = None,
         provenance: dict | None = None, solver_stepper_factory: Callable | None = None,
-        quiet: bool = True) -> Report:
+        with_params: bool = False, quiet: bool = True) -> Report:
     """Audit ``stepper`` on the ``test`` split against ``requirement``.
 
     Rolls ``stepper`` out (``jax.jit`` of ``jax.vmap`` of ``solvers.rollout``)
@@ -244,6 +276,8 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
         provenance: extra provenance entries for the report.
         solver_stepper_factory: ``factory(pde, dt, method) -> stepper`` for the equal-accuracy
             search (default ``solvers.stepper``).
+        with_params: the stepper is ``step(u, p)`` and takes each sample's physics parameters
+            ``p = split["params"][i]`` (``(P,)``), for surrogates trained with per-sample physics.
         quiet: no progress messages on stderr.
 
     Raises:
@@ -287,18 +321,23 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
         prov.setdefault("dataset_matches_training", None)  # the CLI fills it in from train.h5
 
     state_shape = ref.shape[2:]
-    _check_stepper(stepper, state_shape)
+    f = _bind(stepper, with_params)
+    p_test, p_cal = _params(test, "test", with_params), _params(calibration, "calibration", with_params)
+    if p_test.shape[1] != p_cal.shape[1]:
+        raise AuditError(f"test and calibration splits have {p_test.shape[1]} and {p_cal.shape[1]} parameters")
+    _check_stepper(f, state_shape, p_test.shape[1])
 
     # -------------------------------------------------------------- rollouts
     say(f"rolling out {ref.shape[0]} test and {cal_ref.shape[0]} calibration samples over {horizon} steps")
-    roll = _rollout_fn(stepper, horizon)
+    roll = _rollout_fn(f, horizon)
     u0 = jnp.asarray(ref[:, 0])
-    surrogate_seconds, pred = _equal_accuracy.time_call(roll, u0, repeats=config.equal_accuracy.repeats)
+    surrogate_seconds, pred = _equal_accuracy.time_call(roll, u0, jnp.asarray(p_test),
+                                                        repeats=config.equal_accuracy.repeats)
     pred = np.asarray(pred, dtype=np.float64)
     if pred.shape != (ref.shape[0], horizon + 1, *state_shape):
         raise AuditError(f"the rollout has shape {pred.shape}, expected {(ref.shape[0], horizon + 1, *state_shape)}")
     _first_nonfinite(pred, "test")
-    cal_pred = np.asarray(roll(jnp.asarray(cal_ref[:, 0])), dtype=np.float64)
+    cal_pred = np.asarray(roll(jnp.asarray(cal_ref[:, 0]), jnp.asarray(p_cal)), dtype=np.float64)
     _first_nonfinite(cal_pred, "calibration")
     ref_h, cal_h = ref[:, :horizon + 1], cal_ref[:, :horizon + 1]
 
@@ -337,7 +376,8 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
     passed = bool(test_q <= req.threshold and bound <= req.threshold)
     # one-step errors from every reference frame (all calibration frames, as the hybrid stepper uses them)
     n1 = min(cal_ref.shape[1], ref.shape[1]) - 1
-    one_step = _one_step_rmse(stepper, np.concatenate([cal_ref[:, :n1 + 1], ref[:, :n1 + 1]]), n1)
+    one_step = _one_step_rmse(f, np.concatenate([cal_ref[:, :n1 + 1], ref[:, :n1 + 1]]),
+                              np.concatenate([p_cal, p_test]), n1)
     one_step_cal, one_step_test = one_step[:cal_ref.shape[0]], one_step[cal_ref.shape[0]:]
     one_step_bound = _conformal.conformal_bound(np.max(one_step_cal, axis=1), req.alpha)
     conformal = {

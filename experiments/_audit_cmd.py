@@ -39,10 +39,32 @@ def load_config(path):
         raise ConfigError(f"{path}: {e}") from None
 
 
+def load_model(model_dir: Path):
+    """``(stepper, info, with_params)`` of a trained model folder.
+
+    A model trained with per-sample physics parameters gives ``stepper(u, p)``
+    (``with_params`` True; the audit passes each sample's ``params``); any
+    other gives ``stepper(u)`` from ``surrogates.load_stepper``.
+    """
+    import surrogates
+
+    if hasattr(surrogates, "load") and hasattr(surrogates, "as_stepper"):
+        model, stats, info = surrogates.load(model_dir)
+        if int(getattr(model, "num_params", 0) or 0):
+            def stepper(u, p):
+                return surrogates.as_stepper(model, stats, params=p)(u)
+
+            return stepper, dict(info or {}), True
+        return surrogates.as_stepper(model, stats), dict(info or {}), False
+    if not hasattr(surrogates, "load_stepper"):
+        raise UsageError("surrogates.load_stepper is not available in this byai")
+    stepper, info = surrogates.load_stepper(model_dir)
+    return stepper, dict(info or {}), False
+
+
 def run(args) -> int:
     import audit
     import datasets
-    import surrogates
 
     cfg = load_config(args.config)
     requirement = cfg.to_requirement(args.require)
@@ -55,11 +77,7 @@ def run(args) -> int:
         raise UsageError(f"--out {out} exists and is not a folder")
     test = datasets.open(data / "test.h5")
     calibration = datasets.open(data / "calibration.h5")
-    load_stepper = getattr(surrogates, "load_stepper", None)
-    if load_stepper is None:
-        raise UsageError("surrogates.load_stepper is not available in this byai")
-    stepper, info = load_stepper(model)
-    info = dict(info or {})
+    stepper, info, with_params = load_model(model)
     provenance = {"model_dir": str(model.resolve()), "data_dir": str(data.resolve())}
     train = data / "train.h5"
     if "dataset_sha256" in info and train.exists():
@@ -67,7 +85,7 @@ def run(args) -> int:
         provenance["train_sha256"] = train_sha
         provenance["dataset_matches_training"] = bool(train_sha and train_sha == str(info["dataset_sha256"]))
     report = audit.run(stepper, test, calibration, requirement, config=cfg, out_dir=out, model_info=info,
-                       provenance=provenance, quiet=args.quiet)
+                       provenance=provenance, with_params=with_params, quiet=args.quiet)
     print(one_line(report.summary))
     return 0 if report.passed else 1
 

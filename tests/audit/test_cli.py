@@ -5,7 +5,7 @@ import json
 import pytest
 
 import solvers
-import surrogates
+from experiments import _audit_cmd
 from conftest import DT, fine, write_split
 from experiments._cli import main
 
@@ -28,7 +28,7 @@ def config(tmp_path):
 
 
 def _model(monkeypatch, stepper, info):
-    monkeypatch.setattr(surrogates, "load_stepper", lambda path: (stepper, info), raising=False)
+    monkeypatch.setattr(_audit_cmd, "load_model", lambda path: (stepper, info, False))
 
 
 @pytest.mark.slow

@@ -136,6 +136,7 @@ def test_horizon_and_unknown_pde(burgers, splits):
     assert len(r.summary["metrics"]["rmse"]["per_step"]["mean"]) == 3
 
 
+@pytest.mark.slow
 def test_per_sample_physics_from_files(tmp_path):
     """Viscosity drawn per sample (a /params variable): the PDE is rebuilt per sample from the file."""
     import jax
@@ -160,3 +161,10 @@ def test_per_sample_physics_from_files(tmp_path):
     assert residual["prediction"]["max"] > 100 * residual["reference"]["max"]
     pred = datasets.open(tmp_path / "out" / "predictions.h5")
     assert pred["params"].values.ravel().tolist() == nus[:3].tolist()
+
+    # a stepper that takes the sample's viscosity (with_params) is exact on every sample
+    r = audit.run(lambda u, p: fine(solvers.Burgers(grid, nu=p[0]), DT)(u), test, cal, "rel_l2<=1e-10",
+                  config=quick_config(), with_params=True)
+    assert r.passed and max(r.summary["score"]["per_sample"]) < 1e-12
+    with pytest.raises(audit.AuditError, match="no 'params'"):
+        audit.run(lambda u, p: u, test.drop_vars("params"), cal, "rel_l2<=1", config=quick_config(), with_params=True)
