@@ -45,8 +45,13 @@ def learning_rate_schedule(config: TrainConfig) -> optax.Schedule:
     return optax.warmup_cosine_decay_schedule(0.0, config.lr, config.warmup, config.steps, end_value=end)
 
 
+@functools.lru_cache(maxsize=8)
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """Global-norm clipping (``clip > 0``) followed by AdamW on the schedule above."""
+    """Global-norm clipping (``clip > 0``) followed by AdamW on the schedule above.
+
+    Cached per (frozen, hashable) config: the transformation is part of the optimizer's graph,
+    so reusing the same object lets a second run in one process reuse the compiled train step.
+    """
     adamw = optax.adamw(learning_rate_schedule(config), weight_decay=config.weight_decay)
     return optax.chain(optax.clip_by_global_norm(config.clip), adamw) if config.clip > 0 else adamw
 
@@ -90,52 +95,71 @@ def build_model(config: ModelConfig, *, ndim: int, channels: int, input_steps: i
 
     Initialised inside one jitted function (one compilation instead of one per random array).
     """
-    def create():
-        return Surrogate(config, ndim=ndim, channels=channels, input_steps=input_steps, num_params=num_params,
-                         dtype=jnp.dtype(dtype), rngs=nnx.Rngs(params=seed))
-    return _initialise(create)
+    graphdef, init = _model_init(config, ndim, channels, input_steps, num_params, str(dtype), seed)
+    return nnx.merge(graphdef, init())
 
 
 def build_optimizer(model: Surrogate, config: TrainConfig) -> nnx.Optimizer:
     """``nnx.Optimizer(model, make_optimizer(config), wrt=nnx.Param)``, its state created in one jitted call."""
-    tx = make_optimizer(config)
     graphdef, state = nnx.split(model)
-    return _initialise(lambda st: nnx.Optimizer(nnx.merge(graphdef, st), tx, wrt=nnx.Param), state)
+    leaves, treedef = jax.tree.flatten(jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state))
+    opt_graphdef, init = _optimizer_init(graphdef, config, treedef, tuple(leaves))
+    return nnx.merge(opt_graphdef, init(state))
 
 
-def _initialise(create, *args):
-    """Run the constructor ``create(*args)`` as one jitted program compiled without LLVM optimisation
-    (it runs once; compiling its random draws optimised costs seconds on a CPU)."""
+@functools.lru_cache(maxsize=8)
+def _model_init(config, ndim, channels, input_steps, num_params, dtype, seed):
+    def create():
+        return Surrogate(config, ndim=ndim, channels=channels, input_steps=input_steps, num_params=num_params,
+                         dtype=jnp.dtype(dtype), rngs=nnx.Rngs(params=seed))
+    return _compile_init(create)
+
+
+@functools.lru_cache(maxsize=8)
+def _optimizer_init(graphdef, config, treedef, leaves):
+    tx = make_optimizer(config)
+    return _compile_init(lambda st: nnx.Optimizer(nnx.merge(graphdef, st), tx, wrt=nnx.Param),
+                         jax.tree.unflatten(treedef, leaves))
+
+
+def _compile_init(create, *args):
+    """``(graphdef, compiled)``: the constructor ``create(*args)`` as one jitted program compiled without
+    LLVM optimisation (it runs once; compiling its random draws optimised costs seconds on a CPU)."""
     graphdef, _ = nnx.split(nnx.eval_shape(create, *args))
-    state = jax.jit(lambda *a: nnx.state(create(*a))).lower(*args).compile(
-        compiler_options={"xla_backend_optimization_level": 0})(*args)
-    return nnx.merge(graphdef, state)
+    compiled = jax.jit(lambda *a: nnx.state(create(*a))).lower(*args).compile(
+        compiler_options={"xla_backend_optimization_level": 0})
+    return graphdef, compiled
 
 
 def make_steps(model: Surrogate, optimizer: nnx.Optimizer, config: TrainConfig, mesh=None):
     """Jitted ``train_step(state, batch) -> (state, {"loss", "grad_norm"})`` and ``eval_step(state, batch) -> loss``.
 
-    ``state`` is ``nnx.state((model, optimizer))``; with a ``mesh`` it is replicated and the batch
-    sharded along ``'data'``. The train step donates its input state.
+    ``state`` is ``nnx.state((model, optimizer))``; with a ``mesh`` it stays replicated and the
+    batch is sharded along ``'data'`` (XLA all-reduces the gradients). The train step donates its
+    input state. Compiled programs are cached by (graph, loss settings, mesh), so a second run in
+    one process (resume, validation) does not compile again.
     """
     graphdef, _ = nnx.split((model, optimizer))
-    loss_kw = dict(unroll=config.unroll, pushforward=config.pushforward, kind=config.loss)
+    loss_kw = (("unroll", config.unroll), ("pushforward", config.pushforward), ("kind", config.loss))
+    return (functools.partial(_train_step, graphdef, loss_kw, mesh),
+            functools.partial(_eval_step, graphdef, loss_kw, mesh))
 
-    def train_step(state, batch):
-        model, optimizer = nnx.merge(graphdef, state)
-        loss, grads = nnx.value_and_grad(lambda m: rollout_loss(m, batch, **loss_kw))(model)
-        optimizer.update(model, grads)
-        return nnx.state((model, optimizer)), {"loss": loss, "grad_norm": optax.global_norm(grads)}
 
-    def eval_step(state, batch):
-        model, _ = nnx.merge(graphdef, state)
-        return rollout_loss(model, batch, **loss_kw)
+@functools.partial(jax.jit, static_argnums=(0, 1, 2), donate_argnums=3)
+def _train_step(graphdef, loss_kw, mesh, state, batch):
+    model, optimizer = nnx.merge(graphdef, state)
+    loss, grads = nnx.value_and_grad(lambda m: rollout_loss(m, batch, **dict(loss_kw)))(model)
+    optimizer.update(model, grads)
+    new_state = nnx.state((model, optimizer))
+    if mesh is not None:
+        new_state = jax.lax.with_sharding_constraint(new_state, NamedSharding(mesh, P()))
+    return new_state, {"loss": loss, "grad_norm": optax.global_norm(grads)}
 
-    if mesh is None:
-        return jax.jit(train_step, donate_argnums=0), jax.jit(eval_step)
-    rep, data = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-    return (jax.jit(train_step, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=0),
-            jax.jit(eval_step, in_shardings=(rep, data), out_shardings=rep))
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _eval_step(graphdef, loss_kw, mesh, state, batch):
+    model, _ = nnx.merge(graphdef, state)
+    return rollout_loss(model, batch, **dict(loss_kw))
 
 
 def replicate(tree, mesh):
