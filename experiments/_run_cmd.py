@@ -175,11 +175,22 @@ def summary(out: Path, results: dict[str, str]) -> str:
     report = _load_json(out / "audit" / "report.json")
     if report is not None:
         eq = report.get("equal_accuracy") or {}
+        req = report.get("requirement")
+        req = req.get("text", req) if isinstance(req, dict) else req
         verdict = "PASSED" if report.get("passed") else "FAILED"
-        lines.append(f"  audit verdict: {verdict} ({report.get('requirement', '?')})")
-        lines.append(f"  tolerance multiple (surrogate error / solver tolerance): "
-                     f"{_fmt(_scalar(report.get('tolerance_multiple')))}")
-        lines.append(f"  speedup at equal accuracy: {_fmt(eq.get('speedup'))}")
+        lines.append(f"  audit verdict: {verdict} ({req})")
+        multiple = report.get("tolerance_multiple")
+        if isinstance(multiple, dict) and isinstance(multiple.get("rmse"), dict):
+            rmse = multiple["rmse"]
+            lines.append(f"  tolerance multiple (surrogate RMS error / solver tolerance): median "
+                         f"{_fmt(rmse.get('q50'))}, q95 {_fmt(rmse.get('q95'))}")
+        else:
+            lines.append(f"  tolerance multiple: {_fmt(_scalar(multiple))}")
+        speedup = eq.get("speedup")
+        setting = eq.get("solver_setting")
+        lines.append(f"  speedup at equal accuracy: {_fmt(speedup)}"
+                     + (f" (solver {setting})" if speedup is not None and setting else "")
+                     + (f" ({eq['reason']})" if speedup is None and eq.get("reason") else ""))
     hybrid = _load_json(out / "hybrid" / "hybrid.json")
     if hybrid is not None:
         lines.append(f"  hybrid speedup vs solver: {_fmt(hybrid.get('speedup_vs_solver'))} "

@@ -255,7 +255,167 @@ print(out.shape, float(jnp.max(jnp.abs(out - jax.vmap(solver)(batch)))))
 ]
 
 
+QUICKSTART = [
+    md("""
+# byai quick start
+
+The whole toolkit on 1-D viscous Burgers, small enough to run in about a minute on a laptop CPU:
+
+1. **generate** reference data with an honest tolerance (`byai generate`),
+2. **look** at it with xarray,
+3. **train** an FNO surrogate on it (`byai train`),
+4. **audit** the surrogate against an accuracy requirement (`byai audit`) and read the report,
+5. **hybrid**: let the surrogate replace solver steps only where its error stays within a tolerance.
+
+Each step is the command-line verb of the same name (`main([...])` is exactly `byai ...` in a shell);
+`byai run experiments/quickstart.toml --out runs/quickstart` runs all of them at the full quick-start size.
+Set `SMALL = False` below for that size.
+"""),
+    code("""
+import json
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+import datasets
+from experiments._cli import main as byai
+
+SMALL = True
+run = Path(tempfile.mkdtemp(prefix="byai-quickstart-"))
+config = run / "small.toml"
+config.write_text(f\"\"\"
+[data]
+pde = "burgers"
+params = {{ nu = 0.1 }}
+shape = [64]
+t_end = {1.0 if SMALL else 2.0}
+n_times = {11 if SMALL else 21}
+rtol = 1e-6
+atol = 1e-10
+ic = {{ kind = "fourier", cutoff = 3, amplitude = 0.5 }}
+splits = {{ train = {32 if SMALL else 96}, val = 4, calibration = 10, test = 4 }}
+batch_size = 16
+
+[model]
+kind = "fno"
+width = {16 if SMALL else 32}
+modes = [16]
+depth = {2 if SMALL else 4}
+
+[train]
+steps = {150 if SMALL else 600}
+batch_size = 16
+lr = 3e-3
+warmup = 10
+val_every = 50
+checkpoint_every = 50
+
+[audit]
+requirement = "rel_l2<=0.2"
+horizon = 5
+alpha = 0.1
+
+[hybrid]
+tolerance = 5e-3
+guard = "conformal"
+repeats = 1
+\"\"\")
+print(run)
+"""),
+    md("""
+## 1. Generate reference data
+
+Every frame is solved with an adaptive ETDRK4 solver to `rtol = 1e-6`, and the file stores, next to each
+frame, the solver's own upper bound of its error.
+"""),
+    code("""
+assert byai(["generate", str(config), "--out", str(run / "data"), "--quiet"]) == 0
+sorted(p.name for p in (run / "data").glob("*.h5"))
+"""),
+    md("""
+## 2. Look at the data with xarray
+
+`datasets.open` returns a lazily backed `xarray.Dataset`; plain `xarray.open_dataset(path, engine="h5netcdf")`
+reads the same file.
+"""),
+    code("""
+ds = datasets.open(run / "data" / "train.h5")
+print(ds)
+print("tolerance:", ds.attrs["rtol"], ds.attrs["atol"], "| PDE:", ds.attrs["pde"])
+"""),
+    code("""
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+u = ds["u"].isel(sample=0, channel=0)
+u.plot(ax=ax1, x="x", y="time")
+ax1.set_title("sample 0: u(x, t)")
+ds["error_estimate"].isel(sample=slice(0, 4)).plot.line(ax=ax2, x="time", yscale="log")
+ax2.set_title("the solver's error bound per frame")
+plt.tight_layout()
+plt.show()
+"""),
+    md("""
+## 3. Train an FNO surrogate
+
+It learns the map from one frame to the next (one save interval). The loss curve is written as JSON lines.
+"""),
+    code("""
+assert byai(["train", str(config), "--data", str(run / "data"), "--out", str(run / "model"), "--quiet"]) == 0
+metrics = [json.loads(line) for line in (run / "model" / "metrics.jsonl").read_text().splitlines()]
+steps = [m["step"] for m in metrics if "loss" in m]
+losses = [m["loss"] for m in metrics if "loss" in m]
+plt.semilogy(steps, losses)
+plt.xlabel("step")
+plt.ylabel("training loss")
+plt.show()
+assert losses[-1] < 0.5 * losses[0], "the surrogate did not learn"
+"""),
+    md("""
+## 4. Audit the surrogate
+
+The audit rolls the surrogate out from every test initial condition, compares with the reference,
+states each error as a multiple of the solver's tolerance, gives a split-conformal bound from the
+calibration split and compares with the solver at equal accuracy. Exit status 0 means the requirement
+holds, 1 that it fails.
+"""),
+    code("""
+rc = byai(["audit", str(config), "--data", str(run / "data"), "--model", str(run / "model"),
+           "--out", str(run / "audit"), "--quiet"])
+report = json.loads((run / "audit" / "report.json").read_text())
+print("exit status", rc, "| passed:", report["passed"])
+print("requirement:", report["requirement"])
+print("conformal:", {k: report["conformal"][k] for k in ("alpha", "bound", "coverage_calibration", "coverage_test")})
+print("equal accuracy:", {k: report["equal_accuracy"].get(k) for k in ("surrogate_seconds", "solver_seconds", "speedup")})
+assert rc in (0, 1) and rc == (0 if report["passed"] else 1)
+"""),
+    md("""
+`report.html` in the same folder is the page for people: verdict first, then error against rollout step
+with the threshold and the solver tolerance drawn in, histograms, spectra, the cost-accuracy plot and the
+worst sample.
+
+## 5. Guarded hybrid stepping
+
+The hybrid takes a surrogate step only when the audit's calibrated one-step bound says the accumulated
+error stays within `[hybrid] tolerance`, and the solver's step otherwise.
+"""),
+    code("""
+assert byai(["hybrid", str(config), "--data", str(run / "data"), "--model", str(run / "model"),
+             "--out", str(run / "hybrid"), "--quiet"]) == 0
+hybrid = json.loads((run / "hybrid" / "hybrid.json").read_text())
+print({k: hybrid[k] for k in ("tolerance", "error_vs_reference", "surrogate_steps", "solver_steps",
+                              "speedup_vs_solver", "within_tolerance", "note")})
+assert hybrid["within_tolerance"]
+"""),
+    code("""
+from IPython.display import Image
+Image(filename=str(run / "hybrid" / "hybrid.png"))
+"""),
+]
+
+
 NOTEBOOKS = {
+    "quickstart.ipynb": QUICKSTART,
     "solver_verification.ipynb": SOLVER_VERIFICATION,
     "hybrid_stepping.ipynb": HYBRID,
 }
