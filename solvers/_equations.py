@@ -280,12 +280,17 @@ class NavierStokes2D(SemiLinearPDE):
         return 1j * ky * psi_hat, -1j * kx * psi_hat
 
     def nonlinear(self, w_hat):
-        w_hat = self.dealias(w_hat)
-        u_hat, v_hat = self.velocity_hat(w_hat)
-        (ikx, iky) = _ik(self.grid)
+        # -(v.grad) omega = -[(d_xx - d_yy)(u v) + d_xy (v^2 - u^2)], the curl of div(v v) for a
+        # divergence-free v: 2 inverse + 2 forward transforms instead of 4 + 1. With the 2/3 rule
+        # both products are exact projections, so this equals the advective form to rounding.
         g = self.grid
-        adv = g.ifft(u_hat) * g.ifft(ikx * w_hat) + g.ifft(v_hat) * g.ifft(iky * w_hat)
-        n = -self.to_fourier(adv)
+        kx, ky = (k[..., None] for k in g.derivative_wavenumbers())
+        k2 = -g.laplacian_symbol()[..., None]
+        m = g.dealias_mask()[..., None]
+        inv_k2 = np.where(k2 == 0, 0.0, 1.0 / np.where(k2 == 0, 1.0, k2))  # psi_hat = w_hat / |k|^2
+        u = g.ifft(jnp.asarray(1j * ky * inv_k2 * m) * w_hat)  # psi_y, dealiased
+        v = g.ifft(jnp.asarray(-1j * kx * inv_k2 * m) * w_hat)  # -psi_x
+        n = (jnp.asarray(m * (kx**2 - ky**2)) * g.fft(u * v) + jnp.asarray(m * kx * ky) * g.fft(v * v - u * u))
         if self.forcing is not None:
             n = n + g.fft(self.forcing)
         return n
