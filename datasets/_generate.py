@@ -2,8 +2,9 @@
 
 Crash safety (kill -9 at any moment): HDF5 is not crash-safe while open for
 writing, so progress is journalled beside the output as atomically renamed
-part files (``.<split>.h5.partial/part-<start>-<stop>.npz``, each a contiguous
-block of finished samples, written to a temporary name, fsynced, then renamed).
+part folders (``.<split>.h5.partial/part-<start>-<stop>/`` holding ``u.npy``,
+``error.npy``, ``params.npy``, ``redraws.npy`` for a contiguous block of finished
+samples, written under a temporary name, fsynced, then renamed).
 A rerun reads the journal's ``config.json``, refuses it if it belongs to another
 config, and solves only the samples no part covers. When every sample is done the
 parts are assembled in sample order into ``<split>.h5`` (written to a temporary
@@ -194,12 +195,39 @@ def _fsync_dir(d: Path) -> None:
 builtins_open = open
 
 
+PART_ARRAYS = ("u", "error", "params", "redraws")
+
+
+def _write_part(journal: Path, start: int, stop: int, arrays: dict) -> Path:
+    """Write one block of samples as a part folder, atomically (temporary folder, fsync, rename)."""
+    final = journal / f"part-{start:08d}-{stop:08d}"
+    tmp = journal / f".tmp-part-{start:08d}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    for name in PART_ARRAYS:
+        with builtins_open(tmp / f"{name}.npy", "wb") as fh:
+            np.save(fh, np.ascontiguousarray(arrays[name]), allow_pickle=False)  # a real file: no copy
+            fh.flush()
+            os.fsync(fh.fileno())
+    _fsync_dir(tmp)
+    os.replace(tmp, final)
+    _fsync_dir(journal)
+    return final
+
+
+def _read_part(part: Path) -> dict:
+    """A part's arrays, memory-mapped (read on demand, so assembling holds about one sample)."""
+    return {name: np.load(part / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in PART_ARRAYS}
+
+
 def _parts(journal: Path) -> list[tuple[int, int, Path]]:
     out = []
-    for p in journal.glob("part-*.npz"):
+    for p in journal.glob("part-*"):
         try:
-            _, a, b = p.stem.split("-")
-            out.append((int(a), int(b), p))
+            _, a, b = p.name.split("-")
+            if p.is_dir() and all((p / f"{n}.npy").exists() for n in PART_ARRAYS):
+                out.append((int(a), int(b), p))
         except ValueError:
             continue
     return sorted(out)
@@ -226,12 +254,8 @@ def _generate_range(spec, split, lo, hi, path: Path, identity: dict, solver, qui
     try:
         for block in _contiguous_batches(todo, spec.batch_size):
             result = _solve_block(spec, split, block, solver)
-            start, stop = block[0], block[-1] + 1
-
-            def write(fh, result=result):
-                np.savez(fh, **result)
-
-            _atomic_write(journal / f"part-{start:08d}-{stop:08d}.npz", write)
+            _write_part(journal, block[0], block[-1] + 1, result)
+            del result
             if bar is not None:
                 bar.update(len(block))
     finally:
@@ -338,10 +362,10 @@ def _assemble(spec, split, lo, hi, path: Path, identity: dict, journal: Path) ->
                 continue
             if a2 != next_i:
                 raise DatasetError(f"{journal}: samples {next_i}..{a2 - 1} are missing from the journal")
-            with np.load(part, allow_pickle=False) as z:
-                u, err, params, rd = z["u"], z["error"], z["params"], z["redraws"]
+            z = _read_part(part)
+            u, err, params, rd = z["u"], z["error"], z["params"], z["redraws"]
             for i in range(a2, b2):
-                ui = u[i - a]
+                ui = np.asarray(u[i - a])
                 f["u"][i - lo] = ui
                 checksum.update(ui)
                 stats.update(ui)
