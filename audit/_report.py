@@ -189,7 +189,23 @@ def render_html(summary: dict, pred, ref, req_values, tol, score_test, score_cal
         ax.set_title("cost vs accuracy")
         figs.append(("Cost-accuracy", _fig_png(fig)))
 
-    # 5. worst sample
+    # 5. PDE residual of the rollout
+    phys = summary["physics"]
+    if phys.get("status") != "unknown":
+        fig, ax = plt.subplots(figsize=(6.5, 3.5))
+        res = phys["residual"]
+        ax.semilogy(steps, np.maximum(res["prediction"]["per_step"]["mean"], 1e-300), label="prediction (mean)")
+        ax.semilogy(steps, np.maximum(res["prediction"]["per_step"]["max"], 1e-300), "--", label="prediction (max)")
+        ax.semilogy(steps, np.maximum(res["reference"]["per_step"]["mean"], 1e-300), label="reference (mean)")
+        if tol is not None:
+            ax.semilogy(steps, np.mean(tol[:, 1:], axis=0), color="k", lw=1, label="solver tolerance")
+        ax.set_xlabel("rollout step n")
+        ax.set_ylabel("RMS(u[n] - S_dt(u[n-1]))")
+        ax.set_title("PDE residual of the rollout (one-step defect)")
+        ax.legend(fontsize=7)
+        figs.append(("PDE residual", _fig_png(fig)))
+
+    # 6. worst sample
     w = summary["score"]["worst_sample"]
     figs.append((f"Worst test sample ({w}) at step {h}", _fig_png(_field_figure(pred[w, -1], ref[w, -1], plt))))
 
@@ -210,7 +226,6 @@ def render_html(summary: dict, pred, ref, req_values, tol, score_test, score_cal
                f"speedup {_fmt(eq.get('speedup'))} ({html.escape(eq.get('note', eq.get('status', '')))})"
                if eq.get("status") == "measured" else
                f"equal accuracy: {html.escape(eq.get('status', ''))} {html.escape(str(eq.get('reason', '')))}")
-    phys = summary["physics"]
     phys_line = ("physics: unknown (" + html.escape(str(phys.get("reason"))) + ")" if phys.get("status") == "unknown"
                  else "PDE residual per step: prediction mean " + _fmt(phys["residual"]["prediction"]["mean"])
                  + ", reference mean " + _fmt(phys["residual"]["reference"]["mean"])

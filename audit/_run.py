@@ -105,9 +105,11 @@ def _check_model_info(info: dict | None, test_attrs: dict) -> dict:
     if not info:
         return {}
     out = {}
-    for key in ("pde", "dataset_sha256", "checkpoint_sha256", "checkpoint", "step", "model"):
+    names = {"pde": "model_pde", "dataset_sha256": "dataset_sha256", "checkpoint_sha256": "checkpoint_sha256",
+             "checkpoint": "checkpoint", "step": "model_step", "model": "model_config"}
+    for key, name in names.items():
         if key in info:
-            out[key if key.startswith(("dataset", "checkpoint")) else f"model_{key}"] = _jsonable(info[key])
+            out[name] = _jsonable(info[key])
     mp, dp = info.get("pde"), test_attrs.get("pde")
     if mp is not None and dp is not None and str(mp).strip().lower() != str(dp).strip().lower():
         raise AuditError(f"the model was trained on PDE {mp!r} but the test data is {dp!r}; "

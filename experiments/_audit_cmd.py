@@ -11,6 +11,7 @@ Exit status: 0 when the requirement holds, 1 when it fails, 2 on bad input
 from __future__ import annotations
 
 import argparse
+import hashlib
 from pathlib import Path
 
 from experiments._cli import UsageError
@@ -79,6 +80,8 @@ def run(args) -> int:
     calibration = datasets.open(data / "calibration.h5")
     stepper, info, with_params = load_model(model)
     provenance = {"model_dir": str(model.resolve()), "data_dir": str(data.resolve())}
+    if info.get("checkpoint") and Path(info["checkpoint"]).exists():
+        provenance["checkpoint_sha256"] = tree_sha256(Path(info["checkpoint"]))
     train = data / "train.h5"
     if "dataset_sha256" in info and train.exists():
         train_sha = str(datasets.open(train).attrs.get("sha256", ""))
@@ -88,6 +91,18 @@ def run(args) -> int:
                        provenance=provenance, with_params=with_params, quiet=args.quiet)
     print(one_line(report.summary))
     return 0 if report.passed else 1
+
+
+def tree_sha256(path: Path) -> str:
+    """SHA-256 over the relative paths and bytes of every file under ``path`` (sorted), or of one file."""
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        h.update(str(f.relative_to(path) if f != path else f.name).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
 
 
 def one_line(s: dict) -> str:

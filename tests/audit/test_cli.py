@@ -75,3 +75,13 @@ def test_bad_input_exits_2(case, burgers, data_dir, config, tmp_path, monkeypatc
     err = capsys.readouterr().err.strip()
     assert err.startswith("byai audit: error:") and expected in err and "\n" not in err
     assert not (tmp_path / "o" / "report.json").exists()
+
+
+def test_checkpoint_hash(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name / "sub").mkdir(parents=True)
+        (tmp_path / name / "sub" / "w.bin").write_bytes(b"\x00\x01")
+        (tmp_path / name / "meta.json").write_text("{}")
+    assert _audit_cmd.tree_sha256(tmp_path / "a") == _audit_cmd.tree_sha256(tmp_path / "b")
+    (tmp_path / "b" / "sub" / "w.bin").write_bytes(b"\x00\x02")
+    assert _audit_cmd.tree_sha256(tmp_path / "a") != _audit_cmd.tree_sha256(tmp_path / "b")
