@@ -55,7 +55,8 @@ def _split_arrays(ds, name: str):
         raise AuditError(f"{name} 'u' must have dims (sample, time, x[, y], channel), got {dims}")
     u = np.asarray(u_var.values, dtype=np.float64)
     if u.shape[0] < 1 or u.shape[1] < 2:
-        raise AuditError(f"{name} 'u' needs at least one sample and two frames, got shape {u.shape}")
+        raise AuditError(f"{name} 'u' needs at least one sample and two frames (a rollout to audit), got shape "
+                         f"{u.shape}")
     if not np.all(np.isfinite(u)):
         raise AuditError(f"the {name} split holds non-finite values in 'u'")
     t = np.asarray(ds["time"].values if "time" in ds.coords else np.arange(u.shape[1]), dtype=np.float64)

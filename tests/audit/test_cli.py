@@ -35,7 +35,8 @@ def _model(monkeypatch, stepper, info):
 def test_pass_fail_and_override(burgers, data_dir, config, tmp_path, monkeypatch, capsys):
     model = tmp_path / "model"
     model.mkdir()
-    _model(monkeypatch, fine(burgers, DT), {"pde": "burgers", "checkpoint_sha256": "c0ffee"})
+    _model(monkeypatch, fine(burgers, DT), {"pde": "burgers", "checkpoint_sha256": "c0ffee", "grid_shape": [32],
+                                            "pde_params": {"nu": 0.05}})
     out = tmp_path / "pass"
     rc = main(["audit", str(config), "--data", str(data_dir), "--model", str(model), "--out", str(out), "--quiet"])
     assert rc == 0
@@ -55,14 +56,17 @@ def test_pass_fail_and_override(burgers, data_dir, config, tmp_path, monkeypatch
     assert rc == 0
 
 
-@pytest.mark.parametrize("case", ["require", "config", "data", "model_dir", "other_pde"])
+@pytest.mark.parametrize("case", ["require", "config", "data", "model_dir", "other_pde", "other_params"])
 def test_bad_input_exits_2(case, burgers, data_dir, config, tmp_path, monkeypatch, capsys):
     model = tmp_path / "model"
     model.mkdir()
-    _model(monkeypatch, fine(burgers, DT), {"pde": "kdv" if case == "other_pde" else "burgers"})
+    info = {"pde": "kdv" if case == "other_pde" else "burgers", "grid_shape": [32], "pde_params": {"nu": 0.05}}
+    if case == "other_params":
+        info["pde_params"] = {"nu": 0.2}
+    _model(monkeypatch, fine(burgers, DT), info)
     argv = ["audit", str(config), "--data", str(data_dir), "--model", str(model), "--out", str(tmp_path / "o")]
     expected = {"require": "--require", "config": "audit.alpha", "data": "test.h5", "model_dir": "--model",
-                "other_pde": "trained on PDE 'kdv'"}[case]
+                "other_pde": "trained on PDE 'kdv'", "other_params": "pde_params"}[case]
     if case == "require":
         argv += ["--require", "rel_l2 < 1"]
     elif case == "config":
