@@ -179,19 +179,22 @@ def checksum_file(f: h5py.File) -> str:
     return h.hexdigest()
 
 
-def write(path, u, *, t, grid=None, coords=None, error_estimate=None, params=None, param_names=(),
+def write(path, u, *, t=None, grid=None, coords=None, error_estimate=None, params=None, param_names=(),
           channel_names=None, pde: str = "unknown", pde_params: dict | None = None, rtol: float = math.nan,
           atol: float = math.nan, dtype: str | None = None, attrs: dict | None = None) -> Path:
-    """Write an in-memory trajectory array as a complete byai dataset file.
+    """Write in-memory trajectories as a complete byai dataset file.
 
     For predictions, small synthetic test data and importers. ``u`` is
-    ``(sample, time, *space, C)``. The spatial coordinates come from ``grid``
-    (a ``solvers.Grid``; then ``grid_shape``/``grid_length`` are recorded and
+    ``(sample, time, *space, C)``, or an ``xarray.Dataset`` in the byai layout
+    (e.g. from :func:`open`, possibly modified), whose ``u``, ``time``, spatial
+    coordinates, ``channel``, ``error_estimate``, ``params`` and attributes are
+    used unless given here. The spatial coordinates come from ``grid`` (a
+    ``solvers.Grid``; then ``grid_shape``/``grid_length`` are recorded and
     :func:`pde_from_attrs` works) or from ``coords`` (one array per axis).
 
     Args:
-        path: output file (overwritten).
-        u: ``(S, T, *space, C)`` states.
+        path: output file (overwritten, atomically: written under a temporary name).
+        u: ``(S, T, *space, C)`` states, or an ``xarray.Dataset``.
         t: ``(T,)`` times.
         grid / coords: the spatial grid, one of the two.
         error_estimate: ``(S, T)`` error bound per frame; NaN (unknown) when omitted.
@@ -200,8 +203,40 @@ def write(path, u, *, t, grid=None, coords=None, error_estimate=None, params=Non
         pde, pde_params: the equation's name (see ``datasets.PDES``) and fixed physics.
         rtol, atol: the tolerance of ``u``; NaN means unknown (``tolerance_known = 0``).
         dtype: stored dtype (default: float32 if ``u`` is float32, else float64).
-        attrs: extra attributes (e.g. ``source``, ``model_sha256``).
+        attrs: extra attributes (e.g. ``source``, ``model_sha256``); the keys
+            ``pde``, ``pde_params``, ``rtol``, ``atol`` here act as the arguments.
     """
+    attrs = dict(attrs or {})
+    if hasattr(u, "data_vars"):  # an xarray.Dataset in the byai layout
+        ds = u
+        keep = {k: v for k, v in ds.attrs.items() if k not in ("sha256", "byai_schema", "stats_mean", "stats_std",
+                                                                 "stats_count", "n_samples", "versions")}
+        attrs = dict(keep, **attrs)
+        u = ds["u"].values
+        t = ds["time"].values if t is None else t
+        if grid is None and coords is None:
+            coords = [ds[d].values for d in SPACE_DIMS if d in ds["u"].dims]
+            if "grid_shape" in ds.attrs and "grid_length" in ds.attrs:
+                from ._pdes import make_grid
+
+                g = make_grid(np.atleast_1d(ds.attrs["grid_shape"]), np.atleast_1d(ds.attrs["grid_length"]))
+                if all(np.allclose(c, gc) for c, gc in zip(coords, g.coordinates())):
+                    grid, coords = g, None
+        if error_estimate is None and "error_estimate" in ds:
+            error_estimate = ds["error_estimate"].values
+        if params is None and "params" in ds:
+            params, param_names = ds["params"].values, [str(n) for n in ds["param"].values]
+        if channel_names is None and "channel" in ds.coords:
+            channel_names = [str(c) for c in ds["channel"].values]
+    pde = _text(attrs.pop("pde", pde))
+    pde_params = attrs.pop("pde_params", pde_params)
+    if isinstance(pde_params, str):
+        pde_params = json.loads(pde_params) if pde_params else {}
+    rtol = float(attrs.pop("rtol", rtol))
+    atol = float(attrs.pop("atol", atol))
+    attrs.pop("tolerance_known", None)
+    if t is None:
+        raise ValueError("t: the save times are required")
     u = np.asarray(u)
     if u.ndim < 4:
         raise ValueError(f"u: expected (sample, time, *space, channel) with 1 to 3 spatial axes, got shape {u.shape}")
@@ -240,7 +275,7 @@ def write(path, u, *, t, grid=None, coords=None, error_estimate=None, params=Non
         "solver_method": "unknown", "rtol": float(rtol), "atol": float(atol), "tolerance_known": int(known),
         "dtype": dtype, "n_samples": u.shape[0], "versions": versions(), "sha256": "",
     }
-    base.update(attrs or {})
+    base.update(attrs)
     return write_samples(path, u.shape[0], lambda i: u[i], t=t, coords=coords, channel_names=channel_names,
                          dtype=dtype, error_estimate=lambda i: err[i],
                          params=None if params is None else (lambda i: params[i]),

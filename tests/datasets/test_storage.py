@@ -184,3 +184,24 @@ def test_info_command_prints_and_fails_with_one_line(tmp_path, capsys):
     assert main(["info", str(tmp_path / "bad.h5")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bad.h5" in err and "Traceback" not in err
+
+
+def test_write_takes_an_xarray_dataset_and_attrs(tmp_path):
+    path = tmp_path / "d.h5"
+    u, t, err, grid = _write(path)
+    ds = datasets.open(path)
+    pred = ds.copy()
+    pred["u"] = pred["u"] * 2.0
+    out = datasets.write(tmp_path / "pred.h5", pred.load(), attrs={"source": "audit", "rtol": float("nan")})
+    back = datasets.open(out, verify=True)
+    np.testing.assert_array_equal(back["u"].values, 2 * u)
+    np.testing.assert_array_equal(back["error_estimate"].values, err)
+    assert back.attrs["source"] == "audit" and back.attrs["tolerance_known"] == 0
+    assert back.attrs["pde"] == "gray_scott" and datasets.pde_from_attrs(back)[1] == grid
+    assert back.attrs["sha256"] == hashlib.sha256((2 * u).tobytes()).hexdigest()
+    # the attrs keys pde / rtol / atol act as the keyword arguments
+    datasets.write(tmp_path / "k.h5", u, t=t, grid=grid, attrs=dict(pde="diffusion", pde_params={"nu": 0.5},
+                                                                     rtol=1e-4, atol=1e-8))
+    k = datasets.open(tmp_path / "k.h5")
+    assert k.attrs["tolerance_known"] == 1 and k.attrs["rtol"] == 1e-4
+    assert datasets.pde_from_attrs(k)[0].nu == 0.5
