@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from experiments._cli import UsageError, _one_line
 from experiments._config import STAGES, ExperimentConfig, load
 
 OUT_DIRS = {"generate": "data", "train": "model", "audit": "audit", "hybrid": "hybrid"}
@@ -72,7 +73,12 @@ def run(args) -> int:
             continue
         _say(f"[{stage}] running into {out / OUT_DIRS[stage]}")
         start = time.perf_counter()
-        rc = _run_stage(stage, config, out, quiet=args.quiet)
+        try:
+            rc = _run_stage(stage, config, out, quiet=args.quiet)
+        except Exception as e:
+            if _is_user_error(e):  # the stage's own one-line error, with the stage named
+                raise RunError(f"{stage} stage: {_one_line(e)}") from None
+            raise
         seconds = time.perf_counter() - start
         if rc not in ((0, 1) if stage == "audit" else (0,)):
             state.pop(stage, None)
@@ -89,6 +95,14 @@ def run(args) -> int:
         _say(f"[{stage}] {results[stage]}")
     print(summary(out, results))
     return 1 if audit_rc == 1 else 0
+
+
+def _is_user_error(e: BaseException) -> bool:
+    """The errors ``byai`` prints as one line (see ``experiments._cli.main``)."""
+    if isinstance(e, (UsageError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError)):
+        return True
+    return type(e).__name__.endswith("Error") and type(e).__module__.split(".")[0] in (
+        "solvers", "datasets", "surrogates", "audit", "experiments")
 
 
 def _unavailable(config: ExperimentConfig, stage: str) -> str | None:

@@ -38,8 +38,6 @@ This notebook checks it the way a numerical analyst would:
 Set `SMALL = False` for finer grids and more step sizes.
 """),
     code("""
-import time
-
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
@@ -52,7 +50,7 @@ N = 64 if SMALL else 256
 grid = Grid(shape=(N,), length=(2 * np.pi,))
 pde = Burgers(grid, nu=0.1)
 (x,) = grid.coordinates()
-u0 = (np.sin(x) + 0.5 * np.cos(2 * x))[:, None]
+u0 = 0.5 * (np.sin(x) + 0.5 * np.cos(2 * x))[:, None]
 T = 0.5
 """),
     md("""
@@ -100,22 +98,22 @@ for method, expected in (("etdrk1", 1), ("etdrk2", 2), ("etdrk4", 4)):
 
 `solvers.solve(pde, u0, t, rtol, atol)` adapts its step to meet the tolerance and returns `Solution.error`,
 an upper bound of each frame's RMS error. We compare it with the true error against a solve at a
-tolerance 10 000 times tighter.
+tolerance 1000 times tighter than the tightest tested.
 """),
     code("""
 ts = np.linspace(0.0, T, 6)
 results = {}
 for rtol in (1e-4, 1e-6, 1e-8):
-    start = time.perf_counter()
     sol = solvers.solve(pde, u0, t=ts, rtol=rtol, atol=rtol * 1e-4)
-    results[rtol] = (sol, time.perf_counter() - start)
-tight = solvers.solve(pde, u0, t=ts, rtol=1e-12, atol=1e-16)
-for rtol, (sol, seconds) in results.items():
+    results[rtol] = (sol, sol.stats)
+tight = solvers.solve(pde, u0, t=ts, rtol=1e-11, atol=1e-15)
+for rtol, (sol, stats) in results.items():
     true = np.sqrt(np.mean((np.asarray(sol.u) - np.asarray(tight.u)) ** 2, axis=(1, 2)))
     bound = np.asarray(sol.error)
     honest = bool(np.all(true <= bound + 1e-15))
     print(f"rtol={rtol:.0e}: worst true error {true.max():.2e}, worst reported bound {bound.max():.2e}, "
-          f"honest: {honest}, {seconds:.2f} s")
+          f"honest: {honest}, {stats['accepted']} accepted / {stats['rejected']} rejected steps, "
+          f"grid refinements {stats.get('refinements', 0)}")
 """),
     code("""
 fig, ax = plt.subplots(figsize=(6, 4))
