@@ -56,11 +56,11 @@ def reference(tmp_path_factory):
 
 def test_reference_file_is_complete_honest_and_verifiable(reference):
     ds = datasets.open(reference["train"], verify=True)
-    assert ds["u"].shape == (8, 5, 32, 1) and ds["u"].dtype == np.float64
+    assert ds["u"].shape == (6, 5, 32, 1) and ds["u"].dtype == np.float64
     assert set(reference) == {"train", "test"}
     assert np.all(ds["complete"].values == 1)
     nu = ds["params"].values[:, 0]
-    assert np.all((nu >= 0.2) & (nu <= 0.4)) and len(np.unique(nu)) == 8
+    assert np.all((nu >= 0.2) & (nu <= 0.4)) and len(np.unique(nu)) == 6
     # the recorded error bound meets the recorded tolerance on every frame
     u = ds["u"].values
     tol = ds.attrs["rtol"] * np.sqrt(np.mean(u**2, axis=(2, 3))) + ds.attrs["atol"]
@@ -97,7 +97,7 @@ def test_four_devices_and_two_processes_give_identical_bytes(reference, tmp_path
     with h5py.File(multi / "train.h5", "r") as f:
         assert f["u"].is_virtual and f.attrs["n_shards"] == 2
     with h5py.File(multi / "train.p1.h5", "r") as f:
-        assert f["u"].shape[0] == 4 and list(f["sample"][...]) == [4, 5, 6, 7]
+        assert f["u"].shape[0] == 3 and list(f["sample"][...]) == [3, 4, 5]
     assert _u_bytes(multi / "train.h5") == (ref_bytes, ref_sha)
     ds = datasets.open(multi / "train.h5", verify=True)
     np.testing.assert_array_equal(ds["params"].values, datasets.open(reference["train"])["params"].values)
@@ -117,7 +117,7 @@ def test_kill_9_mid_run_then_resume_gives_identical_bytes(reference, tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     parts_before = sorted(p.name for p in journal.glob("part-*"))
-    assert 2 <= len(parts_before) < 8 and not (out / "train.h5").exists()
+    assert 2 <= len(parts_before) < 6 and not (out / "train.h5").exists()
     solved = []
     real = _generate._solve_block
 
@@ -132,7 +132,7 @@ def test_kill_9_mid_run_then_resume_gives_identical_bytes(reference, tmp_path):
         _generate._solve_block = real
     done = {int(p.split("-")[1]) for p in parts_before}
     assert not done & {i for s, i in solved if s == "train"}, "a finished sample was solved again"
-    assert len([1 for s, _ in solved if s == "train"]) == 8 - len(parts_before)
+    assert len([1 for s, _ in solved if s == "train"]) == 6 - len(parts_before)
     assert _u_bytes(out / "train.h5") == _u_bytes(reference["train"])
     assert not journal.exists()
 
@@ -143,7 +143,7 @@ def test_mismatched_config_is_refused_not_overwritten(reference, tmp_path):
     with pytest.raises(datasets.DatasetError, match="different config .*rtol"):
         datasets.generate(dataclasses.replace(tiny_spec(), rtol=1e-6), out, quiet=True)
     with pytest.raises(datasets.DatasetError, match="different config .*n_samples"):
-        datasets.generate(tiny_spec(splits={"train": 9, "val": 0, "calibration": 0, "test": 2}), out, quiet=True)
+        datasets.generate(tiny_spec(splits={"train": 7, "val": 0, "calibration": 0, "test": 1}), out, quiet=True)
     assert reference["train"].read_bytes() == before
     # a finished run of the same config is a no-op (a different batch size is the same config)
     t0 = time.perf_counter()
