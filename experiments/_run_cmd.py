@@ -203,7 +203,7 @@ def summary(out: Path, results: dict[str, str]) -> str:
         speedup = eq.get("speedup")
         setting = eq.get("solver_setting")
         lines.append(f"  speedup at equal accuracy: {_fmt(speedup)}"
-                     + (f" (solver {setting})" if speedup is not None and setting else "")
+                     + (f" (solver at {_setting(setting)})" if speedup is not None and setting else "")
                      + (f" ({eq['reason']})" if speedup is None and eq.get("reason") else ""))
     hybrid = _load_json(out / "hybrid" / "hybrid.json")
     if hybrid is not None:
@@ -214,6 +214,12 @@ def summary(out: Path, results: dict[str, str]) -> str:
         if hybrid.get("note"):
             lines.append(f"  hybrid: {hybrid['note']}")
     return "\n".join(lines)
+
+
+def _setting(setting) -> str:
+    if isinstance(setting, dict):
+        return ", ".join(f"{k}={v}" for k, v in setting.items())
+    return str(setting)
 
 
 def _scalar(value):
