@@ -135,6 +135,11 @@ class Loader:
             if not isinstance(v, int | np.integer) or v < lo:
                 raise ValueError(f"{name}: must be an integer >= {lo}, got {v!r}")
         check_file(self.path)
+        if sharding is not None:
+            n_shards = sharding.mesh.size
+            if batch_size % n_shards:
+                raise ValueError(f"batch_size: {batch_size} does not split evenly over the {n_shards} devices of "
+                                 "the sharding; use a multiple")
         self.batch_size, self.input_steps, self.target_steps = int(batch_size), int(input_steps), int(target_steps)
         self.seed, self.shuffle, self.sharding = int(seed), bool(shuffle), sharding
         self.prefetch, self.drop_remainder = int(prefetch), bool(drop_remainder)

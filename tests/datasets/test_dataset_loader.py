@@ -126,3 +126,41 @@ def test_batches_are_sharded_over_four_devices(data):
                XLA_FLAGS="--xla_force_host_platform_device_count=4")
     r = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "ok 4" in r.stdout, r.stderr[-2000:]
+
+
+_TWO_PROCESS = """
+import os, sys, jax, numpy as np
+jax.distributed.initialize(f"127.0.0.1:{os.environ['PORT']}", num_processes=2, process_id=int(os.environ['PID']))
+import datasets
+mesh = jax.make_mesh((4,), ("data",))  # 2 devices in each process
+sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+plain = datasets.Loader(sys.argv[1], batch_size=8, seed=2)
+placed = datasets.Loader(sys.argv[1], batch_size=8, seed=2, sharding=sharding)
+assert placed._local_rows(8).size == 4  # each process reads only its half of the batch
+for step, b in placed.iterate(3, 2):
+    ref = plain.batch(step)
+    for k in ("input", "target", "params"):
+        assert b[k].shape == ref[k].shape and b[k].sharding == sharding
+        for shard in b[k].addressable_shards:
+            np.testing.assert_array_equal(np.asarray(shard.data), ref[k][shard.index])
+print("ok", jax.process_index(), jax.device_count(), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_each_load_their_addressable_rows(data):
+    import socket
+
+    path, _ = data
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for pid in range(2):
+        env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", PORT=str(port), PID=str(pid),
+                   XLA_FLAGS="--xla_force_host_platform_device_count=2")
+        procs.append(subprocess.Popen([sys.executable, "-c", _TWO_PROCESS, str(path)], env=env, cwd=ROOT,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    for pid, p in enumerate(procs):
+        out, _ = p.communicate(timeout=180)
+        assert p.returncode == 0 and f"ok {pid} 4" in out, out[-3000:]
