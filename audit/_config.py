@@ -117,16 +117,20 @@ class EqualAccuracyConfig:
     """The cheaper solver settings tried at equal accuracy (McGreivy & Hakim, Nature Mach. Intell. 2024).
 
     Every combination of a grid coarsening factor, a number of solver steps
-    per save interval and an ETDRK method is tried, each setting rolled out
-    from every test initial condition; the cheapest setting whose error is
-    no larger than the surrogate's (same metric and aggregation as the
-    requirement) is the solver at equal accuracy.
+    per save interval and an ETDRK method is tried (fixed steps, all test
+    initial conditions in one ``vmap``), and then the adaptive
+    ``solvers.solve`` at each looser tolerance of ``rtols`` (one sample after
+    the other, on the data grid, refining it when the tolerance needs it); the
+    cheapest setting whose error is no larger than the surrogate's (same metric
+    and aggregation as the requirement) is the solver at equal accuracy.
 
     Args:
         enabled: run the search (it costs a few solver rollouts of the test split).
         coarsen: grid coarsening factors (1 = the data grid, 2 = half the points per axis, ...).
         substeps: solver steps per save interval (the solver step is ``dt_save / substeps``).
         methods: ETDRK methods tried.
+        rtols: tolerances of the adaptive solver tried, loosest first (``atol = 1e-3 * rtol``);
+            empty to skip it.
         repeats: timed repetitions per setting (the fastest is kept; compilation is excluded).
     """
 
@@ -134,6 +138,7 @@ class EqualAccuracyConfig:
     coarsen: tuple[int, ...] = (1, 2, 4)
     substeps: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     methods: tuple[Literal["etdrk4", "etdrk2", "etdrk1"], ...] = ("etdrk4", "etdrk2", "etdrk1")
+    rtols: tuple[float, ...] = (1e-2, 1e-4)
     repeats: int = 3
 
     def __post_init__(self):
@@ -143,6 +148,7 @@ class EqualAccuracyConfig:
                "substeps", "must be a non-empty list of integers >= 1", self.substeps)
         _check(len(self.methods) > 0 and all(m in METHODS for m in self.methods), "methods",
                f"must be a non-empty list of {', '.join(METHODS)}", self.methods)
+        _check(all(0 < r < 1 for r in self.rtols), "rtols", "must be tolerances in (0, 1)", self.rtols)
         _check(isinstance(self.repeats, int) and self.repeats >= 1, "repeats", "must be >= 1", self.repeats)
 
 

@@ -33,7 +33,7 @@ class Setting:
     method: str
 
     def as_dict(self, grid_shape) -> dict:
-        return {"coarsen": self.coarsen, "grid": [n // self.coarsen for n in grid_shape],
+        return {"adaptive": False, "coarsen": self.coarsen, "grid": [n // self.coarsen for n in grid_shape],
                 "substeps": self.substeps, "method": self.method}
 
 
@@ -75,8 +75,20 @@ def solver_rollout(pde, grid, setting: Setting, dt: float, horizon: int, *, per_
     return jax.jit(jax.vmap(one, in_axes=(0 if per_sample_pde else None, 0)))
 
 
+def adaptive_rollout(pde, u0s, t, rtol: float, *, per_sample_pde: bool = False) -> Callable:
+    """``f() -> (S, len(t), *shape, C)``: ``solvers.solve`` at ``rtol`` (``atol = 1e-3 rtol``) per sample."""
+    u0s = np.asarray(u0s)
+    pdes = [jax.tree.map(lambda x: x[i], pde) if per_sample_pde else pde for i in range(u0s.shape[0])]
+
+    def run():
+        return np.stack([np.asarray(solvers.solve(p, u, t, rtol=rtol, atol=1e-3 * rtol).u)
+                         for p, u in zip(pdes, u0s)])
+
+    return run
+
+
 def search(pde, grid, u0s, dt: float, horizon: int, score: Callable, target: float,
-           config: EqualAccuracyConfig, *, per_sample_pde: bool = False,
+           config: EqualAccuracyConfig, *, per_sample_pde: bool = False, t=None,
            factory: Callable = default_factory, progress: Callable | None = None) -> dict:
     """Find the cheapest solver setting whose ``score`` is ``<= target``.
 
@@ -90,11 +102,13 @@ def search(pde, grid, u0s, dt: float, horizon: int, score: Callable, target: flo
             requirement's aggregate (lower is better); NaN counts as worse than any target.
         target: the surrogate's score.
         config: the settings to try.
+        t: the save times (from ``t[0]``); needed for the adaptive settings (``config.rtols``).
         factory: ``factory(pde, dt, method) -> stepper`` building the solver's step.
 
     Returns:
         ``{"points": [...], "chosen": point or None, "bound": "exact" | "upper" | "lower"}``
-        where a point is ``{"setting": {...}, "seconds": float, "error": float}``. For each
+        where a point is ``{"setting": {...}, "seconds": float, "error": float}`` (plus
+        ``"failed"``, the reason, when the adaptive solver gave up). For each
         coarsening and method the step count grows until the target is met (more steps only
         cost more). ``bound`` is ``"upper"`` when the chosen setting is the cheapest tried (a
         cheaper untried setting might match too: the speedup is at most the reported one),
@@ -117,11 +131,29 @@ def search(pde, grid, u0s, dt: float, horizon: int, score: Callable, target: flo
                     progress(points[-1])
                 if np.isfinite(err) and err <= target * (1 + 1e-9):
                     break
+    if t is not None:
+        for rtol in sorted(set(config.rtols), reverse=True):
+            f = adaptive_rollout(pde, u0s, np.asarray(t)[:horizon + 1], rtol, per_sample_pde=per_sample_pde)
+            setting = {"adaptive": True, "rtol": rtol, "atol": 1e-3 * rtol, "grid": list(grid.shape),
+                       "method": "etdrk4"}
+            try:
+                seconds, traj = time_call(f, repeats=config.repeats)
+                err = float(score(np.asarray(traj)))
+            except (solvers.SolverDivergedError, solvers.ResolutionError) as e:
+                points.append({"setting": setting, "seconds": float("inf"), "error": float("inf"),
+                               "failed": " ".join(str(e).split())[:200]})
+                continue
+            points.append({"setting": setting, "seconds": seconds,
+                           "error": err if np.isfinite(err) else float("inf")})
+            if progress is not None:
+                progress(points[-1])
+            if np.isfinite(err) and err <= target * (1 + 1e-9):
+                break
     matched = [p for p in points if p["error"] <= target * (1 + 1e-9)]
     if matched:
         chosen = min(matched, key=lambda p: p["seconds"])
         bound = "upper" if chosen["seconds"] <= min(p["seconds"] for p in points) else "exact"
     else:
-        chosen = min(points, key=lambda p: p["error"])
+        chosen = min(points, key=lambda p: (p["error"], p["seconds"]))
         bound = "lower"
     return {"points": points, "chosen": chosen, "bound": bound}

@@ -176,11 +176,15 @@ def render_html(summary: dict, pred, ref, req_values, tol, score_test, score_cal
     eq = summary["equal_accuracy"]
     if eq.get("points"):
         fig, ax = plt.subplots(figsize=(6.5, 3.8))
-        for method in sorted({p["setting"]["method"] for p in eq["points"]}):
-            pts = [p for p in eq["points"] if p["setting"]["method"] == method]
-            xs = [p["seconds"] for p in pts]
-            ys = [p["error"] if isinstance(p["error"], float) else np.nan for p in pts]
-            ax.loglog(xs, ys, "o", label=f"solver {method}")
+        def label(p):
+            st = p["setting"]
+            return f"adaptive solve (rtol)" if st.get("adaptive") else f"fixed-step {st['method']}"
+
+        for lab in sorted({label(p) for p in eq["points"]}):
+            pts = [p for p in eq["points"] if label(p) == lab and isinstance(p["seconds"], float)
+                   and isinstance(p["error"], float)]
+            ax.loglog([p["seconds"] for p in pts], [p["error"] for p in pts], "s" if "adaptive" in lab else "o",
+                      label=lab)
         ax.loglog([eq["surrogate_seconds"]], [eq["surrogate_error"]], "r*", ms=12, label="surrogate")
         ax.axhline(eq["surrogate_error"], color="r", lw=0.5)
         ax.set_xlabel("wall time for the test split (s)")

@@ -445,8 +445,8 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
                 np.pad(d_pred, ((0, 0), (1, 0))) / tol, horizon)
 
     # -------------------------------------------------------------- equal accuracy
-    equal = _equal_accuracy_block(req, config, pde_, per_sample, pde_reason, ref_h, dt, horizon, tol,
-                                  surrogate_seconds, test_q, solver_stepper_factory, say)
+    equal = _equal_accuracy_block(req, config, pde_, per_sample, pde_reason, ref_h, t[:horizon + 1], dt, horizon,
+                                  tol, surrogate_seconds, test_q, solver_stepper_factory, say)
 
     # -------------------------------------------------------------- report
     metrics_json = {k: _metric_block(v, horizon) for k, v in m_test.items()}
@@ -486,7 +486,7 @@ def _score_name(req: Requirement) -> str:
     return req.metric
 
 
-def _equal_accuracy_block(req, config, pde, per_sample, reason, ref_h, dt, horizon, tol, surrogate_seconds,
+def _equal_accuracy_block(req, config, pde, per_sample, reason, ref_h, t, dt, horizon, tol, surrogate_seconds,
                           surrogate_score, factory, say) -> dict:
     base = {"surrogate_seconds": surrogate_seconds, "surrogate_error": surrogate_score,
             "error_definition": f"q{req.quantile:g} over test samples of the max over steps of {_score_name(req)}"}
@@ -511,7 +511,7 @@ def _equal_accuracy_block(req, config, pde, per_sample, reason, ref_h, dt, horiz
 
     say("equal-accuracy search over solver settings")
     res = _equal_accuracy.search(pde, grid, jnp.asarray(ref_h[:, 0]), dt, horizon, score, surrogate_score,
-                                 config.equal_accuracy, per_sample_pde=per_sample,
+                                 config.equal_accuracy, per_sample_pde=per_sample, t=t,
                                  factory=factory or _equal_accuracy.default_factory,
                                  progress=lambda p: say(f"  {p['setting']}: {p['seconds']:.3g} s, "
                                                         f"error {p['error']:.3g}"))

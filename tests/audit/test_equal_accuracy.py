@@ -15,11 +15,11 @@ def test_finds_the_surrogates_own_setting(burgers, splits):
     """The 'surrogate' is the solver with 4 ETDRK4 steps per save interval: the search must land on it."""
     test, cal = splits
     cfg = audit.AuditConfig(equal_accuracy=audit.EqualAccuracyConfig(
-        coarsen=(1,), substeps=(1, 2, 4, 8), methods=("etdrk4",), repeats=1))
+        coarsen=(1,), substeps=(1, 2, 4, 8), methods=("etdrk4",), rtols=(), repeats=1))
     r = audit.run(fine(burgers, DT, 4), test, cal, "rel_l2<=1", config=cfg, pde=burgers)
     eq = r.summary["equal_accuracy"]
     assert eq["status"] == "measured"
-    assert eq["solver_setting"] == {"coarsen": 1, "grid": [32], "substeps": 4, "method": "etdrk4"}
+    assert eq["solver_setting"] == {"adaptive": False, "coarsen": 1, "grid": [32], "substeps": 4, "method": "etdrk4"}
     assert eq["solver_error"] == pytest.approx(eq["surrogate_error"], rel=1e-9)
     errors = [p["error"] for p in eq["points"]]
     assert [p["setting"]["substeps"] for p in eq["points"]] == [1, 2, 4]  # stops at the first match
@@ -54,3 +54,41 @@ def test_no_setting_reaches_a_perfect_surrogate():
     res = _equal_accuracy.search(pde, grid, u0, 0.1, 2, lambda traj: float(np.sum(traj**2)) + 1.0, 0.0, cfg)
     assert res["bound"] == "lower" and len(res["points"]) == 2
     assert res["chosen"]["error"] == min(p["error"] for p in res["points"])
+
+
+def test_adaptive_solver_settings():
+    """A looser tolerance of the adaptive solver: its error is within that tolerance and the search stops there."""
+    grid = solvers.Grid((32,))
+    pde = solvers.Burgers(grid, nu=0.2)  # resolved on 32 points for these small initial conditions
+    u0 = jnp.asarray(0.3 * initial_conditions(grid, 3, seed=7))
+    t = DT * np.arange(4)
+    ref = np.stack([np.asarray(solvers.rollout(fine(pde, DT, 16), u, 3)) for u in u0])
+
+    def score(traj):
+        return float(np.max(np.sqrt(np.mean((traj - ref) ** 2, axis=(2, 3)))))
+
+    cfg = audit.EqualAccuracyConfig(coarsen=(1,), substeps=(1,), methods=("etdrk1",), rtols=(1e-3, 1e-6),
+                                    repeats=1)
+    res = _equal_accuracy.search(pde, grid, u0, DT, 3, score, 1e-5, cfg, t=t)
+    fixed, loose, *rest = res["points"]
+    assert fixed["error"] > 1e-5  # one exponential-Euler step per save interval is too coarse
+    assert loose["setting"]["adaptive"] and loose["setting"]["rtol"] == 1e-3
+    rms = np.sqrt(np.mean(ref**2, axis=(2, 3)))
+    assert loose["error"] <= np.max(1e-3 * rms + 1e-6)  # the solver's error honours its tolerance
+    if loose["error"] <= 1e-5:
+        assert rest == [] and res["chosen"] is loose
+    else:
+        assert rest[0]["setting"]["rtol"] == 1e-6 and rest[0]["error"] <= 1e-5 and res["chosen"] is rest[0]
+
+
+@pytest.mark.slow
+def test_adaptive_solver_failure_is_recorded(burgers, splits):
+    """The shared test data (nu = 0.05 on 32 points) is under-resolved for the PDE: solve refuses it."""
+    test, _ = splits
+    ref = test["u"].values[:1, :4]
+    cfg = audit.EqualAccuracyConfig(coarsen=(1,), substeps=(1,), methods=("etdrk4",), rtols=(1e-3,), repeats=1)
+    res = _equal_accuracy.search(burgers, burgers.grid, jnp.asarray(ref[:, 0]), DT, 3,
+                                 lambda traj: float(np.max(np.abs(traj - ref))), 0.0, cfg, t=test["time"].values)
+    failed = res["points"][-1]
+    assert failed["setting"]["adaptive"] and failed["error"] == np.inf and "cannot resolve" in failed["failed"]
+    assert res["bound"] == "lower" and res["chosen"] is res["points"][0]
