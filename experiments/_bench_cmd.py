@@ -190,6 +190,8 @@ def _last_line(text: str) -> str:
 # Other engineers' workloads ----------------------------------------------------------------
 def _other_bench(args) -> dict:
     module, func, pos = OTHER_WORKLOADS[args.workload]
+    if args.peer and args.workload not in PEER_SCRIPTS:
+        raise UsageError(f"workload {args.workload} has no peer to compare with")
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as e:
@@ -199,8 +201,6 @@ def _other_bench(args) -> dict:
     result = dict(getattr(mod, func)(*pos))
     result.setdefault("workload", args.workload)
     if args.peer:
-        if args.workload not in PEER_SCRIPTS:
-            raise UsageError(f"workload {args.workload} has no peer to compare with")
         peer = _run_peer(_peer_command(args, args.workload))
         result["peer"] = peer
         key = next((k for k in ("samples_per_s", "sample_steps_per_s") if k in result and k in peer), None)
