@@ -101,8 +101,10 @@ class Darcy:
         source: the right-hand side ``f`` (same forms as ``coefficient``, any
             sign). Default 1.
         cg_rtol: relative residual ``|f - A u| / |f|`` at which conjugate
-            gradients stop (> 0). Default 1e-10; the algebraic error it
+            gradients stop, in (0, 1). Default 1e-10; the algebraic error it
             leaves is bounded and added to the reported error.
+        coefficient_fn, source_fn: set by the constructor to the callable or
+            number a field was given as (``None`` for arrays); not arguments.
 
     Use :meth:`solve_steady` (or ``solvers.solve(darcy, rtol=, atol=)``).
     """
