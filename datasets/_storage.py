@@ -331,6 +331,9 @@ def check_file(path, *, verify: bool = False, require_complete: bool = True) -> 
     """
     path = Path(path)
     if not path.exists():
+        if path.with_name(f".{path.name}.partial").exists():
+            raise DatasetError(f"{path}: not written yet (an interrupted generation is journalled beside it); "
+                               "rerun the same generate command to finish it")
         raise DatasetError(f"{path}: no such dataset file")
     if path.is_dir():
         raise DatasetError(f"{path}: is a directory, not a dataset file")
