@@ -410,9 +410,10 @@ def _write_virtual(final: Path, spec: DatasetSpec, split: str, identity: dict, b
         with h5py.File(s, "r") as g:
             redraws += int(g.attrs["redraw_count"])
             stats.combine(int(g.attrs["stats_count"]), g.attrs["stats_mean"], g.attrs["stats_std"])
+    sources = [(s.name, a, b) for s, a, b in zip(shards, bounds, bounds[1:]) if b > a]
     with _storage.create_file(tmp, n_samples=n, t=_times(spec), coords=grid.coordinates(),
                               channel_names=channel_names(spec.pde, grid.ndim), dtype=spec.dtype, param_names=names,
-                              attrs=attrs, virtual=[(s.name, a, b) for s, a, b in zip(shards, bounds, bounds[1:])]) as f:
+                              attrs=attrs, virtual=sources) as f:
         f.attrs["redraw_count"] = redraws
         _storage.set_stats(f, stats)
         f.attrs["n_shards"] = len(shards)

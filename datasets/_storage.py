@@ -22,7 +22,6 @@ C-order, little-endian bytes of ``/u`` in its stored dtype, sample after sample.
 
 from __future__ import annotations
 
-import builtins
 import hashlib
 import json
 import math
@@ -493,5 +492,3 @@ def pde_from_attrs(ds, sample: int | None = None):
     except ValueError as e:
         raise DatasetError(f"dataset's PDE parameters are invalid: {e}") from None
 
-
-_ = builtins  # the module shadows ``open``; builtins.open stays reachable
