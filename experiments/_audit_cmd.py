@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import sys
 from pathlib import Path
 
 from experiments._cli import UsageError
@@ -88,7 +89,8 @@ def run(args) -> int:
         provenance["train_sha256"] = train_sha
         provenance["dataset_matches_training"] = bool(train_sha and train_sha == str(info["dataset_sha256"]))
     report = audit.run(stepper, test, calibration, requirement, config=cfg, out_dir=out, model_info=info,
-                       provenance=provenance, with_params=with_params, quiet=args.quiet)
+                       provenance=provenance, with_params=with_params,
+                       quiet=args.quiet or not sys.stderr.isatty())
     print(one_line(report.summary))
     return 0 if report.passed else 1
 
@@ -105,17 +107,22 @@ def tree_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _g(v) -> str:
+    return f"{v:.3g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+
 def one_line(s: dict) -> str:
-    """``PASS rel_l2<=0.05 over 20 steps: q0.95 0.031, conformal bound 0.036 (alpha 0.1); ...``."""
+    """``PASS rel_l2<=0.05 over 20 steps: q0.95 0.031, conformal bound 0.036 (alpha 0.1, ...); ...``."""
     req, sc, c, eq = s["requirement"], s["score"], s["conformal"], s["equal_accuracy"]
     tm = s["tolerance_multiple"]
     parts = [f"{s['verdict'].upper()} {req['text']} over {req['horizon']} steps: "
-             f"q{req['quantile']:g} {sc['test_quantile']:.3g}, conformal bound {c['bound']:.3g} "
-             f"(alpha {c['alpha']:g}, test coverage {c['coverage_test']:.2f})"]
+             f"q{req['quantile']:g} {_g(sc['test_quantile'])}, conformal bound {_g(c['bound'])} "
+             f"(alpha {c['alpha']:g}, test coverage {_g(c['coverage_test'])})"]
     parts.append("tolerance multiple unknown" if tm == "unknown"
-                 else f"rmse {tm['rmse']['mean']:.3g}x solver tolerance (mean)")
+                 else f"rmse {_g(tm['rmse']['mean'])}x solver tolerance (mean)")
     if eq.get("status") == "measured":
-        parts.append(f"speedup at equal accuracy {eq['speedup']:.3g} ({eq['speedup_bound']})")
+        parts.append(f"speedup at equal accuracy {_g(eq['speedup'])} ({eq['speedup_bound']} bound)"
+                     if eq["speedup_bound"] != "exact" else f"speedup at equal accuracy {_g(eq['speedup'])}")
     else:
         parts.append(f"equal accuracy {eq.get('status')}")
     return "; ".join(parts)

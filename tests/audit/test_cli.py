@@ -89,3 +89,13 @@ def test_checkpoint_hash(tmp_path):
     assert _audit_cmd.tree_sha256(tmp_path / "a") == _audit_cmd.tree_sha256(tmp_path / "b")
     (tmp_path / "b" / "sub" / "w.bin").write_bytes(b"\x00\x02")
     assert _audit_cmd.tree_sha256(tmp_path / "a") != _audit_cmd.tree_sha256(tmp_path / "b")
+
+
+def test_one_line_handles_non_numbers():
+    s = {"verdict": "fail", "requirement": {"text": "rmse<=1", "horizon": 3, "quantile": 0.95},
+         "score": {"test_quantile": "inf"}, "conformal": {"bound": 2.0, "alpha": 0.1, "coverage_test": 1.0},
+         "tolerance_multiple": "unknown",
+         "equal_accuracy": {"status": "measured", "speedup": "inf", "speedup_bound": "lower"}}
+    line = _audit_cmd.one_line(s)
+    assert line.startswith("FAIL rmse<=1 over 3 steps: q0.95 inf, conformal bound 2")
+    assert "tolerance multiple unknown" in line and "speedup at equal accuracy inf (lower bound)" in line
