@@ -7,6 +7,51 @@ split-conformal error bound with its coverage, compares with the solver at
 equal accuracy (McGreivy & Hakim 2024) and checks the PDE residual and
 conservation. ``conformal_guard`` and ``residual_guard`` build the guards the
 hybrid stepper (``surrogates.hybrid``) takes.
+
+The verdict (:class:`Requirement`): each test sample's score is the worst value
+of the requirement's metric over rollout steps ``1..horizon``; the requirement
+holds when the ``quantile`` of the test scores AND the split-conformal bound of
+the score at level ``1 - alpha`` (from the calibration split) are both at most
+the threshold. ``"rel_l2<=300x"`` states the threshold as 300 times the
+reference solver's per-frame tolerance ``rtol * RMS(u_ref) + atol``.
+
+``report.json`` (written by ``run(..., out_dir=...)`` and ``byai audit``):
+
+``passed``, ``verdict``
+    the decision.
+``requirement``
+    metric, threshold, threshold_kind, horizon, quantile, alpha, text.
+``score``
+    per-sample scores, their ``quantile`` (``test_quantile``) and the worst sample.
+``metrics``
+    per metric (see ``audit._metrics``: rmse, rel_l2, nrmse, max_error, vrmse,
+    mass_error, energy_error where conserved, low/mid/high_freq, correlation,
+    tolerance_multiple) ``mean``, ``q50``, ``q95``, ``max`` over test samples and
+    steps ``1..horizon`` and ``per_step`` curves (``mean``, ``q95``, ``max``);
+    ``correlation_time`` in steps.
+``solver_tolerance``
+    the reference's ``rtol``, ``atol`` (``known: false`` for imported data).
+``tolerance_multiple``
+    every metric in the units of ``u`` divided by the per-frame tolerance, and
+    ``rel_l2``/``nrmse`` by the relative tolerance; ``error_estimate_multiple``:
+    rmse over the reference's stored error estimate; ``"unknown"`` when the
+    data states no tolerance.
+``conformal``
+    ``alpha``, ``bound`` (whole horizon), ``coverage_calibration``,
+    ``coverage_test``, ``per_step`` bounds and coverages, and
+    ``one_step_rmse_bound`` (the calibrated one-step RMS error a
+    ``conformal_guard`` takes).
+``equal_accuracy``
+    ``surrogate_seconds``, ``solver_seconds``, ``speedup`` (solver / surrogate wall
+    time for the whole test split, compilation excluded; may be < 1),
+    ``speedup_bound`` (``exact``/``upper``/``lower``), ``solver_setting`` and every
+    cost-accuracy ``point``; ``status`` ``unknown`` when the PDE cannot be rebuilt.
+``physics``
+    the one-step PDE residual of prediction and reference, which quantities the
+    PDE conserves, and their drift.
+``provenance``
+    sha256 of the test and calibration data, the model's training-data sha256 and
+    checkpoint hash, and whether they match.
 """
 
 from ._config import AuditConfig, AuditError, EqualAccuracyConfig, Requirement
