@@ -491,4 +491,3 @@ def pde_from_attrs(ds, sample: int | None = None):
         return build_pde(name, grid, params, forcing), grid
     except ValueError as e:
         raise DatasetError(f"dataset's PDE parameters are invalid: {e}") from None
-

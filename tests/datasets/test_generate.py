@@ -1,6 +1,7 @@
 """Generation: determinism over device counts, kill -9 and resume, two processes, failures, refusals."""
 
 import dataclasses
+import json
 import os
 import signal
 import socket
@@ -219,3 +220,40 @@ def test_float32_storage_adds_the_rounding_to_the_error(tmp_path):
         rounding = np.sqrt(np.mean((f32["u"][...].astype(np.float64) - u64) ** 2, axis=(2, 3)))
         assert np.all(rounding > 0)
         np.testing.assert_allclose(f32["error_estimate"][...], f64["error_estimate"][...] + rounding, rtol=1e-12)
+
+
+def test_death_during_assembly_or_before_cleanup_resumes_to_the_same_bytes(reference, tmp_path):
+    """The two windows kill -9 rarely hits: inside the HDF5 assembly, and between the rename and the cleanup."""
+    out = tmp_path / "asm"
+    real = _generate._assemble
+
+    def dies_midway(spec, split, lo, hi, path, identity, journal):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(b"\x89HDF\r\n\x1a\n half an HDF5 file")  # what a killed assembly leaves
+        raise KeyboardInterrupt
+
+    _generate._assemble = dies_midway
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            datasets.generate(tiny_spec(), out, quiet=True)
+    finally:
+        _generate._assemble = real
+    assert (out / ".train.h5.partial").exists() and not (out / "train.h5").exists()
+    with pytest.raises(datasets.DatasetError, match="rerun the same generate command"):
+        datasets.open(out / "train.h5")
+    solved = []
+    original = _generate._solve_block
+    _generate._solve_block = lambda *a: solved.append(a) or original(*a)
+    try:
+        datasets.generate(tiny_spec(), out, quiet=True)
+        assert [a[1] for a in solved] == ["test"]  # every train sample came from the journal
+        # renamed but killed before the journal was removed: the rerun only cleans up
+        (out / ".test.h5.partial").mkdir()
+        (out / ".test.h5.partial" / "config.json").write_text(json.dumps(tiny_spec().identity("test")))
+        solved.clear()
+        datasets.generate(tiny_spec(), out, quiet=True)
+        assert solved == [] and not (out / ".test.h5.partial").exists()
+    finally:
+        _generate._solve_block = original
+    assert _u_bytes(out / "train.h5") == _u_bytes(reference["train"])
+    assert _u_bytes(out / "test.h5") == _u_bytes(reference["test"])
