@@ -152,7 +152,13 @@ class HybridStepper:
 
     # The plain stepper contract -------------------------------------------------------
     def __call__(self, u: Float[Array, "*space c"]) -> Float[Array, "*space c"]:
-        """One step without a carried budget: the surrogate's if the guard accepts it."""
+        """One step without a carried budget: the surrogate's if the guard accepts it.
+
+        Stateless, so neither the accumulated budget nor ``correct_every``
+        applies here (they need the step count and the error carried in a
+        :class:`HybridState`): the guard's estimate for this one step must be
+        within ``tolerance``.
+        """
         proposed = self.surrogate_step(u)
         ok, estimate = self._guard(u, proposed)
         take = ok & (estimate <= self.tolerance)
