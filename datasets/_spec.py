@@ -95,7 +95,8 @@ class DatasetSpec:
         param_ranges: parameters drawn per sample, uniformly in ``[lo, hi]``,
             e.g. ``{"nu": (0.01, 0.1)}``; stored per sample in ``/params``.
         forcing: Navier-Stokes only: ``"none"`` or ``"kolmogorov"``.
-        shape, length: the periodic grid (points and box length per axis).
+        shape, length: the periodic grid (points and box length per axis; length
+            defaults to ``2 pi`` per axis).
         t_end: last saved time; frames are saved at ``linspace(0, t_end, n_times)``.
         n_times: saved frames including ``t = 0`` (>= 2).
         rtol, atol: the solver's tolerance per frame (``error <= rtol * RMS(u) + atol``).
@@ -137,11 +138,10 @@ class DatasetSpec:
         _, allowed, dims = PDES[self.pde]
         if len(shape) not in dims or any(n < 4 for n in shape):
             _fail("shape", f"must be {' or '.join(map(str, dims))} sizes >= 4 for {self.pde}", self.shape)
-        if self.length is not None:
-            length = tuple(float(x) for x in self.length)
-            if len(length) != len(shape) or not all(x > 0 and math.isfinite(x) for x in length):
-                _fail("length", f"must be {len(shape)} positive box lengths", self.length)
-            object.__setattr__(self, "length", length)
+        length = (2 * math.pi,) * len(shape) if self.length is None else tuple(float(x) for x in self.length)
+        if len(length) != len(shape) or not all(x > 0 and math.isfinite(x) for x in length):
+            _fail("length", f"must be {len(shape)} positive box lengths", self.length)
+        object.__setattr__(self, "length", length)  # canonical: an omitted length equals an explicit 2 pi
         for name, value in self.params.items():
             if name not in allowed:
                 _fail(f"params.{name}", f"unknown parameter for {self.pde} (allowed: {', '.join(allowed) or 'none'})",
@@ -186,5 +186,5 @@ class DatasetSpec:
         d["param_ranges"] = {k: list(v) for k, v in sorted(self.param_ranges.items())}
         d["params"] = dict(sorted(self.params.items()))
         d["shape"] = list(self.shape)
-        d["length"] = None if self.length is None else list(self.length)
+        d["length"] = list(self.length)
         return d

@@ -97,3 +97,21 @@ def test_default_initial_conditions_per_pde():
     assert ns.shape == (16, 16, 1) and abs(ns.mean()) < 1e-12
     with pytest.raises(ValueError, match="ic.cutoff: must be < N/2"):
         draw_sample(_spec(ic={"kind": "fourier", "cutoff": 16}), "train", 0)
+
+
+def test_omitted_length_is_the_same_config_as_an_explicit_two_pi():
+    a = from_dict(datasets.DatasetSpec, {"pde": "burgers", "shape": [32]}, "data")
+    b = from_dict(datasets.DatasetSpec, {"pde": "burgers", "shape": [32], "length": [2 * math.pi]}, "data")
+    assert a.length == (2 * math.pi,) and a.identity("train") == b.identity("train")
+
+
+def test_progress_bar_only_on_a_terminal_and_not_quiet(monkeypatch):
+    from datasets._generate import _progress
+
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False, raising=False)
+    assert _progress(10, 0, "train", quiet=False) is None
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
+    assert _progress(10, 0, "train", quiet=True) is None
+    bar = _progress(10, 3, "train", quiet=False)
+    assert bar is not None and bar.total == 13 and bar.n == 3
+    bar.close()
