@@ -284,9 +284,11 @@ def _field_figure(p, r, plt):
     p2, r2 = p[..., 0], r[..., 0]
     while p2.ndim > 2:  # 3-D: middle slice
         p2, r2 = p2[p2.shape[0] // 2], r2[r2.shape[0] // 2]
-    fig, axs = plt.subplots(1, 3, figsize=(10, 3.2))
+    fig, axs = plt.subplots(1, 3, figsize=(12, 3.6), layout="constrained")
     for ax, a, title in zip(axs, (r2, p2, p2 - r2), ("reference", "prediction", "error")):
         im = ax.imshow(a.T, origin="lower")
         ax.set_title(f"{title} (channel 0)")
-        fig.colorbar(im, ax=ax, fraction=0.046)
+        ax.set_xlabel("x index")
+        ax.set_ylabel("y index")
+        fig.colorbar(im, ax=ax, shrink=0.85)
     return fig

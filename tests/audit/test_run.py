@@ -168,3 +168,31 @@ def test_per_sample_physics_from_files(tmp_path):
     assert r.passed and max(r.summary["score"]["per_sample"]) < 1e-12
     with pytest.raises(audit.AuditError, match="no 'params'"):
         audit.run(lambda u, p: u, test.drop_vars("params"), cal, "rel_l2<=1", config=quick_config(), with_params=True)
+
+
+def test_two_dimensional_two_channel_state(tmp_path):
+    """2-D Burgers (two velocity channels): metrics, physics and the report on a 16x16 grid."""
+    import jax
+    import xarray as xr
+
+    grid = solvers.Grid((16, 16))
+    pde = solvers.Burgers(grid, nu=0.1)
+    X, Y = grid.mesh()
+
+    def split(n, seed):
+        a = 0.3 * np.random.default_rng(seed).normal(size=(n, 2, 1, 1))
+        u0 = np.stack([a[:, 0] * np.sin(X) + 0.1 * np.cos(Y), a[:, 1] * np.cos(Y)], -1)
+        traj = np.asarray(jax.jit(jax.vmap(lambda u: solvers.rollout(fine(pde, 0.1, 4), u, 3)))(jnp.asarray(u0)))
+        return xr.Dataset({"u": (("sample", "time", "x", "y", "channel"), traj),
+                           "error_estimate": (("sample", "time"), np.full(traj.shape[:2], 1e-9))},
+                          coords={"time": 0.1 * np.arange(4)}, attrs={"pde": "burgers", "rtol": 1e-6, "atol": 1e-10})
+
+    test, cal = split(3, 1), split(9, 2)
+    r = audit.run(solvers.stepper(pde, 0.1, "etdrk1"), test, cal, "nrmse<=1e6x", config=quick_config(), pde=pde,
+                  out_dir=tmp_path)
+    assert r.passed and r.predictions.shape == (3, 4, 16, 16, 2)
+    assert r.summary["physics"]["conserved"] == {"mass": False, "energy": False}  # (u.grad)u is not conservative
+    m = r.metrics
+    assert np.allclose(m["low_freq"] ** 2 + m["mid_freq"] ** 2 + m["high_freq"] ** 2, m["rmse"] ** 2)
+    assert 0 < r.summary["metrics"]["nrmse"]["max"] < 1
+    assert (tmp_path / "report.html").read_text().count("data:image/png;base64,") == 6
