@@ -299,11 +299,11 @@ batch_size = 16
 [model]
 kind = "fno"
 width = {16 if SMALL else 32}
-modes = [16]
+modes = [{16 if SMALL else 32}]
 depth = {2 if SMALL else 4}
 
 [train]
-steps = {150 if SMALL else 600}
+steps = {120 if SMALL else 1500}
 batch_size = 16
 lr = 3e-3
 warmup = 10
@@ -314,9 +314,10 @@ checkpoint_every = 50
 requirement = "rel_l2<=0.2"
 horizon = 5
 alpha = 0.1
+equal_accuracy = {{ coarsen = [1, 2], substeps = [1, 2], methods = ["etdrk4"], repeats = 1 }}
 
 [hybrid]
-tolerance = 5e-3
+tolerance = {0.1 if SMALL else 5e-2}
 guard = "conformal"
 repeats = 1
 \"\"\")
@@ -375,14 +376,15 @@ assert losses[-1] < 0.5 * losses[0], "the surrogate did not learn"
 The audit rolls the surrogate out from every test initial condition, compares with the reference,
 states each error as a multiple of the solver's tolerance, gives a split-conformal bound from the
 calibration split and compares with the solver at equal accuracy. Exit status 0 means the requirement
-holds, 1 that it fails.
+holds, 1 that it fails. (At `SMALL` size the 120-step model is rough and may well fail `rel_l2<=0.2`;
+the report says by how much. The full quick start passes `rel_l2<=0.1`.)
 """),
     code("""
 rc = byai(["audit", str(config), "--data", str(run / "data"), "--model", str(run / "model"),
            "--out", str(run / "audit"), "--quiet"])
 report = json.loads((run / "audit" / "report.json").read_text())
 print("exit status", rc, "| passed:", report["passed"])
-print("requirement:", report["requirement"])
+print("requirement:", report["requirement"]["text"], "over", report["requirement"]["horizon"], "steps")
 print("conformal:", {k: report["conformal"][k] for k in ("alpha", "bound", "coverage_calibration", "coverage_test")})
 print("equal accuracy:", {k: report["equal_accuracy"].get(k) for k in ("surrogate_seconds", "solver_seconds", "speedup")})
 assert rc in (0, 1) and rc == (0 if report["passed"] else 1)
