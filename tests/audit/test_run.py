@@ -195,4 +195,6 @@ def test_two_dimensional_two_channel_state(tmp_path):
     m = r.metrics
     assert np.allclose(m["low_freq"] ** 2 + m["mid_freq"] ** 2 + m["high_freq"] ** 2, m["rmse"] ** 2)
     assert 0 < r.summary["metrics"]["nrmse"]["max"] < 1
-    assert (tmp_path / "report.html").read_text().count("data:image/png;base64,") == 6
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 5  # no cost-accuracy plot: the search was disabled
+    assert "equal accuracy: skipped" in html
