@@ -170,6 +170,7 @@ def test_per_sample_physics_from_files(tmp_path):
         audit.run(lambda u, p: u, test.drop_vars("params"), cal, "rel_l2<=1", config=quick_config(), with_params=True)
 
 
+@pytest.mark.slow
 def test_two_dimensional_two_channel_state(tmp_path):
     """2-D Burgers (two velocity channels): metrics, physics and the report on a 16x16 grid."""
     import jax
