@@ -405,13 +405,14 @@ class Surrogate(nnx.Module):
 
 def count_params(model: nnx.Module) -> dict:
     """Trainable parameters: ``real`` scalars, and ``complex_as_one`` (a spectral weight's
-    real/imaginary pair counted once, the convention of ``torch.numel`` on complex tensors)."""
-    real = 0
-    spectral = 0
-    for path, p in nnx.iter_graph(model):
-        if isinstance(p, nnx.Param):
-            real += int(np.prod(p[...].shape))
-            if isinstance(path[-1], str) and path[-1] == "weight" and len(path) >= 2 and p[...].shape[0] == 2 \
-                    and "spectral" in [str(q) for q in path]:
-                spectral += int(np.prod(p[...].shape)) // 2
+    real/imaginary pair counted once, the convention of ``torch.numel`` on complex tensors).
+    Works on abstract models (``nnx.eval_shape``) too."""
+    real = spectral = 0
+    for path, leaf in jax.tree_util.tree_leaves_with_path(nnx.state(model, nnx.Param)):
+        size = int(np.prod(leaf.shape))
+        real += size
+        names = [str(getattr(k, "key", getattr(k, "name", k))) for k in path]
+        names = [n for n in names if n != "value"]
+        if "spectral" in names and names[-1] == "weight":
+            spectral += size // 2
     return {"real": real, "complex_as_one": real - spectral}

@@ -46,6 +46,18 @@ def learning_rate_schedule(config: TrainConfig) -> optax.Schedule:
 
 
 @functools.lru_cache(maxsize=8)
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """The learning rate of update ``step`` (0-based), on the host: what :func:`learning_rate_schedule` gives."""
+    lr, w, n = config.lr, config.warmup, config.steps
+    if step < w:
+        return lr * step / w
+    if w >= n:
+        return lr
+    frac = min((step - w) / (n - w), 1.0)
+    a = config.final_lr_fraction
+    return lr * (a + (1 - a) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     """Global-norm clipping (``clip > 0``) followed by AdamW on the schedule above.
 
@@ -120,6 +132,12 @@ def _optimizer_init(graphdef, config, treedef, leaves):
     tx = make_optimizer(config)
     return _compile_init(lambda st: nnx.Optimizer(nnx.merge(graphdef, st), tx, wrt=nnx.Param),
                          jax.tree.unflatten(treedef, leaves))
+
+
+def jit_init(create, *args):
+    """Construct an nnx module ``create(*args)`` in one jitted program (see :func:`_compile_init`)."""
+    graphdef, compiled = _compile_init(create, *args)
+    return nnx.merge(graphdef, compiled(*args))
 
 
 def _compile_init(create, *args):
@@ -252,6 +270,10 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
         check_compatible(read_metadata(out), meta, out)
     elif resume and not quiet and jax.process_index() == 0:
         print(f"byai train: nothing to resume in {out}; starting from step 0", file=sys.stderr)
+    if jax.process_count() > 1:  # every process has looked at ``out`` before the first one writes to it
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("byai-train-checked-out-dir")
     if jax.process_index() == 0:
         write_metadata(out, meta)
 
@@ -265,7 +287,6 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
         last_good = start
         if extra.get("seed") != config.seed:
             raise CheckpointError(f"{out}: checkpoint seed {extra.get('seed')} differs from train.seed {config.seed}")
-    schedule = learning_rate_schedule(config)
     metrics_path = out / "metrics.jsonl"
     if jax.process_index() == 0:
         _truncate_metrics(metrics_path, start)
@@ -298,7 +319,7 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
         rec = {"step": step_done, "loss": loss}
         if val_loss is not None:
             rec["val_loss"] = val_loss
-        rec["lr"] = float(schedule(step_done - 1))
+        rec["lr"] = learning_rate(config, step_done - 1)
         rec["samples_per_s"] = inst
         if log is not None:
             log.write(json.dumps(rec) + "\n")
@@ -337,12 +358,8 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
 
 def evaluate(eval_step, state, loader) -> float:
     """Mean loss over one pass of ``loader`` (batches ``0 .. steps_per_epoch-1``)."""
-    total = None
     n = loader.steps_per_epoch
-    for _, batch in loader.iterate(0, n):
-        v = eval_step(state, batch)
-        total = v if total is None else total + v
-    return float(total) / n
+    return sum(float(eval_step(state, batch)) for _, batch in loader.iterate(0, n)) / n
 
 
 def _train_identity(config: TrainConfig) -> dict:
