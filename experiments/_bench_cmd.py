@@ -7,7 +7,11 @@ Workloads: ``ks1d`` and ``ns2d`` (fixed-step ETDRK4 rollouts, in
 workload runs.
 
 ``--peer`` runs the peer's script from ``shared/bench`` in the same run, with
-the peer's Python, and reports ``ratio = byai / peer`` (throughputs). For the
+the peer's Python, and reports ``ratio = byai / peer`` (throughputs: byai's
+median against the best of 3 that the peer script prints; ``ratio_best`` is best
+against best). It also times the peer's rollout with byai's harness (median wall
+time, ``ratio_wall_median``, and process CPU time, ``ratio_cpu``, which load from
+other processes disturbs much less). For the
 solver workloads it also checks that the trajectories are the same: the
 final states of byai and exponax from the same initial conditions (written
 to an ``.npy`` file and read by the peer), and byai at ``dt`` against byai
@@ -60,6 +64,33 @@ run = jax.jit(jax.vmap(lambda u: jax.lax.fori_loop(0, steps, lambda _, v: steppe
 np.save(sys.argv[4], np.asarray(run(u0)))
 """
 
+# Run by the peer's Python: the peer script's own rollout, timed like byai's (wall and CPU, median).
+_PEER_TIMING = """\
+import json, statistics, sys, time
+import jax
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp
+import exponax as ex
+sys.path.insert(0, sys.argv[1])
+from exponax_stepper import WORKLOADS
+name, repeats = sys.argv[2], int(sys.argv[3])
+make, d, n, batch, steps = WORKLOADS[name]
+st = make()
+ic = ex.ic.RandomTruncatedFourierSeries(d, cutoff=5)
+u0 = jnp.stack([ic(n, key=k) for k in jax.random.split(jax.random.PRNGKey(0), batch)])
+roll = jax.jit(jax.vmap(ex.rollout(st, steps, include_init=False)))
+roll(u0).block_until_ready()
+wall, cpu = [], []
+for _ in range(repeats):
+    t, c = time.perf_counter(), time.process_time()
+    roll(u0).block_until_ready()
+    wall.append(time.perf_counter() - t)
+    cpu.append(time.process_time() - c)
+print(json.dumps({"peer": "exponax", "harness": "byai", "workload": name, "seconds": wall, "cpu_seconds": cpu,
+                  "seconds_median": statistics.median(wall), "cpu_s_median": statistics.median(cpu),
+                  "sample_steps_per_s": batch * steps / statistics.median(wall)}))
+"""
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("workload", choices=[*SOLVER_WORKLOADS, *OTHER_WORKLOADS], help="what to time")
@@ -90,11 +121,16 @@ def _solver_bench(args) -> dict:
 
     name = args.workload
     peer_cmd = _peer_command(args, name) if args.peer else None
-    rounds_byai, rounds_peer = [], []
-    for _ in range(args.rounds if args.peer else 1):
-        rounds_byai.append(B.bench(name, repeats=args.repeats))
-        if peer_cmd:
-            rounds_peer.append(_run_peer(peer_cmd))
+    rounds_byai, rounds_peer, rounds_harness = [], [], []
+    with tempfile.TemporaryDirectory(prefix="byai-bench-") as tmp:
+        harness = Path(tmp) / "peer_timing.py"
+        harness.write_text(_PEER_TIMING)
+        for _ in range(args.rounds if args.peer else 1):
+            rounds_byai.append(B.bench(name, repeats=args.repeats))
+            if peer_cmd:
+                rounds_peer.append(_run_peer(peer_cmd))
+                rounds_harness.append(_run_peer(
+                    [peer_cmd[0], str(harness), str(Path(peer_cmd[1]).parent), name, str(args.repeats)]))
     byai = rounds_byai[0] if len(rounds_byai) == 1 else {**rounds_byai[-1], "rounds": rounds_byai}
     speed = statistics.median(r["sample_steps_per_s"] for r in rounds_byai)
     result = {"workload": name, "sample_steps_per_s": speed, "byai": byai}
@@ -104,6 +140,12 @@ def _solver_bench(args) -> dict:
         result["ratio"] = speed / peer_speed  # byai median / peer (its script reports its best of 3)
         result["ratio_best"] = (max(r["sample_steps_per_s_best"] for r in rounds_byai)
                                 / max(p["sample_steps_per_s"] for p in rounds_peer))
+        # The same peer rollout timed by byai's harness (median of --repeats, wall and process CPU time).
+        result["peer_harness"] = rounds_harness if len(rounds_harness) > 1 else rounds_harness[0]
+        result["ratio_wall_median"] = (statistics.median(h["seconds_median"] for h in rounds_harness)
+                                       / statistics.median(r["seconds_median"] for r in rounds_byai))
+        result["ratio_cpu"] = (statistics.median(h["cpu_s_median"] for h in rounds_harness)
+                               / statistics.median(r["cpu_s_median"] for r in rounds_byai))
     if not args.no_check:
         result["check"] = _check(B, name, args if args.peer else None)
     return result
@@ -217,7 +259,8 @@ def _readable(r: dict) -> str:
          f"(median of {len(b['seconds'])}, {b['seconds_median']:.3f} s; best {b['seconds_best']:.3f} s)")
     if "peer" in r:
         s += (f"; exponax {r['peer']['sample_steps_per_s']:.0f} (best of 3, {r['peer']['seconds']:.3f} s); "
-              f"ratio {r['ratio']:.2f} (best/best {r['ratio_best']:.2f})")
+              f"ratio {r['ratio']:.2f} (best/best {r['ratio_best']:.2f}; median/median "
+              f"{r['ratio_wall_median']:.2f}, CPU time {r['ratio_cpu']:.2f})")
     if "check" in r:
         c = r["check"]
         s += f"; check: |u(dt) - u(dt/8)| = {c['rms_diff_dt8']:.2e}"
