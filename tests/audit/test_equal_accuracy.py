@@ -92,3 +92,18 @@ def test_adaptive_solver_failure_is_recorded(burgers, splits):
     failed = res["points"][-1]
     assert failed["setting"]["adaptive"] and failed["error"] == np.inf and "cannot resolve" in failed["failed"]
     assert res["bound"] == "lower" and res["chosen"] is res["points"][0]
+
+
+def test_time_call_measures_one_call():
+    import time
+
+    calls = []
+
+    def f(x):
+        calls.append(x)
+        time.sleep(0.002)
+        return x + 1
+
+    seconds, out = _equal_accuracy.time_call(f, 1, repeats=2, min_seconds=0.02)
+    assert out == 2 and 0.002 <= seconds < 0.02
+    assert len(calls) >= 2 + 2 * 5  # compile call, probe call, then loops of ~10 calls
