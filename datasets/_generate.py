@@ -2,9 +2,9 @@
 
 Crash safety (kill -9 at any moment): HDF5 is not crash-safe while open for
 writing, so progress is journalled beside the output as atomically renamed
-part folders (``.<split>.h5.partial/part-<start>-<stop>/`` holding ``u.npy``,
-``error.npy``, ``params.npy``, ``redraws.npy`` for a contiguous block of finished
-samples, written under a temporary name, fsynced, then renamed).
+part folders (``.<split>.h5.partial/part-<start>-<stop>/`` holding ``u.npy`` and
+``meta.npz`` (error bounds, drawn parameters, redraw counts) for a contiguous
+block of finished samples, written under a temporary name, fsynced, then renamed).
 A rerun reads the journal's ``config.json``, refuses it if it belongs to another
 config, and solves only the samples no part covers. When every sample is done the
 parts are assembled in sample order into ``<split>.h5`` (written to a temporary
@@ -195,7 +195,7 @@ def _fsync_dir(d: Path) -> None:
 builtins_open = open
 
 
-PART_ARRAYS = ("u", "error", "params", "redraws")
+PART_META = ("error", "params", "redraws")  # small: one .npz; u: its own .npy (saved and read without copies)
 
 
 def _write_part(journal: Path, start: int, stop: int, arrays: dict) -> Path:
@@ -205,11 +205,14 @@ def _write_part(journal: Path, start: int, stop: int, arrays: dict) -> Path:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    for name in PART_ARRAYS:
-        with builtins_open(tmp / f"{name}.npy", "wb") as fh:
-            np.save(fh, np.ascontiguousarray(arrays[name]), allow_pickle=False)  # a real file: no copy
-            fh.flush()
-            os.fsync(fh.fileno())
+    with builtins_open(tmp / "u.npy", "wb") as fh:
+        np.save(fh, np.ascontiguousarray(arrays["u"]), allow_pickle=False)  # a real file: no copy
+        fh.flush()
+        os.fsync(fh.fileno())
+    with builtins_open(tmp / "meta.npz", "wb") as fh:
+        np.savez(fh, **{name: arrays[name] for name in PART_META})
+        fh.flush()
+        os.fsync(fh.fileno())
     _fsync_dir(tmp)
     os.replace(tmp, final)
     _fsync_dir(journal)
@@ -217,8 +220,11 @@ def _write_part(journal: Path, start: int, stop: int, arrays: dict) -> Path:
 
 
 def _read_part(part: Path) -> dict:
-    """A part's arrays, memory-mapped (read on demand, so assembling holds about one sample)."""
-    return {name: np.load(part / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in PART_ARRAYS}
+    """A part's arrays, ``u`` memory-mapped (read on demand, so assembling holds about one sample)."""
+    with np.load(part / "meta.npz", allow_pickle=False) as z:
+        out = {name: z[name] for name in PART_META}
+    out["u"] = np.load(part / "u.npy", mmap_mode="r", allow_pickle=False)
+    return out
 
 
 def _parts(journal: Path) -> list[tuple[int, int, Path]]:
@@ -226,7 +232,7 @@ def _parts(journal: Path) -> list[tuple[int, int, Path]]:
     for p in journal.glob("part-*"):
         try:
             _, a, b = p.name.split("-")
-            if p.is_dir() and all((p / f"{n}.npy").exists() for n in PART_ARRAYS):
+            if p.is_dir() and (p / "u.npy").exists() and (p / "meta.npz").exists():
                 out.append((int(a), int(b), p))
         except ValueError:
             continue
@@ -356,6 +362,9 @@ def _assemble(spec, split, lo, hi, path: Path, identity: dict, journal: Path) ->
                               attrs=attrs) as f:
         if hi > lo:
             f["sample"][...] = np.arange(lo, hi)
+        u_out = f["u"]
+        err_out = np.full((hi - lo, spec.n_times), np.nan)  # small: written once at the end
+        params_out = np.full((hi - lo, len(names)), np.nan)
         for a, b, part in _parts(journal):
             a2, b2 = max(a, next_i), min(b, hi)
             if b2 <= a2:
@@ -366,17 +375,20 @@ def _assemble(spec, split, lo, hi, path: Path, identity: dict, journal: Path) ->
             u, err, params, rd = z["u"], z["error"], z["params"], z["redraws"]
             for i in range(a2, b2):
                 ui = np.asarray(u[i - a])
-                f["u"][i - lo] = ui
+                u_out[i - lo] = ui
                 checksum.update(ui)
                 stats.update(ui)
-            f["error_estimate"][a2 - lo:b2 - lo] = err[a2 - a:b2 - a]
-            if names:
-                f["params"][a2 - lo:b2 - lo] = params[a2 - a:b2 - a]
-            f["complete"][a2 - lo:b2 - lo] = 1
+            err_out[a2 - lo:b2 - lo] = err[a2 - a:b2 - a]
+            params_out[a2 - lo:b2 - lo] = params[a2 - a:b2 - a]
             redraws += int(np.sum(rd[a2 - a:b2 - a]))
             next_i = b2
         if next_i != hi:
             raise DatasetError(f"{journal}: samples {next_i}..{hi - 1} are missing from the journal")
+        if hi > lo:
+            f["error_estimate"][...] = err_out
+            if names:
+                f["params"][...] = params_out
+            f["complete"][...] = 1
         f.attrs["redraw_count"] = redraws
         _storage.set_stats(f, stats)
         f.attrs["sha256"] = checksum.hexdigest()

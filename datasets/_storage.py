@@ -84,7 +84,7 @@ def create_file(path, *, n_samples: int, t, coords, channel_names, dtype="float6
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype: must be 'float64' or 'float32', got {dtype!r}")
     # no chunk cache: each sample is compressed and written as it comes (memory: one sample)
-    f = h5py.File(path, "w", libver=("earliest", "v110"), track_order=True, rdcc_nbytes=0)
+    f = h5py.File(path, "w", libver=("earliest", "v110"), rdcc_nbytes=0)
     try:
         f.attrs["byai_schema"] = SCHEMA
         for k, v in (attrs or {}).items():
