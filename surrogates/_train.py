@@ -171,7 +171,7 @@ def _train_step(graphdef, loss_kw, mesh, state, batch):
     new_state = nnx.state((model, optimizer))
     if mesh is not None:
         new_state = jax.lax.with_sharding_constraint(new_state, NamedSharding(mesh, P()))
-    return new_state, {"loss": loss, "grad_norm": optax.global_norm(grads)}
+    return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
