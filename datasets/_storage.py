@@ -364,6 +364,12 @@ def check_file(path, *, verify: bool = False, require_complete: bool = True) -> 
                 raise DatasetError(f"{path}: /error_estimate or /complete does not match /u's shape {u.shape}")
             if tuple(int(n) for n in np.atleast_1d(attrs["grid_shape"])) != tuple(u.shape[2:-1]):
                 raise DatasetError(f"{path}: grid_shape {attrs['grid_shape']} does not match /u {u.shape}")
+            if u.is_virtual:  # a split file over per-process shard files: they must all be there
+                for src in u.virtual_sources():
+                    shard = path.parent / src.file_name
+                    if src.file_name != "." and not shard.is_file():
+                        raise DatasetError(f"{path}: its shard file {shard.name} is missing (keep the "
+                                           f"<split>.p<k>.h5 files beside the split file)")
             if require_complete or verify:
                 try:
                     complete = f["complete"][...]

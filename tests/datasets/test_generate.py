@@ -109,6 +109,9 @@ def test_four_devices_and_two_processes_give_identical_bytes(reference, tmp_path
     ds.close()
     ref.close()
     assert not list(multi.glob(".*partial"))
+    (multi / "train.p1.h5").rename(multi / "elsewhere.h5")
+    with pytest.raises(datasets.DatasetError, match="shard file train.p1.h5 is missing"):
+        datasets.open(multi / "train.h5")
 
 
 @pytest.mark.slow
