@@ -55,9 +55,6 @@ def splits(burgers):
     return make_split(burgers, 6, 8, seed=1), make_split(burgers, 19, 8, seed=2)
 
 
-NO_SEARCH = None  # filled below (import audit lazily so conftest stays light)
-
-
 def quick_config(**kw):
     """An AuditConfig without the equal-accuracy search (it has its own tests)."""
     import audit
