@@ -120,8 +120,13 @@ def compare(cfg, data: Path, model: Path, *, alpha: float = 0.1, log=None) -> di
     pdes = [datasets.pde_from_attrs(test, sample=i)[0] for i in range(n_samples)]
     pde_batch = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *pdes)
 
-    surrogate, info = surrogates.load_stepper(model)
+    stepper, info, with_params = load_model(model)
     _check_model(info, test.attrs)
+    p_test = jnp.asarray(_params(test, with_params)[:n_samples])
+
+    def surrogate_for(p):
+        """The surrogate stepper ``u -> u`` of a sample with physics parameters ``p``."""
+        return (lambda u: stepper(u, p)) if with_params else stepper
 
     def solver_step(pde):
         sub = solvers.stepper(pde, dt / cfg.solver_substeps, method=cfg.solver_method)
@@ -132,7 +137,7 @@ def compare(cfg, data: Path, model: Path, *, alpha: float = 0.1, log=None) -> di
 
     bound = None
     if cfg.guard == "conformal":
-        bound = one_step_bound(surrogate, data / "calibration.h5", alpha)
+        bound = one_step_bound(stepper, data / "calibration.h5", alpha, with_params=with_params)
         say(f"conformal one-step RMS error bound (alpha={alpha:g}): {bound:.3g}")
 
     def make_guard(pde):
@@ -140,23 +145,23 @@ def compare(cfg, data: Path, model: Path, *, alpha: float = 0.1, log=None) -> di
             return audit.conformal_guard(bound, cfg.tolerance)
         return audit.residual_guard(pde, dt, cfg.tolerance)
 
-    def make_hybrid(pde):
-        return surrogates.HybridStepper(solver_step(pde), surrogate, make_guard(pde), tolerance=cfg.tolerance,
-                                        correct_every=cfg.correct_every, growth=cfg.growth)
+    def make_hybrid(pde, p):
+        return surrogates.HybridStepper(solver_step(pde), surrogate_for(p), make_guard(pde),
+                                        tolerance=cfg.tolerance, correct_every=cfg.correct_every, growth=cfg.growth)
 
     @jax.jit
     def solver_run(pde_batch, u0):
         return lax.map(lambda a: solvers.rollout(solver_step(a[0]), a[1], n_steps), (pde_batch, u0))
 
     @jax.jit
-    def hybrid_run(pde_batch, u0):
-        return lax.map(lambda a: make_hybrid(a[0]).rollout(a[1], n_steps), (pde_batch, u0))
+    def hybrid_run(pde_batch, u0, p):
+        return lax.map(lambda a: make_hybrid(a[0], a[2]).rollout(a[1], n_steps), (pde_batch, u0, p))
 
     u0 = jnp.asarray(u_ref[:, 0])
     say(f"solver alone: {n_samples} samples x {n_steps} steps ({cfg.solver_substeps} substeps each)")
     solver_seconds, solver_traj = _time(solver_run, (pde_batch, u0), cfg.repeats)
     say(f"hybrid ({cfg.guard} guard): {n_samples} samples x {n_steps} steps")
-    hybrid_seconds, traj = _time(hybrid_run, (pde_batch, u0), cfg.repeats)
+    hybrid_seconds, traj = _time(hybrid_run, (pde_batch, u0, p_test), cfg.repeats)
 
     err_solver = _frame_rms(np.asarray(solver_traj) - u_ref)
     err_hybrid = _frame_rms(np.asarray(traj.u) - u_ref)
@@ -166,7 +171,7 @@ def compare(cfg, data: Path, model: Path, *, alpha: float = 0.1, log=None) -> di
     sur_steps, sol_steps = int(final.surrogate_steps.sum()), int(final.solver_steps.sum())
     rejected, exhausted = int(final.rejected.sum()), int(final.exhausted.sum())
     error = float(err_hybrid.max())
-    costs = step_costs(pdes[0], u0[0], solver_step, surrogate, make_guard, repeats=cfg.repeats)
+    costs = step_costs(pdes[0], u0[0], solver_step, surrogate_for(p_test[0]), make_guard, repeats=cfg.repeats)
     forced = sol_steps - rejected
     modeled_hybrid = (sur_steps * (costs["surrogate"] + costs["guard"])
                       + rejected * (costs["surrogate"] + costs["guard"] + costs["solver"]) + forced * costs["solver"])
@@ -240,7 +245,28 @@ def _check_model(info, attrs) -> None:
         raise ValueError(f"--model was trained on PDE {mp!r} but --data holds {dp!r}")
 
 
-def one_step_bound(surrogate, calibration_path: Path, alpha: float) -> float:
+def load_model(model_dir: Path):
+    """``(stepper, info, with_params)`` of a trained model, as ``byai audit`` loads it.
+
+    ``stepper(u)``, or ``stepper(u, p)`` with the sample's physics parameters when
+    ``with_params`` (a model trained with per-sample parameters).
+    """
+    from experiments._audit_cmd import load_model as audit_load_model
+
+    return audit_load_model(model_dir)
+
+
+def _params(ds, with_params: bool) -> np.ndarray:
+    """``(S, P)`` physics parameters per sample (``P = 0`` when the model takes none)."""
+    n = ds["u"].shape[0]
+    if not with_params:
+        return np.zeros((n, 0))
+    if "params" not in getattr(ds, "variables", {}):
+        raise ValueError("the model takes per-sample physics parameters but the data has no 'params'")
+    return np.asarray(ds["params"].values, dtype=np.float64).reshape(n, -1)
+
+
+def one_step_bound(stepper, calibration_path: Path, alpha: float, *, with_params: bool = False) -> float:
     """Split-conformal bound (level 1 - alpha) of the surrogate's worst one-step RMS error per calibration sample.
 
     The score of a calibration sample is ``max_n RMS(surrogate(u_n) - u_{n+1})``
@@ -254,8 +280,10 @@ def one_step_bound(surrogate, calibration_path: Path, alpha: float) -> float:
 
     cal = datasets.open(calibration_path)
     ref = np.asarray(cal["u"].values, dtype=np.float64)
-    step = jax.jit(jax.vmap(jax.vmap(lambda u: surrogate(u).astype(jnp.float64))))
-    pred = np.asarray(step(jnp.asarray(ref[:, :-1])))
+    p = jnp.asarray(_params(cal, with_params))
+    one = (lambda u, q: stepper(u, q)) if with_params else (lambda u, q: stepper(u))
+    step = jax.jit(jax.vmap(lambda us, q: jax.vmap(lambda u: one(u, q).astype(jnp.float64))(us)))
+    pred = np.asarray(step(jnp.asarray(ref[:, :-1]), p))
     scores = _frame_rms(pred - ref[:, 1:]).max(axis=1)
     return float(audit.conformal_bound(scores, alpha))
 

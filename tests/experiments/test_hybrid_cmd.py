@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import datasets
-import surrogates
+from experiments import _hybrid_cmd
 from experiments._cli import main
 from solvers import Burgers, Grid, rollout, stepper
 
@@ -50,14 +50,14 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture
 def fake_model(monkeypatch, tmp_path):
-    """Install a stand-in ``surrogates.load_stepper``: the fine step plus ``eps`` RMS error per step."""
+    """Install a stand-in model loader: the fine step plus ``eps`` RMS error per step."""
     model = tmp_path / "model"
     model.mkdir()
 
     def install(eps):
         fine, bump = _fine_step(), _bump()
-        monkeypatch.setattr(surrogates, "load_stepper", lambda path: (lambda u: fine(u) + eps * bump,
-                                                                      {"pde": "burgers"}), raising=False)
+        monkeypatch.setattr(_hybrid_cmd, "load_model", lambda path: (lambda u: fine(u) + eps * bump,
+                                                                     {"pde": "burgers"}, False))
         return model
     return install
 
