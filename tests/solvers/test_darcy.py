@@ -165,3 +165,12 @@ def test_bad_tolerances_raise():
         d.solve_steady(rtol=-1.0, atol=0.0)
     with pytest.raises(ValueError, match="rtol"):
         d.solve_steady(rtol=0.0, atol=0.0)
+
+
+def test_generic_solve_dispatches_to_solve_steady():
+    d = solvers.Darcy(grid(16), coefficient=a_smooth, source=f_manufactured)
+    sol = solvers.solve(d, rtol=1e-2, atol=0.0)
+    direct = d.solve_steady(rtol=1e-2, atol=0.0)
+    np.testing.assert_array_equal(sol.u, direct.u)
+    np.testing.assert_array_equal(sol.error, direct.error)
+    assert true_error(16, sol.u) <= float(sol.error[0])
