@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._grid import Grid
-from ._pde import SemiLinearPDE, check_finite, check_positive, pytree_dataclass, static_field
+from ._pde import SemiLinearPDE, check_finite, check_positive, is_concrete, pytree_dataclass, static_field
 
 
 def _require_dims(pde, allowed):
@@ -260,7 +260,7 @@ class NavierStokes2D(SemiLinearPDE):
             _, y = self.grid.mesh()
             n = self.forcing_mode * 2 * np.pi / self.grid.length[1]
             object.__setattr__(self, "forcing", jnp.asarray(-n * np.cos(n * y))[..., None])
-        elif self.forcing is not None:
+        elif self.forcing is not None and is_concrete(self.forcing):
             f = jnp.asarray(self.forcing, dtype=jnp.float64)
             if f.shape == self.grid.shape:
                 f = f[..., None]

@@ -41,8 +41,16 @@ def pytree_dataclass(cls):
 
 
 def is_concrete(x) -> bool:
-    """True when ``x`` holds values (not a tracer), so it can be validated."""
-    return not isinstance(x, jax.core.Tracer)
+    """True when ``x`` holds values that can be validated: numbers or arrays, not tracers.
+
+    Anything else (a tracer, or the placeholders ``jax.tree`` utilities and ``jit(...).lower``
+    put in the leaves when they rebuild a PDE) is passed through unchecked.
+    """
+    if isinstance(x, jax.core.Tracer):
+        return False
+    if isinstance(x, (list, tuple)):
+        return all(is_concrete(v) for v in x)
+    return isinstance(x, (int, float, np.ndarray, np.generic, jax.Array))
 
 
 def check_positive(name: str, value) -> None:

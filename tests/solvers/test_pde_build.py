@@ -97,3 +97,13 @@ def test_stepper_vmaps_over_a_batch_and_over_a_parameter():
     for i in range(3):
         np.testing.assert_allclose(by_param[i], one(nus[i], dts[i], u0), rtol=0, atol=1e-14)
     assert not np.allclose(by_param[0], by_param[2])
+
+
+def test_pdes_rebuild_from_placeholder_leaves():
+    # jax.tree utilities and jit(...).lower rebuild PDEs with non-array leaves; validation must let
+    # them through (it checks numbers and arrays only)
+    pde = NavierStokes2D(Grid((8, 8)), nu=0.01, forcing="kolmogorov")
+    shapes = jax.tree.map(lambda v: None, pde)
+    assert shapes.nu is None and shapes.forcing is None
+    lowered = jax.jit(lambda p, u: stepper(p, 0.1)(u)).lower(pde, jnp.zeros((8, 8, 1)))
+    assert lowered is not None
