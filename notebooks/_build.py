@@ -314,7 +314,7 @@ checkpoint_every = 50
 requirement = "rel_l2<=0.2"
 horizon = 5
 alpha = 0.1
-equal_accuracy = {{ coarsen = [1, 2], substeps = [1, 2], methods = ["etdrk4"], repeats = 1 }}
+equal_accuracy = {{ coarsen = [1, 2], substeps = [1], methods = ["etdrk4"], repeats = 1 }}
 
 [hybrid]
 tolerance = {0.1 if SMALL else 5e-2}

@@ -122,11 +122,12 @@ def test_plain_call_is_a_stepper_and_vmaps(setup):
     solver, u0, bump = setup
     good = HybridStepper(solver, perturbed(solver, bump, 1e-4), oracle_guard(solver, 1e-3), tolerance=1e-3)
     poor = HybridStepper(solver, perturbed(solver, bump, 1e-2), oracle_guard(solver, 1e-3), tolerance=1e-3)
-    np.testing.assert_allclose(jax.jit(good)(u0), solver(u0) + 1e-4 * np.sqrt(2) * bump, atol=1e-14)
+    one = jax.jit(good)
+    np.testing.assert_allclose(one(u0), solver(u0) + 1e-4 * np.sqrt(2) * bump, atol=1e-14)
     np.testing.assert_allclose(jax.jit(poor)(u0), solver(u0), atol=0)
     batch = jnp.stack([u0, 2 * u0, -u0])
-    out = jax.vmap(good)(batch)
-    np.testing.assert_allclose(out, jnp.stack([good(u) for u in batch]), atol=1e-14)
+    out = jax.jit(jax.vmap(good))(batch)
+    np.testing.assert_allclose(out, jnp.stack([one(u) for u in batch]), atol=1e-14)
     traj = rollout(good, u0, 3)  # usable wherever a solver stepper is
     assert traj.shape == (4, *u0.shape)
 
