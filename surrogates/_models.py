@@ -114,14 +114,26 @@ class SpectralConv(nnx.Module):
         d = len(space)
         axes = tuple(range(1, d + 1))
         xh = jnp.fft.rfftn(x, axes=axes, norm="forward")
-        idx = [slice(None)]
+        counts = []  # (positive, negative) wavenumbers kept per axis; slices, no gather/scatter
         for i, (n, m) in enumerate(zip(space, self.modes)):
-            idx.append(np.asarray(_kept_frequencies(n, m, i == d - 1)) % n)
-        xk = xh[tuple([idx[0]]) + tuple(np.ix_(*idx[1:]))] if d > 1 else xh[:, idx[1]]
-        yk = jnp.einsum("b...i,...io->b...o", xk, w)
-        out = jnp.zeros(xh.shape[:-1] + (self.out_features,), yk.dtype)
-        out = out.at[tuple([idx[0]]) + tuple(np.ix_(*idx[1:]))].set(yk) if d > 1 else out.at[:, idx[1]].set(yk)
-        return jnp.fft.irfftn(out, s=space, axes=axes, norm="forward").astype(self.dtype)
+            k = _kept_frequencies(n, m, i == d - 1)
+            counts.append((int(np.sum(k >= 0)), int(np.sum(k < 0))))
+        for axis, (pos, neg) in enumerate(counts):
+            a = axis + 1
+            n_a = xh.shape[a]
+            parts = [jax.lax.slice_in_dim(xh, 0, pos, axis=a)]
+            if neg:
+                parts.append(jax.lax.slice_in_dim(xh, n_a - neg, n_a, axis=a))
+            xh = jnp.concatenate(parts, axis=a) if len(parts) > 1 else parts[0]
+        yk = jnp.einsum("b...i,...io->b...o", xh, w)
+        full = list(space[:-1]) + [space[-1] // 2 + 1]
+        for axis, (pos, neg) in enumerate(counts):
+            a = axis + 1
+            pad = [(0, 0)] * yk.ndim
+            pad[a] = (0, full[axis] - pos - neg)
+            head = jnp.pad(jax.lax.slice_in_dim(yk, 0, pos, axis=a), pad)
+            yk = jnp.concatenate([head, jax.lax.slice_in_dim(yk, pos, pos + neg, axis=a)], axis=a) if neg else head
+        return jnp.fft.irfftn(yk, s=space, axes=axes, norm="forward").astype(self.dtype)
 
     def _dft(self, x, w):
         space = x.shape[1:-1]
