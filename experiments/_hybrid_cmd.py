@@ -337,10 +337,11 @@ def plot(curves: dict, result: dict, path: Path) -> None:
 
     t = curves["t"]
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    floor = 1e-18
-    ax1.semilogy(t, np.maximum(curves["hybrid"].max(axis=0), floor), label="hybrid (worst sample)")
-    ax1.semilogy(t, np.maximum(curves["solver"].max(axis=0), floor), label="solver alone (worst sample)")
-    ax1.semilogy(t, np.maximum(curves["estimate"].max(axis=0), floor), "--", label="hybrid's carried estimate")
+    floor = 1e-18  # the initial frame (error 0) is left out of the log plot
+    ax1.semilogy(t[1:], np.maximum(curves["hybrid"].max(axis=0)[1:], floor), label="hybrid (worst sample)")
+    ax1.semilogy(t[1:], np.maximum(curves["solver"].max(axis=0)[1:], floor), label="solver alone (worst sample)")
+    ax1.semilogy(t[1:], np.maximum(curves["estimate"].max(axis=0)[1:], floor), "--",
+                 label="hybrid's carried estimate (worst sample)")
     ax1.axhline(result["tolerance"], color="k", lw=0.8, label="tolerance")
     ax1.set_ylabel("RMS error vs reference")
     ax1.legend(fontsize=8)
