@@ -124,6 +124,11 @@ class ETDStepper:
     coefficients: dict
     method: str = static_field()
 
+    # identity semantics, so ``jax.jit(step)`` accepts the stepper itself as the function
+    # (field-wise equality would compare arrays)
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+
     def step_hat(self, u_hat):
         """One step on a Fourier-space state (no transforms)."""
         return etd_step_hat(self.pde.nonlinear, self.coefficients, self.method, u_hat)

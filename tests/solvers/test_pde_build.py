@@ -107,3 +107,10 @@ def test_pdes_rebuild_from_placeholder_leaves():
     assert shapes.nu is None and shapes.forcing is None
     lowered = jax.jit(lambda p, u: stepper(p, 0.1)(u)).lower(pde, jnp.zeros((8, 8, 1)))
     assert lowered is not None
+
+
+def test_stepper_jits_directly_and_is_exact_for_heat():
+    grid = Grid((16,))
+    u = jnp.asarray(np.sin(grid.coordinates()[0])[:, None])
+    step = stepper(Diffusion(grid, nu=1.0), 0.1)
+    np.testing.assert_allclose(jax.jit(step)(u), np.exp(-0.1) * np.asarray(u), rtol=0, atol=1e-15)
