@@ -41,16 +41,20 @@ def pytree_dataclass(cls):
 
 
 def is_concrete(x) -> bool:
-    """True when ``x`` holds values that can be validated: numbers or arrays, not tracers.
+    """True when ``x`` holds a value that can be validated (not a tracer or a placeholder).
 
-    Anything else (a tracer, or the placeholders ``jax.tree`` utilities and ``jit(...).lower``
-    put in the leaves when they rebuild a PDE) is passed through unchecked.
+    ``jax.tree`` utilities and ``jit(...).lower`` rebuild PDEs with ``None``,
+    ``ShapeDtypeStruct`` or ``ArgInfo`` leaves; those pass through unchecked.
+    Anything else (numbers, arrays, but also a wrong type such as a string) is
+    validated, so a bad value is still refused.
     """
-    if isinstance(x, jax.core.Tracer):
+    if x is None or isinstance(x, (jax.core.Tracer, jax.ShapeDtypeStruct)):
+        return False
+    if type(x).__name__ == "ArgInfo":  # jax.jit(...).lower's stand-in for an argument leaf
         return False
     if isinstance(x, (list, tuple)):
         return all(is_concrete(v) for v in x)
-    return isinstance(x, (int, float, np.ndarray, np.generic, jax.Array))
+    return True
 
 
 def check_positive(name: str, value) -> None:
