@@ -321,7 +321,8 @@ def solve(pde, u0=None, t=None, rtol: float = 1e-6, atol: float = 1e-10, refine:
             tol = rtol * rms_u + atol
             # the fine-grid tail RMS bounds the RMS over the sub-sampled points up to sqrt(stride^d)
             space = SPACE_SAFETY * np.asarray(out["tails"]) * math.sqrt(stride**grid.ndim)
-            if status == _UNRESOLVED:
+            post_check = status != _UNRESOLVED
+            if not post_check:
                 break
             time_err = TIME_SAFETY * np.asarray(out["gerr"])
             space = np.maximum.accumulate(space)
@@ -341,19 +342,26 @@ def solve(pde, u0=None, t=None, rtol: float = 1e-6, atol: float = 1e-10, refine:
                 f"{type(pde).__name__} solve could not bring the global time error under the tolerance "
                 f"after {_REINTEGRATIONS} re-integrations (error growth too fast); loosen rtol/atol or "
                 f"shorten t")
-        # unresolved on solve_grid: the worst tail seen, the band below it, the tolerance then
-        if status == _UNRESOLVED:
-            tail_val, below_val, tol_val = (float(out[k]) for k in ("tail", "below", "tol"))
-        else:
+        # unresolved on solve_grid: report the quantities that were compared, estimate > limit
+        if post_check:
+            # the frames' space error (the running maximum of the tail, times the safety and sub-sampling
+            # factors) against half the frame's tolerance
             worst = int(np.argmax(space / tol))
-            tail_val, below_val, tol_val = float(out["tails"][worst]), float(out["belows"][worst]), float(tol[worst])
+            factor = SPACE_SAFETY * math.sqrt(stride**grid.ndim)
+            tail_val, below_val = float(out["tails"][worst]), float(out["belows"][worst])
+            estimate, limit, t_at = float(space[worst]), 0.5 * float(tol[worst]), float(t[worst])
+        else:
+            # the in-loop check: SPACE_SAFETY * tail of the accepted step against half its tolerance
+            factor = SPACE_SAFETY
+            tail_val, below_val = float(out["tail"]), float(out["below"])
+            estimate, limit, t_at = factor * tail_val, 0.5 * float(out["tol"]), float(out["t"])
         if not refine or level >= max_refinements:
-            target = 0.5 * tol_val / SPACE_SAFETY
-            need = _needed_grid(solve_grid, tail_val, below_val, target)
+            need = _needed_grid(solve_grid, tail_val, below_val, limit / factor)
             reason = "refine=False" if not refine else f"max_refinements={max_refinements} reached"
             raise ResolutionError(
                 f"grid {solve_grid.shape} (box {solve_grid.length}) cannot resolve the solution to the "
-                f"tolerance ({reason}): tail energy (RMS of the top modes) {tail_val:.3g} near t={float(out['t']):.6g} "
-                f"exceeds {target:.3g}; it would need about grid shape {need.shape}")
+                f"tolerance ({reason}): the space error estimate {estimate:.3g} near t={t_at:.6g} "
+                f"({factor:.3g} x the tail energy, the RMS of the top modes, {tail_val:.3g}) exceeds its "
+                f"half of the tolerance, {limit:.3g}; it would need about grid shape {need.shape}")
         level += 1
         stats["refinements"] = level

@@ -151,3 +151,42 @@ def test_chaotic_error_growth_is_caught_and_integrated_again():
     ref = solve_ivp(rhs, (0, 6), x0, t_eval=ts, method="DOP853", rtol=1e-13, atol=1e-13).y.T
     true = frame_rms(np.asarray(sol.u) - ref[:, None, :])
     assert np.all(true <= np.asarray(sol.error)) and np.all(np.asarray(sol.error) <= np.asarray(sol.tolerance))
+
+
+@pytree_dataclass
+class _DipAndRecover(SemiLinearPDE):
+    """Test-only linear PDE, per Fourier mode ``m``: ``u_t = rate(m) u`` with mode 1 decaying (-2), mode 2
+    growing (+1) and everything else decaying at -3, so RMS(u) first drops ~5x, then recovers."""
+
+    grid: Grid = static_field()
+
+    def linear(self):
+        m = np.abs(self.grid._mode_numbers()[0])
+        rate = np.where(m == 1, -2.0, np.where(m == 2, 1.0, -3.0))
+        return jnp.asarray(rate, dtype=jnp.float64)[..., None]
+
+    def nonlinear(self, u_hat):
+        return jnp.zeros_like(u_hat)
+
+
+def test_resolution_error_states_an_estimate_above_the_limit_it_was_compared_with():
+    # the top-band mode (m = 10 of 32 points) passes the per-step check (2 x tail <= tol/2 at every step)
+    # but the frame check takes the running maximum of the tail: at t = 1, where RMS(u) has dipped,
+    # 2 x tail(t=0) > tol/2. The tolerance at the last frame is back near tol(0), so a message quoting
+    # the tail and the last frame's limit read "0.2 tol0 exceeds 0.25 tol0".
+    grid = Grid((32,))
+    (x,) = grid.coordinates()
+    rtol = 1e-6
+    tol0 = rtol * np.sqrt(np.mean((np.sin(x) + 0.05 * np.sin(2 * x)) ** 2))
+    tail = 0.2 * tol0
+    u0 = (np.sin(x) + 0.05 * np.sin(2 * x) + tail * np.sqrt(2) * np.sin(10 * x))[:, None]
+    with pytest.raises(ResolutionError) as info:
+        solve(_DipAndRecover(grid), u0, np.linspace(0, 3, 4), rtol=rtol, atol=1e-14, refine=False)
+    msg = str(info.value)
+    estimate = float(msg.split("space error estimate ")[1].split(" ")[0])
+    limit = float(msg.split("half of the tolerance, ")[1].split(";")[0])
+    stated_tail = float(msg.split("the RMS of the top modes, ")[1].split(")")[0])
+    assert estimate > limit
+    assert estimate == pytest.approx(2 * stated_tail, rel=1e-2)  # SPACE_SAFETY x tail at stride 1
+    assert stated_tail == pytest.approx(tail, rel=1e-2)
+    assert "near t=1 " in msg  # the frame where the dip made the running tail too large
