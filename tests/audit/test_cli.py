@@ -6,7 +6,7 @@ import pytest
 
 import solvers
 from experiments import _audit_cmd
-from conftest import DT, fine, write_split
+from tests.audit.conftest import DT, fine, write_split
 from experiments._cli import main
 
 

@@ -7,7 +7,7 @@ import pytest
 import audit
 import solvers
 from audit import _equal_accuracy
-from conftest import DT, fine, initial_conditions
+from tests.audit.conftest import DT, fine, initial_conditions
 
 
 @pytest.mark.slow

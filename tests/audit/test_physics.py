@@ -7,7 +7,7 @@ import pytest
 
 import audit
 import solvers
-from conftest import fine
+from tests.audit.conftest import fine
 
 G1 = solvers.Grid((32,))
 

@@ -9,7 +9,7 @@ import pytest
 import audit
 import datasets
 import solvers
-from conftest import DT, N, fine, initial_conditions, quick_config
+from tests.audit.conftest import DT, N, fine, initial_conditions, quick_config
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import datasets
 import solvers
 from datasets import _generate
 
-from _gen_worker import tiny_spec
+from tests.datasets._gen_worker import tiny_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("_gen_worker.py")

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from _exact import burgers_sin, rms
+from tests.solvers._exact import burgers_sin, rms
 from solvers import Burgers, Grid, KuramotoSivashinsky, rollout, stepper
 
 

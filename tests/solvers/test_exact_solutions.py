@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from _exact import allen_cahn_uniform, burgers_sin, kdv_soliton, rms
+from tests.solvers._exact import allen_cahn_uniform, burgers_sin, kdv_soliton, rms
 from solvers import (Advection, AllenCahn, Burgers, Diffusion, GrayScott, Grid, KdV, KuramotoSivashinsky,
                      NavierStokes2D, rollout, stepper)
 

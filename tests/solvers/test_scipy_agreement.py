@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from _exact import frame_rms
+from tests.solvers._exact import frame_rms
 from solvers import Burgers, GrayScott, Grid, KuramotoSivashinsky, NavierStokes2D, rollout, solve, stepper
 
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from _exact import burgers_sin, frame_rms
+from tests.solvers._exact import burgers_sin, frame_rms
 from solvers import (Burgers, Diffusion, Grid, ResolutionError, SemiLinearPDE, Solution, SolverDivergedError,
                      solve)
 from solvers._pde import pytree_dataclass, static_field
@@ -190,3 +190,15 @@ def test_resolution_error_states_an_estimate_above_the_limit_it_was_compared_wit
     assert estimate == pytest.approx(2 * stated_tail, rel=1e-2)  # SPACE_SAFETY x tail at stride 1
     assert stated_tail == pytest.approx(tail, rel=1e-2)
     assert "near t=1 " in msg  # the frame where the dip made the running tail too large
+
+
+@pytest.mark.parametrize("rtol", [1e-14, 1e-15])
+def test_tolerance_below_rounding_is_reported_as_such_not_as_a_collapsed_step(rtol):
+    # asked for local errors below the rounding noise of the error estimate, the error-per-unit-step
+    # rule used to shrink h until "the step size collapsed"; now no step is asked to beat rounding and
+    # the global check says the tolerance cannot be met
+    with pytest.raises(SolverDivergedError) as info:
+        solve(Burgers(GRID, nu=NU), 0.5 * U0, TS, rtol=rtol, atol=0.0)
+    msg = str(info.value)
+    assert "collapsed" not in msg
+    assert "below rounding" in msg or "re-integrations" in msg

@@ -17,8 +17,7 @@ import datasets
 import surrogates
 from experiments._cli import main as byai
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _heat import heat_trajectories, write_heat  # noqa: E402
+from tests.surrogates._heat import heat_trajectories, write_heat
 
 ROOT = Path(__file__).resolve().parents[2]
 
