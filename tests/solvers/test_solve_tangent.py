@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from _exact import frame_rms
+from tests.solvers._exact import frame_rms
 from solvers import NavierStokes2D, Grid, resample, rollout, solve, stepper
 
 
