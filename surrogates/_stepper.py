@@ -12,7 +12,7 @@ from ._checkpoint import Checkpoints, CheckpointError, read_metadata
 from ._config import ModelConfig, TrainConfig
 
 
-def as_stepper(model, stats, *, params=None):
+def as_stepper(model, stats, *, params=None, input_stats=None):
     """Wrap a trained one-frame surrogate into ``step(u) -> u`` on one unbatched float64 state.
 
     ``u`` is ``(*space, C)`` in physical units; the step normalises it with ``stats``
@@ -22,6 +22,12 @@ def as_stepper(model, stats, *, params=None):
     physics parameters of a model trained with per-sample parameters. The returned function
     is pure and closes over the model's parameters as constants, so it can be jitted,
     vmapped (over states) and used with ``solvers.rollout``.
+
+    ``input_stats`` (a model of a steady map ``a -> u``, trained on
+    ``datasets.Loader`` batches whose input has its own normalisation): the
+    input is normalised with it and the output denormalised with ``stats``;
+    ``None`` uses ``stats`` for both. The step then maps the input field
+    (e.g. a coefficient) to the output field (its solution).
     """
     if getattr(model, "input_steps", 1) != 1:
         raise ValueError(f"as_stepper: the model takes {model.input_steps} input frames; a stepper maps one "
@@ -32,6 +38,10 @@ def as_stepper(model, stats, *, params=None):
                          f"{None if params is None else np.shape(params)}")
     mean = jnp.asarray(np.asarray(stats.mean, np.float64))
     std = jnp.asarray(np.asarray(stats.std, np.float64))
+    in_mean, in_std = mean, std
+    if input_stats is not None:
+        in_mean = jnp.asarray(np.asarray(_get(input_stats, "mean"), np.float64)).reshape(mean.shape)
+        in_std = jnp.asarray(np.asarray(_get(input_stats, "std"), np.float64)).reshape(std.shape)
     graphdef, state = nnx.split(model)
     dtype = getattr(model, "dtype", jnp.float32)
     p = None if not num_params else jnp.asarray(params, dtype)[None]
@@ -41,11 +51,16 @@ def as_stepper(model, stats, *, params=None):
         if u.shape[-1] != mean.shape[0] or u.ndim != getattr(model, "ndim", u.ndim - 1) + 1:
             raise ValueError(f"step: expected one state (*space, {mean.shape[0]}), got shape {u.shape}")
         m = nnx.merge(graphdef, state)
-        x = ((u.astype(jnp.float64) - mean) / std).astype(dtype)[None]
+        x = ((u.astype(jnp.float64) - in_mean) / in_std).astype(dtype)[None]
         y = m(x, p)[0]
         return y.astype(jnp.float64) * std + mean
 
     return step
+
+
+def _get(stats, name):
+    """``stats.mean`` of a ``Normalization``-like object, or ``stats["mean"]`` of its dict form."""
+    return stats[name] if isinstance(stats, dict) else getattr(stats, name)
 
 
 def load(model_dir, *, best: bool = True):
@@ -54,7 +69,8 @@ def load(model_dir, *, best: bool = True):
     ``best`` picks the checkpoint with the lowest validation loss when one exists (else the
     latest). ``info`` holds the data provenance (``dataset_sha256``, ``pde``, ``pde_params``,
     ``grid_shape``, ``grid_length``), ``model`` (the model config), ``train`` (the training
-    config), ``step``, ``checkpoint`` (its folder) and ``params`` (parameter counts).
+    config), ``step``, ``checkpoint`` (its folder), ``params`` (parameter counts) and, for a
+    steady-map model, ``input_stats`` (``{"mean", "std"}`` of its input; pass it to :func:`as_stepper`).
     Raises ``CheckpointError`` for a folder that is not a byai model.
     """
     from datasets import Normalization
@@ -90,10 +106,12 @@ def load(model_dir, *, best: bool = True):
     info = dict(meta.get("data", {}))
     info.update(model=meta["model_config"], train=meta["train_config"], step=int(extra["step"]),
                 checkpoint=str(where), params=meta.get("params"), best_val=extra.get("best_val"))
+    if meta.get("input_stats") is not None:
+        info["input_stats"] = meta["input_stats"]
     return model, stats, info
 
 
 def load_stepper(model_dir, *, best: bool = True, params=None):
     """``(step, info)``: the stepper of :func:`as_stepper` for a saved model, and :func:`load`'s info."""
     model, stats, info = load(model_dir, best=best)
-    return as_stepper(model, stats, params=params), info
+    return as_stepper(model, stats, params=params, input_stats=info.get("input_stats")), info

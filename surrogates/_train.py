@@ -261,6 +261,10 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
         "stats": {"mean": np.asarray(stats.mean, np.float64).tolist(), "std": np.asarray(stats.std, np.float64).tolist()},
         "data": dict(data_info or {}),
     }
+    input_stats = getattr(train_loader, "input_stats", None)
+    if input_stats is not None:  # a steady map: the input stage has its own normalisation (datasets.Loader)
+        meta["input_stats"] = {"mean": np.asarray(input_stats.mean, np.float64).tolist(),
+                               "std": np.asarray(input_stats.std, np.float64).tolist()}
     ckpt = Checkpoints(out)
     start = 0
     if ckpt.latest_step() is not None or (out / "byai_model.json").exists():
