@@ -75,12 +75,20 @@ def write_predictions(path: Path, pred, t, test, provenance: dict) -> None:
         params = np.asarray(test["params"].values, np.float64)
         param_names = [str(n.decode() if isinstance(n, bytes) else n) for n in np.asarray(test["param"].values)]
     pde = attrs.get("pde", "unknown")
+    extra = {}
+    problem = attrs.get("problem")
+    if problem is not None:  # a steady map: the stage axis (input, output) and the cell-centre coordinates
+        extra["problem"] = problem.decode() if isinstance(problem, bytes) else str(problem)
+        if grid is not None and not all(
+                d in test.coords and np.allclose(test.coords[d].values, c)
+                for d, c in zip(space_dims, grid.coordinates())):
+            grid, coords = None, [np.asarray(test.coords[d].values, np.float64) for d in space_dims]
     tmp = path.with_name(path.name + ".tmp")
     datasets.write(tmp, np.ascontiguousarray(pred, dtype=np.float64), t=np.asarray(t), grid=grid, coords=coords,
                    channel_names=channels, pde=str(pde.decode() if isinstance(pde, bytes) else pde),
                    pde_params=dict(pde_params or {}), params=params, param_names=param_names or (),
                    attrs={"source": "byai audit predictions", "reference_sha256": str(attrs.get("sha256", "")),
-                          "provenance": json.dumps(provenance)})
+                          "provenance": json.dumps(provenance), **extra})
     os.replace(tmp, path)
 
 
@@ -144,7 +152,8 @@ def render_html(summary: dict, pred, ref, req_values, tol, score_test, score_cal
     st, sc = np.asarray(score_test), np.asarray(score_cal)
     lo = max(min(st.min(), sc.min()), 1e-300)
     hi = max(st.max(), sc.max(), req["threshold"]) * 1.01
-    bins = np.geomspace(lo, hi, 30) if hi / lo > 20 else 30
+    # explicit edges: scores equal up to rounding would make numpy's automatic range too narrow to bin
+    bins = np.geomspace(lo, hi, 30) if hi / lo > 20 else np.linspace(lo, hi, 31)
     ax.hist(sc, bins=bins, alpha=0.5, label="calibration")
     ax.hist(st, bins=bins, alpha=0.5, label="test")
     ax.axvline(req["threshold"], color="r", label="threshold")

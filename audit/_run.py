@@ -51,15 +51,16 @@ def _split_arrays(ds, name: str):
         raise AuditError(f"the {name} split has no variable 'u'")
     u_var = ds["u"]
     dims = tuple(u_var.dims)
-    if len(dims) < 4 or dims[0] != "sample" or dims[1] != "time" or dims[-1] != "channel":
-        raise AuditError(f"{name} 'u' must have dims (sample, time, x[, y], channel), got {dims}")
+    if len(dims) < 4 or dims[0] != "sample" or dims[1] not in ("time", "stage") or dims[-1] != "channel":
+        raise AuditError(f"{name} 'u' must have dims (sample, time, x[, y], channel) (a steady map: stage for "
+                         f"time), got {dims}")
     u = np.asarray(u_var.values, dtype=np.float64)
     if u.shape[0] < 1 or u.shape[1] < 2:
         raise AuditError(f"{name} 'u' needs at least one sample and two frames (a rollout to audit), got shape "
                          f"{u.shape}")
     if not np.all(np.isfinite(u)):
         raise AuditError(f"the {name} split holds non-finite values in 'u'")
-    t = np.asarray(ds["time"].values if "time" in ds.coords else np.arange(u.shape[1]), dtype=np.float64)
+    t = np.asarray(ds[dims[1]].values if dims[1] in ds.coords else np.arange(u.shape[1]), dtype=np.float64)
     est = None
     if "error_estimate" in getattr(ds, "variables", {}):
         est = np.asarray(ds["error_estimate"].values, dtype=np.float64)
@@ -300,6 +301,13 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
     ref, t, est = _split_arrays(test, "test")
     cal_ref, cal_t, _ = _split_arrays(calibration, "calibration")
     attrs = _attrs(test)
+    steady = _problem(attrs) == "steady_map"
+    if steady and req.horizon not in (None, 1):
+        raise AuditError(f"the requirement's horizon {req.horizon} does not apply to a steady map a -> u: it is "
+                         "audited as one application (horizon 1); set audit.horizon = 1 or leave it out")
+    if _problem(_attrs(calibration)) != _problem(attrs):
+        raise AuditError(f"the calibration split is a {_problem(_attrs(calibration))} dataset, the test split a "
+                         f"{_problem(attrs)}")
     if cal_ref.shape[2:] != ref.shape[2:]:
         raise AuditError(f"calibration states {cal_ref.shape[2:]} differ from test states {ref.shape[2:]}")
     horizon = req.horizon or ref.shape[1] - 1
@@ -345,7 +353,7 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
     ref_h, cal_h = ref[:, :horizon + 1], cal_ref[:, :horizon + 1]
 
     # -------------------------------------------------------------- physics knowledge
-    pde_, per_sample, pde_reason = _pde_for(test, pde)
+    pde_, per_sample, pde_reason = (None, False, "a steady map") if steady else _pde_for(test, pde)
     conserved = None
     if pde_ is not None:
         try:
@@ -421,7 +429,10 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
             solver_tol["error_estimate_mean"] = float(np.nanmean(est[:, 1:horizon + 1]))
 
     # -------------------------------------------------------------- physics
-    if pde_ is None:
+    if steady:
+        say("discrete PDE residual of the predicted solutions")
+        physics = _map_physics(test, pred, ref_h, horizon)
+    elif pde_ is None:
         physics = {"status": "unknown", "reason": pde_reason}
     else:
         say("PDE residual of the rollout")
@@ -445,8 +456,11 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
                 np.pad(d_pred, ((0, 0), (1, 0))) / tol, horizon)
 
     # -------------------------------------------------------------- equal accuracy
-    equal = _equal_accuracy_block(req, config, pde_, per_sample, pde_reason, ref_h, t[:horizon + 1], dt, horizon,
-                                  tol, surrogate_seconds, test_q, solver_stepper_factory, say)
+    if steady:
+        equal = _map_equal_accuracy_block(req, config, test, ref_h, tol, surrogate_seconds, test_q, say)
+    else:
+        equal = _equal_accuracy_block(req, config, pde_, per_sample, pde_reason, ref_h, t[:horizon + 1], dt,
+                                      horizon, tol, surrogate_seconds, test_q, solver_stepper_factory, say)
 
     # -------------------------------------------------------------- report
     metrics_json = {k: _metric_block(v, horizon) for k, v in m_test.items()}
@@ -470,6 +484,7 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
         "time": {"dt": dt, "t0": float(t[0]), "horizon": horizon},
         "provenance": prov,
         "pde": _jsonable(attrs.get("pde")),
+        "problem": _problem(attrs),
     }
     summary = _jsonable(summary)
     files = {}
@@ -496,7 +511,18 @@ def _equal_accuracy_block(req, config, pde, per_sample, reason, ref_h, t, dt, ho
         return {**base, "status": "unknown", "reason": reason, "solver_seconds": None, "speedup": None,
                 "solver_setting": None}
     grid = pde.grid
+    score = _score_fn(req, config, ref_h, tol)
+    say("equal-accuracy search over solver settings")
+    res = _equal_accuracy.search(pde, grid, jnp.asarray(ref_h[:, 0]), dt, horizon, score, surrogate_score,
+                                 config.equal_accuracy, per_sample_pde=per_sample, t=t,
+                                 factory=factory or _equal_accuracy.default_factory,
+                                 progress=lambda p: say(f"  {p['setting']}: {p['seconds']:.3g} s, "
+                                                        f"error {p['error']:.3g}"))
+    return {**base, **_chosen_block(res, surrogate_seconds)}
 
+
+def _score_fn(req, config, ref_h, tol):
+    """``score(traj)``: the requirement's aggregate error of a solver run (the surrogate's score, same definition)."""
     def score(traj):
         m = _metrics.field_metrics(traj, ref_h, band_edges=config.band_edges,
                                    energy="energy_error" == req.metric)
@@ -509,19 +535,68 @@ def _equal_accuracy_block(req, config, pde, per_sample, reason, ref_h, t, dt, ho
         v = np.where(np.isfinite(v), v, np.inf)
         return _metrics.upper_quantile(np.max(v, axis=1), req.quantile)
 
-    say("equal-accuracy search over solver settings")
-    res = _equal_accuracy.search(pde, grid, jnp.asarray(ref_h[:, 0]), dt, horizon, score, surrogate_score,
-                                 config.equal_accuracy, per_sample_pde=per_sample, t=t,
-                                 factory=factory or _equal_accuracy.default_factory,
-                                 progress=lambda p: say(f"  {p['setting']}: {p['seconds']:.3g} s, "
-                                                        f"error {p['error']:.3g}"))
+    return score
+
+
+def _chosen_block(res, surrogate_seconds: float) -> dict:
     chosen = res["chosen"]
     notes = {"exact": "the cheapest solver setting tried that is at least as accurate as the surrogate",
              "upper": "the cheapest setting tried already matches: a cheaper solver may too, so the speedup "
                       "is an upper bound",
              "lower": "no setting tried reached the surrogate's accuracy: the most accurate one is given and the "
                       "speedup is a lower bound"}
-    return {**base, "status": "measured", "solver_seconds": chosen["seconds"],
+    return {"status": "measured", "solver_seconds": chosen["seconds"],
             "solver_error": chosen["error"], "speedup": chosen["seconds"] / surrogate_seconds,
             "speedup_bound": res["bound"], "note": notes[res["bound"]],
             "solver_setting": chosen["setting"], "points": res["points"]}
+
+
+# ----------------------------------------------------------------------------------- steady maps
+def _problem(attrs) -> str:
+    """``"steady_map"`` or ``"trajectory"`` (files that do not say are trajectories)."""
+    v = attrs.get("problem", "trajectory")
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _map_source(test) -> float:
+    import datasets
+
+    params = datasets._storage.json_attr(test, "pde_params", {}) or {}
+    return float(params.get("source", 1.0))
+
+
+def _map_physics(test, pred, ref_h, horizon) -> dict:
+    """The discrete residual ``RMS(f - A_h u)`` of predicted and reference solutions of a Darcy map."""
+    grid = solvers.Grid(tuple(ref_h.shape[2:-1]), (1.0, 1.0))
+    source = _map_source(test)
+
+    def residual(a, u):
+        return jnp.sqrt(jnp.mean(solvers.Darcy(grid, coefficient=a, source=source).residual(u) ** 2))
+
+    f = jax.jit(jax.vmap(residual))
+    a = jnp.asarray(ref_h[:, 0, ..., 0])
+    d_pred = np.asarray(f(a, jnp.asarray(pred[:, 1, ..., 0])))
+    d_ref = np.asarray(f(a, jnp.asarray(ref_h[:, 1, ..., 0])))
+    pad = lambda d: np.stack([np.zeros_like(d), d], axis=1)  # noqa: E731 (frame 0 is the input)
+    return {
+        "residual": {"definition": "RMS(f - A_h u): the cell-centred finite-volume Darcy operator of the test "
+                                   "file's grid applied to the predicted (or reference) solution; the reference's is "
+                                   "its CG residual",
+                     "prediction": _metric_block(pad(d_pred), horizon),
+                     "reference": _metric_block(pad(d_ref), horizon)},
+        "conserved": {"mass": False, "energy": False},
+        "drift": {},
+    }
+
+
+def _map_equal_accuracy_block(req, config, test, ref_h, tol, surrogate_seconds, surrogate_score, say) -> dict:
+    base = {"surrogate_seconds": surrogate_seconds, "surrogate_error": surrogate_score,
+            "error_definition": f"q{req.quantile:g} over test samples of {_score_name(req)} of the solution"}
+    if not config.equal_accuracy.enabled:
+        return {**base, "status": "skipped", "solver_seconds": None, "speedup": None, "solver_setting": None}
+    say("equal-accuracy search over Darcy grids and CG tolerances")
+    res = _equal_accuracy.search_steady(ref_h[:, 0, ..., 0], _map_source(test), _score_fn(req, config, ref_h, tol),
+                                        surrogate_score, config.equal_accuracy,
+                                        progress=lambda p: say(f"  {p['setting']}: {p['seconds']:.3g} s, "
+                                                               f"error {p['error']:.3g}"))
+    return {**base, **_chosen_block(res, surrogate_seconds)}

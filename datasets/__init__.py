@@ -15,11 +15,11 @@ from ._generate import generate
 from ._importers import import_pdebench, import_the_well
 from ._loader import Loader, Normalization, compute_stats
 from ._pdes import build_pde
-from ._spec import PDES, SPLITS, DatasetSpec, ICSpec, SplitSizes
+from ._spec import PDES, SPLITS, STEADY, CoefficientSpec, DatasetSpec, ICSpec, SplitSizes
 from ._storage import SCHEMA, SCHEMA_VERSION, DatasetError, open, pde_from_attrs, write
 
 __all__ = [
-    "DatasetSpec", "ICSpec", "SplitSizes", "PDES", "SPLITS", "generate", "open", "write", "pde_from_attrs",
+    "DatasetSpec", "ICSpec", "CoefficientSpec", "SplitSizes", "PDES", "SPLITS", "STEADY", "generate", "open", "write", "pde_from_attrs",
     "DatasetError", "Loader", "Normalization", "compute_stats", "import_pdebench", "import_the_well", "build_pde",
     "SCHEMA", "SCHEMA_VERSION",
 ]

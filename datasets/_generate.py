@@ -30,7 +30,7 @@ import numpy as np
 
 from . import _storage
 from ._ic import draw_sample
-from ._loader import StatsAccumulator
+from ._loader import SampleStats
 from ._pdes import channel_names, channels_of, spec_grid
 from ._spec import SPLITS, DatasetSpec
 from ._storage import Checksum, DatasetError
@@ -288,8 +288,8 @@ def _solve_block(spec: DatasetSpec, split: str, block: list[int], solver) -> dic
     The stored-dtype output is allocated once and each solved sample is copied
     in as it arrives, so memory stays near one batch of output.
     """
-    n, shape = len(block), (spec.n_times, *spec.shape, channels_of(spec))
-    out = {"u": np.empty((n, *shape), dtype=spec.dtype), "error": np.empty((n, spec.n_times)),
+    n, shape = len(block), (spec.n_frames, *spec.shape, channels_of(spec))
+    out = {"u": np.empty((n, *shape), dtype=spec.dtype), "error": np.empty((n, spec.n_frames)),
            "params": np.empty((n, len(spec.param_names))), "redraws": np.zeros(n, dtype=np.int64)}
     pending = list(range(n))
     while pending:
@@ -330,6 +330,8 @@ def _stored(u: np.ndarray, err: np.ndarray, dtype: str):
 
 
 def _file_attrs(spec: DatasetSpec, split: str, identity: dict) -> dict:
+    if spec.problem == "steady_map":
+        return _map_attrs(spec, split, identity)
     grid = spec_grid(spec)
     pde_params = dict(spec.params)
     if spec.forcing != "none":
@@ -346,7 +348,25 @@ def _file_attrs(spec: DatasetSpec, split: str, identity: dict) -> dict:
     }
 
 
+def _map_attrs(spec: DatasetSpec, split: str, identity: dict) -> dict:
+    """A steady map file's attributes: no time axis, the coefficient distribution instead of an ic."""
+    return {
+        "schema_version": _storage.SCHEMA_VERSION, "problem": "steady_map", "pde": spec.pde,
+        "pde_params": {"source": spec.source},
+        "grid_shape": np.asarray(spec.shape, np.int64), "grid_length": np.asarray(spec.length, np.float64),
+        "solver_method": "cell-centred finite volumes (harmonic faces), PCG; error bound by Richardson "
+                         "extrapolation over grids n, 2n, 4n plus the CG residual bound",
+        "rtol": spec.rtol, "atol": spec.atol, "tolerance_known": 1,
+        "coefficient": {k: getattr(spec.coefficient, k) for k in spec.coefficient.__dataclass_fields__},
+        "seed": spec.seed, "split": split, "split_index": SPLITS.index(split), "dtype": spec.dtype,
+        "n_samples": getattr(spec.splits, split), "redraw_failed": int(spec.redraw_failed), "redraw_count": 0,
+        "versions": _storage.versions(), "config": identity, "sha256": "",
+    }
+
+
 def _times(spec):
+    if spec.problem == "steady_map":
+        return np.array([0.0, 1.0])  # the two stages (input, output), stored as the integer axis "stage"
     return np.linspace(0.0, spec.t_end, spec.n_times)
 
 
@@ -356,14 +376,14 @@ def _assemble(spec, split, lo, hi, path: Path, identity: dict, journal: Path) ->
     names = spec.param_names
     tmp = path.with_name(f".{path.name}.tmp")
     checksum, redraws, next_i = Checksum(), 0, lo
-    stats = StatsAccumulator(len(channel_names(spec.pde, grid.ndim)))
-    with _storage.create_file(tmp, n_samples=hi - lo, t=_times(spec), coords=grid.coordinates(),
+    stats = SampleStats(len(channel_names(spec.pde, grid.ndim)), spec.problem)
+    with _storage.create_file(tmp, n_samples=hi - lo, t=_times(spec), coords=_coords(spec),
                               channel_names=channel_names(spec.pde, grid.ndim), dtype=spec.dtype, param_names=names,
                               attrs=attrs) as f:
         if hi > lo:
             f["sample"][...] = np.arange(lo, hi)
         u_out = f["u"]
-        err_out = np.full((hi - lo, spec.n_times), np.nan)  # small: written once at the end
+        err_out = np.full((hi - lo, spec.n_frames), np.nan)  # small: written once at the end
         params_out = np.full((hi - lo, len(names)), np.nan)
         for a, b, part in _parts(journal):
             a2, b2 = max(a, next_i), min(b, hi)
@@ -399,6 +419,13 @@ def _assemble(spec, split, lo, hi, path: Path, identity: dict, journal: Path) ->
     _fsync_dir(path.parent)
 
 
+def _coords(spec) -> list:
+    """Coordinates of the spatial axes: the periodic nodes ``j L / N``, or a steady map's cell centres."""
+    if spec.problem == "steady_map":
+        return [(np.arange(n) + 0.5) / n for n in spec.shape]
+    return spec_grid(spec).coordinates()
+
+
 def _fsync_file(path):
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -417,13 +444,13 @@ def _write_virtual(final: Path, spec: DatasetSpec, split: str, identity: dict, b
     names = spec.param_names
     tmp = final.with_name(f".{final.name}.tmp")
     shards = [final.with_name(f"{split}.p{k}.h5") for k in range(len(bounds) - 1)]
-    redraws, stats = 0, StatsAccumulator(len(channel_names(spec.pde, grid.ndim)))
+    redraws, stats = 0, SampleStats(len(channel_names(spec.pde, grid.ndim)), spec.problem)
     for s in shards:
         with h5py.File(s, "r") as g:
             redraws += int(g.attrs["redraw_count"])
-            stats.combine(int(g.attrs["stats_count"]), g.attrs["stats_mean"], g.attrs["stats_std"])
+            stats.combine(g.attrs)
     sources = [(s.name, a, b) for s, a, b in zip(shards, bounds, bounds[1:]) if b > a]
-    with _storage.create_file(tmp, n_samples=n, t=_times(spec), coords=grid.coordinates(),
+    with _storage.create_file(tmp, n_samples=n, t=_times(spec), coords=_coords(spec),
                               channel_names=channel_names(spec.pde, grid.ndim), dtype=spec.dtype, param_names=names,
                               attrs=attrs, virtual=sources) as f:
         f.attrs["redraw_count"] = redraws

@@ -13,7 +13,7 @@ import math
 import jax
 import numpy as np
 
-from ._spec import SPLITS, DatasetSpec, ICSpec
+from ._spec import SPLITS, CoefficientSpec, DatasetSpec, ICSpec
 
 
 def sample_key(seed: int, split: str, index: int, attempt: int = 0):
@@ -75,11 +75,37 @@ def random_field(normals: np.ndarray, shape, length, ic: ICSpec, alpha=None, tau
     return u + ic.offset
 
 
+def threshold_grf(normals: np.ndarray, coefficient: CoefficientSpec) -> np.ndarray:
+    """The Li et al. (2021) coefficient ``a = high if g > 0 else low`` on ``(n, n)`` cells, float64 ``(n, n, 1)``.
+
+    ``g = sum_k xi_k (pi^2 |k|^2 + tau^2)^(-alpha/2) cos(pi k1 x) cos(pi k2 y)``
+    at the cell centres ``((i + 1/2)/n, (j + 1/2)/n)``, ``k`` over the grid's
+    ``n x n`` cosine modes without ``k = (0, 0)``; ``xi = normals[0, ..., 0]``
+    (see :class:`CoefficientSpec`). A type-II inverse DCT evaluates the series
+    exactly at the cell centres; only the sign of ``g`` is used.
+    """
+    import scipy.fft
+
+    n = normals.shape[1]
+    k = np.arange(n)
+    k1, k2 = np.meshgrid(k, k, indexing="ij")
+    amp = (np.pi**2 * (k1**2 + k2**2) + coefficient.tau**2) ** (-coefficient.alpha / 2)
+    amp[0, 0] = 0.0
+    g = scipy.fft.idctn(amp * normals[0, ..., 0], type=2, norm="ortho")
+    return np.where(g > 0, coefficient.high, coefficient.low)[..., None].astype(np.float64)
+
+
 def draw_sample(spec: DatasetSpec, split: str, index: int, attempt: int = 0):
-    """Initial condition ``(*shape, C)`` float64 and drawn parameters ``(P,)`` of one sample."""
+    """Initial condition ``(*shape, C)`` float64 and drawn parameters ``(P,)`` of one sample.
+
+    For a steady map (``pde = "darcy"``) the "initial condition" is the map's
+    input, the coefficient ``a`` (:func:`threshold_grf`).
+    """
     from ._pdes import channels_of
 
     key = sample_key(spec.seed, split, index, attempt)
+    if spec.problem == "steady_map":
+        return threshold_grf(np.asarray(_normals(key, spec.shape, 1)), spec.coefficient), np.zeros(0)
     names = spec.param_names
     p = np.asarray(_uniforms(key, len(names)))[: len(names)]
     params = np.array([lo + (hi - lo) * p[j] for j, (lo, hi) in enumerate(spec.param_ranges[n] for n in names)],

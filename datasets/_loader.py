@@ -18,7 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ._storage import check_file
+from ._storage import check_file, problem_of
 
 CACHE_BYTES = 512 * 2**20  # files whose float32 u is smaller are held in memory (read once, by chunks)
 
@@ -89,16 +89,63 @@ class StatsAccumulator:
         return Normalization(self.mean, np.where(std > 0, std, 1.0))
 
 
+class SampleStats:
+    """The statistics a file stores, fed one ``(T, *space, C)`` sample at a time.
+
+    Trajectories: one :class:`StatsAccumulator` over every frame (``stats_*``).
+    A steady map (``problem = "steady_map"``): the output stage 1 (``stats_*``)
+    and the input stage 0 (``input_stats_*``) separately, since a coefficient
+    and a solution have nothing in common but the grid.
+    """
+
+    def __init__(self, channels: int, problem: str = "trajectory"):
+        self.output = StatsAccumulator(channels)
+        self.input = StatsAccumulator(channels) if problem == "steady_map" else None
+
+    def update(self, u: np.ndarray) -> None:
+        if self.input is None:
+            self.output.update(u)
+        else:
+            self.input.update(u[:1])
+            self.output.update(u[1:])
+
+    def combine(self, attrs) -> None:
+        """Merge the statistics stored in another file's attributes (a shard)."""
+        self.output.combine(int(attrs["stats_count"]), attrs["stats_mean"], attrs["stats_std"])
+        if self.input is not None:
+            self.input.combine(int(attrs["input_stats_count"]), attrs["input_stats_mean"], attrs["input_stats_std"])
+
+
+def compute_input_stats(path) -> Normalization | None:
+    """A steady map file's stored statistics of its input stage (``input_stats_*``); ``None`` for trajectories."""
+    with h5py.File(path, "r") as f:
+        if "input_stats_mean" in f.attrs and "input_stats_std" in f.attrs:
+            return Normalization(f.attrs["input_stats_mean"], f.attrs["input_stats_std"])
+        if _problem(f) != "steady_map":
+            return None
+        u = f["u"]
+        acc = StatsAccumulator(u.shape[-1])
+        for i in range(u.shape[0]):
+            acc.update(u[i, :1])
+        return acc.result()
+
+
+def _problem(f) -> str:
+    v = f.attrs.get("problem", "trajectory")
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
 def compute_stats(path) -> Normalization:
-    """Per-channel statistics of a file's ``u``: the stored ``stats_mean``/``stats_std`` or, if absent,
-    computed reading one sample at a time (memory: one sample)."""
+    """Per-channel statistics of a file's ``u`` (a steady map: of its output stage): the stored
+    ``stats_mean``/``stats_std`` or, if absent, computed reading one sample at a time (memory: one sample)."""
     with h5py.File(path, "r") as f:
         if "stats_mean" in f.attrs and "stats_std" in f.attrs:
             return Normalization(f.attrs["stats_mean"], f.attrs["stats_std"])
         u = f["u"]
         acc = StatsAccumulator(u.shape[-1])
+        first = 1 if _problem(f) == "steady_map" else 0  # a steady map's output stage only
         for i in range(u.shape[0]):
-            acc.update(u[i])
+            acc.update(u[i, first:])
         return acc.result()
 
 
@@ -119,6 +166,11 @@ class Loader:
         drop_remainder: drop the last incomplete batch of each epoch.
         stats: the normalisation (default: the file's stored statistics, so a
             validation loader should get the training loader's ``stats``).
+        input_stats: a steady map's (``problem = "steady_map"``) normalisation of its
+            input stage (default: the file's ``input_stats_*``); the output stage uses
+            ``stats``. A steady map gives one window per sample: input = stage 0 (the
+            coefficient), target = stage 1 (the solution); ``input_steps`` and
+            ``target_steps`` must be 1. ``None`` (trajectories): every frame uses ``stats``.
 
     A batch is a dict: ``"input"`` ``(B, *space, C*I)`` float32 (frame-major:
     channel ``j*C + c`` is channel ``c`` of frame ``j``), ``"target"``
@@ -128,13 +180,19 @@ class Loader:
 
     def __init__(self, path, *, batch_size: int, input_steps: int = 1, target_steps: int = 1, seed: int = 0,
                  shuffle: bool = True, sharding=None, prefetch: int = 2, drop_remainder: bool = True,
-                 stats: Normalization | None = None, cache_bytes: int = CACHE_BYTES):
+                 stats: Normalization | None = None, cache_bytes: int = CACHE_BYTES,
+                 input_stats: Normalization | None = None):
         self.path = Path(path)
         for name, v, lo in (("batch_size", batch_size, 1), ("input_steps", input_steps, 1),
                             ("target_steps", target_steps, 1), ("prefetch", prefetch, 0)):
             if not isinstance(v, int | np.integer) or v < lo:
                 raise ValueError(f"{name}: must be an integer >= {lo}, got {v!r}")
-        check_file(self.path)
+        self.problem = problem_of(check_file(self.path))
+        if self.problem == "steady_map":
+            for name, v in (("input_steps", input_steps), ("target_steps", target_steps)):
+                if v != 1:
+                    raise ValueError(f"{name}: a steady map ({self.path}) has one input and one output stage, so "
+                                     f"it must be 1 (train.input_steps and train.unroll = 1), got {v}")
         if sharding is not None:
             n_shards = sharding.mesh.size
             if batch_size % n_shards:
@@ -156,14 +214,27 @@ class Loader:
         self.stats = stats if stats is not None else compute_stats(self.path)
         if self.stats.mean.shape != (self.channels,):
             raise ValueError(f"stats: {self.stats.mean.shape[0]} channels, the file has {self.channels}")
+        self.input_stats = None
+        if self.problem == "steady_map":
+            self.input_stats = input_stats if input_stats is not None else compute_input_stats(self.path)
+            if self.input_stats.mean.shape != (self.channels,):
+                raise ValueError(f"input_stats: {self.input_stats.mean.shape[0]} channels, the file has "
+                                 f"{self.channels}")
         self.params = self._file["params"][...].astype(np.float32) if "params" in self._file else None
         frame_bytes = int(np.prod(self.space)) * self.channels * 4
         self._cache = None
         if self.n_samples * self.n_time * frame_bytes <= cache_bytes:
             self._cache = np.empty((self.n_samples, self.n_time, *self.space, self.channels), np.float32)
             for i in range(self.n_samples):  # by chunks: one sample at a time
-                self._cache[i] = self.stats.normalize(u[i].astype(np.float64)).astype(np.float32)
+                self._cache[i] = self._normalize(u[i].astype(np.float64), 0).astype(np.float32)
         self._perm_epoch, self._perm = None, None
+
+    def _normalize(self, frames: np.ndarray, first: int) -> np.ndarray:
+        """Frames ``first, first + 1, ...`` of one sample, normalised (a steady map's stage 0 by ``input_stats``)."""
+        out = self.stats.normalize(frames)
+        if self.input_stats is not None and first == 0:
+            out[0] = self.input_stats.normalize(frames[0])
+        return out
 
     # ------------------------------------------------------------------------------------- sizes
     def __len__(self) -> int:
@@ -211,7 +282,7 @@ class Loader:
             for s in np.unique(samples):  # one chunk read per distinct sample
                 rows = np.flatnonzero(samples == s)
                 lo, hi = starts[rows].min(), starts[rows].max() + I + T
-                block = self.stats.normalize(u[s, lo:hi].astype(np.float64)).astype(np.float32)
+                block = self._normalize(u[s, lo:hi].astype(np.float64), lo).astype(np.float32)
                 for j in rows:
                     frames[j] = block[starts[j] - lo:starts[j] - lo + I + T]
         x = frames[:, :I]

@@ -43,6 +43,8 @@ def channel_names(pde: str, ndim: int) -> tuple[str, ...]:
         return ("u", "v")
     if pde == "navier_stokes":
         return ("omega",)
+    if pde == "darcy":  # stage 0 holds the coefficient a, stage 1 the solution u (see _storage)
+        return ("a_then_u",)
     return ("u",)
 
 

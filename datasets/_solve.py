@@ -50,6 +50,8 @@ class BatchSolver:
 
     def _one(self, device, u0: np.ndarray, params: np.ndarray, j: int, sink):
         spec = self.spec
+        if spec.problem == "steady_map":
+            return self._one_map(device, u0, j, sink)
         physics = dict(self.fixed, **{n: float(v) for n, v in zip(self.names, params)})
         with jax.default_device(device):
             pde = build_pde(spec.pde, self.grid, physics, spec.forcing)
@@ -61,6 +63,26 @@ class BatchSolver:
         if not (np.all(np.isfinite(u)) and np.all(np.isfinite(err))):
             return solvers.SolverDivergedError("the solution or its error estimate is not finite")
         sink(j, u, err)
+        return None
+
+    def _one_map(self, device, a: np.ndarray, j: int, sink):
+        """A steady map sample: ``u = [a, solution]`` ``(2, n, n, 1)``, ``error = [0, bound]``.
+
+        The coefficient is the exact input (error 0); the solution's bound is
+        ``Darcy.solve_steady``'s (Richardson over three grids plus the CG error).
+        """
+        spec = self.spec
+        with jax.default_device(device):
+            try:
+                pde = solvers.Darcy(self.grid, coefficient=a[..., 0], source=spec.source)
+                sol = pde.solve_steady(rtol=spec.rtol, atol=spec.atol)
+            except FAILURES as e:
+                return e
+            u = np.asarray(sol.u[0], dtype=np.float64)
+            err = float(sol.error[0])
+        if not (np.all(np.isfinite(u)) and np.isfinite(err)):
+            return solvers.SolverDivergedError("the solution or its error estimate is not finite")
+        sink(j, np.stack([a, u]), np.array([0.0, err]))
         return None
 
     def __call__(self, u0: np.ndarray, params: np.ndarray, sink) -> list:

@@ -10,8 +10,11 @@ import dataclasses
 import math
 from typing import Literal
 
-PDEName = Literal["advection", "diffusion", "burgers", "kdv", "ks", "allen_cahn", "gray_scott", "navier_stokes"]
+PDEName = Literal["advection", "diffusion", "burgers", "kdv", "ks", "allen_cahn", "gray_scott", "navier_stokes",
+                  "darcy"]
 SPLITS = ("train", "val", "calibration", "test")
+# PDEs whose dataset is a steady coefficient -> solution map (problem kind "steady_map"), not trajectories.
+STEADY = ("darcy",)
 
 # name -> (solvers class name, physics parameter names it accepts, allowed grid dimensions)
 PDES: dict[str, tuple[str, tuple[str, ...], tuple[int, ...]]] = {
@@ -23,6 +26,7 @@ PDES: dict[str, tuple[str, tuple[str, ...], tuple[int, ...]]] = {
     "allen_cahn": ("AllenCahn", ("eps",), (1, 2, 3)),
     "gray_scott": ("GrayScott", ("f", "k", "du", "dv"), (1, 2, 3)),
     "navier_stokes": ("NavierStokes2D", ("nu", "drag"), (2,)),
+    "darcy": ("Darcy", (), (2,)),
 }
 
 
@@ -67,6 +71,41 @@ class ICSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class CoefficientSpec:
+    """The distribution of the Darcy coefficient ``a`` (a steady map's input), one field per sample.
+
+    Kind ``"threshold_grf"`` (Li et al., "Fourier neural operator for parametric
+    PDEs", ICLR 2021): ``a = high`` where a Gaussian random field ``g > 0`` and
+    ``low`` elsewhere. ``g`` is zero-mean with covariance ``(-Lap + tau^2)^(-alpha)``
+    under zero Neumann conditions on the unit square: a cosine series
+    ``sum_k xi_k (pi^2 |k|^2 + tau^2)^(-alpha/2) cos(pi k1 x) cos(pi k2 y)``,
+    ``xi_k`` standard normal, ``k = (0, 0)`` left out, every mode of the grid kept,
+    evaluated at the cell centres (a type-II inverse DCT), as in the authors'
+    ``GRF.m``. Li et al. use ``alpha = 2``, ``tau = 3``, ``low = 3``, ``high = 12``.
+    The coefficient is piecewise constant on the cells (that is the field the
+    solver's error bound is for).
+    """
+
+    kind: Literal["threshold_grf"] = "threshold_grf"
+    alpha: float = 2.0
+    tau: float = 3.0
+    low: float = 3.0
+    high: float = 12.0
+
+    def __post_init__(self):
+        if self.kind != "threshold_grf":
+            _fail("kind", "must be 'threshold_grf'", self.kind)
+        if not (self.alpha > 0 and math.isfinite(self.alpha)):
+            _fail("alpha", "must be > 0 and finite", self.alpha)
+        if not (self.tau >= 0 and math.isfinite(self.tau)):
+            _fail("tau", "must be >= 0 and finite", self.tau)
+        for name in ("low", "high"):
+            v = getattr(self, name)
+            if not (v > 0 and math.isfinite(v)):
+                _fail(name, "must be > 0 and finite (a permeability)", v)
+
+
+@dataclasses.dataclass(frozen=True)
 class SplitSizes:
     """Number of samples per split (each file ``<split>.h5``); 0 skips a split."""
 
@@ -87,6 +126,15 @@ class SplitSizes:
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
     """A reference dataset: PDE, grid, time axis, tolerance, initial conditions, splits.
+
+    Two problem kinds (:attr:`problem`). Time-dependent PDEs give trajectories
+    ``(sample, time, *space, channel)`` from random initial conditions. ``pde =
+    "darcy"`` gives a *steady map* ``a -> u`` (``-div(a grad u) = source`` on the
+    unit square, ``u = 0`` on the boundary): each sample is a coefficient ``a``
+    drawn from ``coefficient`` and its solution ``u`` (``solvers.Darcy.solve_steady``
+    to ``rtol``/``atol``, cell-centred grid ``shape = (n, n)``); the time-axis
+    fields (``t_end``, ``n_times``, ``method``, ``ic``, ``forcing``, ``params``,
+    ``param_ranges``) do not apply and must be left out.
 
     Args:
         pde: the equation by name (see ``PDES``).
@@ -110,6 +158,8 @@ class DatasetSpec:
         dtype: stored dtype of ``u``; with ``"float32"`` the rounding error is added
             to ``error_estimate``.
         redraw_failed: redraw a sample whose solve fails (count in attrs) instead of stopping.
+        coefficient: ``darcy`` only: the distribution of the coefficient ``a``.
+        source: ``darcy`` only: the constant right-hand side ``f``.
     """
 
     pde: PDEName
@@ -129,6 +179,8 @@ class DatasetSpec:
     batch_size: int = 8
     dtype: Literal["float64", "float32"] = "float64"
     redraw_failed: bool = False
+    coefficient: CoefficientSpec = CoefficientSpec()
+    source: float = 1.0
 
     def __post_init__(self):
         if self.pde not in PDES:
@@ -138,6 +190,12 @@ class DatasetSpec:
         _, allowed, dims = PDES[self.pde]
         if len(shape) not in dims or any(n < 4 for n in shape):
             _fail("shape", f"must be {' or '.join(map(str, dims))} sizes >= 4 for {self.pde}", self.shape)
+        if self.problem == "steady_map":
+            self._check_steady()
+        else:
+            for name in ("coefficient", "source"):
+                if getattr(self, name) != _DEFAULTS[name]:
+                    _fail(name, f"applies to the steady map pde = {' or '.join(STEADY)} only", getattr(self, name))
         length = (2 * math.pi,) * len(shape) if self.length is None else tuple(float(x) for x in self.length)
         if len(length) != len(shape) or not all(x > 0 and math.isfinite(x) for x in length):
             _fail("length", f"must be {len(shape)} positive box lengths", self.length)
@@ -171,6 +229,29 @@ class DatasetSpec:
         if self.batch_size < 1:
             _fail("batch_size", "must be >= 1", self.batch_size)
 
+    def _check_steady(self) -> None:
+        if len(self.shape) != 2 or self.shape[0] != self.shape[1]:
+            _fail("shape", f"must be a square [n, n] (cells on the unit square) for {self.pde}", list(self.shape))
+        if self.length is not None and tuple(float(x) for x in self.length) != (1.0, 1.0):
+            _fail("length", f"must be [1, 1] (the unit square) or left out for {self.pde}", self.length)
+        object.__setattr__(self, "length", (1.0, 1.0))
+        for name in _TIME_FIELDS:
+            if getattr(self, name) != _DEFAULTS[name]:
+                _fail(name, f"does not apply to the steady map {self.pde} (no time axis, no initial condition; "
+                      "leave it out)", getattr(self, name))
+        if not math.isfinite(self.source):
+            _fail("source", "must be finite", self.source)
+
+    @property
+    def problem(self) -> str:
+        """``"steady_map"`` (a coefficient -> solution map, ``pde = "darcy"``) or ``"trajectory"``."""
+        return "steady_map" if self.pde in STEADY else "trajectory"
+
+    @property
+    def n_frames(self) -> int:
+        """Frames per sample in ``/u``: ``n_times``, or 2 for a steady map (input ``a``, solution ``u``)."""
+        return 2 if self.problem == "steady_map" else self.n_times
+
     @property
     def param_names(self) -> tuple[str, ...]:
         """Names of the parameters drawn per sample, in a fixed (sorted) order."""
@@ -187,4 +268,16 @@ class DatasetSpec:
         d["params"] = dict(sorted(self.params.items()))
         d["shape"] = list(self.shape)
         d["length"] = list(self.length)
+        drop = _TIME_FIELDS if self.problem == "steady_map" else ("coefficient", "source")
+        for name in drop:  # fields that do not apply (trajectory identities stay as they were)
+            d.pop(name)
+        if self.problem == "steady_map":
+            d["problem"] = self.problem
         return d
+
+
+# Fields of a trajectory dataset that a steady map does not have, and every field's default.
+_TIME_FIELDS = ("params", "param_ranges", "forcing", "t_end", "n_times", "method", "ic")
+_DEFAULTS = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+             for f in dataclasses.fields(DatasetSpec)
+             if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}

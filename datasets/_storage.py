@@ -11,6 +11,20 @@ so ``xarray.open_dataset(path, engine="h5netcdf")`` reads it as it is::
     /complete        (sample,) int8: 1 once a sample is written (netCDF has no bool)
     /sample, /time, /x[, /y, /z], /channel[, /param]  coordinates (dimension scales)
 
+Steady maps (``problem = "steady_map"``, e.g. Darcy ``a -> u``). Layout decision: the
+pair is stored as ``/u``'s two-frame second axis, named ``stage`` (not ``time``: it is no
+physical time), a dimension scale of integers ``[0, 1]`` with the CF attributes
+``flag_values``/``flag_meanings`` = ``input_coefficient_a output_solution_u``. Stage 0 is
+the map's input (the coefficient, exact: ``error_estimate`` 0), stage 1 its output (the
+solution, with the solver's error bound). Then a training window (input frame ->
+target frame), an audit rollout of one step from frame 0 and the predictions file are
+the trajectory machinery with horizon 1, and generation, resume, checksums and shards
+are unchanged; only the normalisation differs: ``stats_*`` describe stage 1 and
+``input_stats_*`` stage 0. The file attribute ``problem`` says which kind a file is (absent
+in trajectory files, which is read as ``"trajectory"``), ``coefficient`` (JSON) gives the
+input's distribution, ``pde_params`` the source. Coordinates ``x``, ``y`` are the cell
+centres ``(i + 1/2)/n`` of the unit square.
+
 Attributes (all netCDF types: strings, numbers, number arrays; dicts as JSON text):
 ``byai_schema`` = "byai.dataset", ``schema_version``, ``pde``, ``pde_params``
 (JSON of the fixed physics), ``grid_shape``, ``grid_length``, ``solver_method``,
@@ -38,6 +52,22 @@ REQUIRED_ATTRS = ("schema_version", "pde", "pde_params", "grid_shape", "grid_len
                   "tolerance_known", "sha256")
 
 
+# problem kind -> name of /u's second axis
+PROBLEMS = {"trajectory": "time", "steady_map": "stage"}
+STAGE_MEANINGS = "input_coefficient_a output_solution_u"
+
+
+def problem_of(attrs) -> str:
+    """A file's problem kind from its attributes (``"trajectory"`` when not stated)."""
+    v = attrs.get("problem", "trajectory")
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def frame_dim(attrs) -> str:
+    """The name of ``/u``'s second axis (``"time"`` or ``"stage"``) for a file's attributes."""
+    return PROBLEMS.get(problem_of(attrs), "time")
+
+
 class DatasetError(Exception):
     """A dataset file is missing, truncated, corrupt, foreign, mismatched or fails its checksum."""
 
@@ -63,6 +93,9 @@ def create_file(path, *, n_samples: int, t, coords, channel_names, dtype="float6
                 attrs: dict | None = None, virtual=None) -> h5py.File:
     """Create an empty dataset file with its full shape (samples not yet written).
 
+    With ``attrs["problem"] == "steady_map"`` the second axis is ``stage`` (``t``
+    must then be ``[0, 1]``), else ``time``.
+
     Args:
         path: the file to create (overwritten).
         n_samples: number of samples.
@@ -79,6 +112,12 @@ def create_file(path, *, n_samples: int, t, coords, channel_names, dtype="float6
     """
     t = np.asarray(t, dtype=np.float64)
     coords = [np.asarray(c, dtype=np.float64) for c in coords]
+    problem = problem_of(attrs or {})
+    if problem not in PROBLEMS:
+        raise ValueError(f"attrs.problem: must be one of {', '.join(PROBLEMS)}, got {problem!r}")
+    axis = PROBLEMS[problem]
+    if problem == "steady_map" and not np.array_equal(t, [0.0, 1.0]):
+        raise ValueError(f"t: a steady map has the two stages [0, 1] (input, output), got {t.tolist()}")
     if not 1 <= len(coords) <= 3:
         raise ValueError(f"coords: 1 to 3 spatial axes expected, got {len(coords)}")
     if dtype not in ("float64", "float32"):
@@ -98,7 +137,13 @@ def create_file(path, *, n_samples: int, t, coords, channel_names, dtype="float6
             return d
 
         scale("sample", np.arange(n_samples, dtype=np.int64))
-        scale("time", t)
+        if problem == "steady_map":
+            st = scale("stage", np.array([0, 1], dtype=np.int64))
+            st.attrs["long_name"] = "stage of the steady map (not a time): 0 = input, 1 = output"
+            st.attrs["flag_values"] = np.array([0, 1], dtype=np.int64)
+            st.attrs["flag_meanings"] = STAGE_MEANINGS
+        else:
+            scale("time", t)
         dims = SPACE_DIMS[: len(coords)]
         for name, c in zip(dims, coords):
             scale(name, c)
@@ -116,9 +161,9 @@ def create_file(path, *, n_samples: int, t, coords, channel_names, dtype="float6
         chunked = dict(chunks=_u_chunks(shape), compression="gzip", compression_opts=1, shuffle=True,
                        fletcher32=True) if n_samples else {}
         u = variable("u", shape, dtype, np.nan, **chunked)
-        _attach(u, [scales[n] for n in ("sample", "time", *dims, "channel")])
+        _attach(u, [scales[n] for n in ("sample", axis, *dims, "channel")])
         err = variable("error_estimate", (n_samples, len(t)), "float64", np.nan)
-        _attach(err, [scales["sample"], scales["time"]])
+        _attach(err, [scales["sample"], scales[axis]])
         if param_names:
             scale("param", np.array(list(param_names), dtype=object), h5py.string_dtype())
             p = variable("params", (n_samples, len(param_names)), "float64", np.nan)
@@ -129,6 +174,11 @@ def create_file(path, *, n_samples: int, t, coords, channel_names, dtype="float6
         _attach(c, [scales["sample"]])
         u.attrs["long_name"] = "state"
         err.attrs["long_name"] = "upper bound of the RMS error of each frame"
+        if problem == "steady_map":
+            u.attrs["long_name"] = "stage 0: coefficient a (the map's input); stage 1: solution u (its output)"
+            err.attrs["long_name"] = "upper bound of the RMS error of each stage (0 for the exact input)"
+            for name in dims:
+                f[name].attrs["long_name"] = f"cell centre {name} = (i + 1/2) / n on the unit square"
         return f
     except BaseException:
         f.close()
@@ -209,10 +259,11 @@ def write(path, u, *, t=None, grid=None, coords=None, error_estimate=None, param
     if hasattr(u, "data_vars"):  # an xarray.Dataset in the byai layout
         ds = u
         keep = {k: v for k, v in ds.attrs.items() if k not in ("sha256", "byai_schema", "stats_mean", "stats_std",
-                                                                 "stats_count", "n_samples", "versions")}
+                                                                 "stats_count", "n_samples", "versions", "input_stats_mean",
+                                                                 "input_stats_std", "input_stats_count")}
         attrs = dict(keep, **attrs)
         u = ds["u"].values
-        t = ds["time"].values if t is None else t
+        t = ds[ds["u"].dims[1]].values.astype(np.float64) if t is None else t
         if grid is None and coords is None:
             coords = [ds[d].values for d in SPACE_DIMS if d in ds["u"].dims]
             if "grid_shape" in ds.attrs and "grid_length" in ds.attrs:
@@ -290,13 +341,13 @@ def write_samples(path, n_samples: int, sample, *, t, coords, channel_names, dty
     sample is in memory at a time. Records ``sha256`` and the per-channel
     statistics ``stats_mean``, ``stats_std``, ``stats_count``.
     """
-    from ._loader import StatsAccumulator
+    from ._loader import SampleStats
 
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     with create_file(tmp, n_samples=n_samples, t=t, coords=coords, channel_names=channel_names, dtype=dtype,
                      param_names=param_names, attrs=attrs) as f:
-        h, stats = Checksum(), StatsAccumulator(len(channel_names))
+        h, stats = Checksum(), SampleStats(len(channel_names), problem_of(attrs))
         for i in range(n_samples):
             ui = np.asarray(sample(i)).astype(dtype)
             f["u"][i] = ui
@@ -313,11 +364,22 @@ def write_samples(path, n_samples: int, sample, *, t, coords, channel_names, dty
 
 
 def set_stats(f, acc) -> None:
-    """Store a :class:`StatsAccumulator`'s per-channel mean, std and point count as attributes."""
+    """Store a :class:`StatsAccumulator`'s per-channel mean, std and point count as attributes.
+
+    A ``SampleStats`` stores its output statistics as ``stats_*`` and, for a
+    steady map, its input statistics as ``input_stats_*``.
+    """
+    inp = getattr(acc, "input", None)
+    acc = getattr(acc, "output", acc)
     norm = acc.result()
     f.attrs["stats_mean"] = norm.mean
     f.attrs["stats_std"] = norm.std
     f.attrs["stats_count"] = acc.n
+    if inp is not None:
+        norm = inp.result()
+        f.attrs["input_stats_mean"] = norm.mean
+        f.attrs["input_stats_std"] = norm.std
+        f.attrs["input_stats_count"] = inp.n
 
 
 # ---------------------------------------------------------------------------------------- reading
@@ -353,13 +415,21 @@ def check_file(path, *, verify: bool = False, require_complete: bool = True) -> 
             if int(attrs["schema_version"]) > SCHEMA_VERSION:
                 raise DatasetError(f"{path}: schema version {attrs['schema_version']} is newer than this byai "
                                    f"reads ({SCHEMA_VERSION}); upgrade byai")
-            for name in ("u", "error_estimate", "complete", "time", "sample", "channel"):
+            problem = problem_of(attrs)
+            if problem not in PROBLEMS:
+                raise DatasetError(f"{path}: unknown problem kind {problem!r} (this byai reads "
+                                   f"{', '.join(PROBLEMS)})")
+            axis = PROBLEMS[problem]
+            for name in ("u", "error_estimate", "complete", axis, "sample", "channel"):
                 if name not in f:
                     raise DatasetError(f"{path}: byai dataset lacks the variable /{name}")
             u = f["u"]
             if u.ndim < 4 or u.dtype not in (np.float32, np.float64):
                 raise DatasetError(f"{path}: /u has shape {u.shape} and dtype {u.dtype}, expected float "
-                                   "(sample, time, *space, channel)")
+                                   f"(sample, {axis}, *space, channel)")
+            if problem == "steady_map" and u.shape[1] != 2:
+                raise DatasetError(f"{path}: a steady map's /u must have 2 stages (input, output), got shape "
+                                   f"{u.shape}")
             if f["error_estimate"].shape != u.shape[:2] or f["complete"].shape != u.shape[:1]:
                 raise DatasetError(f"{path}: /error_estimate or /complete does not match /u's shape {u.shape}")
             if tuple(int(n) for n in np.atleast_1d(attrs["grid_shape"])) != tuple(u.shape[2:-1]):
@@ -405,7 +475,7 @@ def _text(v) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-JSON_ATTRS = ("pde_params", "ic", "versions", "config", "param_ranges", "source_attrs")
+JSON_ATTRS = ("pde_params", "ic", "versions", "config", "param_ranges", "source_attrs", "coefficient")
 
 
 def read_attrs(f) -> dict:
@@ -484,6 +554,8 @@ def pde_from_attrs(ds, sample: int | None = None):
     if name not in PDES:
         raise DatasetError(f"dataset's pde {name!r} is not a byai PDE ({', '.join(PDES)}); cannot rebuild its solver")
     params = dict(json_attr(ds, "pde_params", {}) or {})
+    if problem_of(attrs) == "steady_map":
+        return _map_pde(ds, name, params, sample)
     forcing = params.pop("forcing", "none")
     if "params" in getattr(ds, "variables", {}):
         names = [_text(n) for n in np.asarray(ds["param"].values)]
@@ -497,3 +569,22 @@ def pde_from_attrs(ds, sample: int | None = None):
         return build_pde(name, grid, params, forcing), grid
     except ValueError as e:
         raise DatasetError(f"dataset's PDE parameters are invalid: {e}") from None
+
+
+def _map_pde(ds, name: str, params: dict, sample):
+    """A steady map's PDE for one sample: its stored coefficient (stage 0) and the file's source."""
+    import solvers
+
+    from ._pdes import make_grid
+
+    if name != "darcy":
+        raise DatasetError(f"steady map of pde {name!r}: only 'darcy' is a steady map in this byai")
+    if sample is None or "u" not in getattr(ds, "variables", {}):
+        raise DatasetError("a steady map's PDE depends on the sample (its coefficient is the input stage); "
+                           "pass sample=i to pde_from_attrs on a dataset from datasets.open")
+    grid = make_grid(np.atleast_1d(ds.attrs["grid_shape"]), np.atleast_1d(ds.attrs["grid_length"]))
+    a = np.asarray(ds["u"][sample, 0].values, dtype=np.float64)[..., 0]
+    try:
+        return solvers.Darcy(grid, coefficient=a, source=float(params.get("source", 1.0))), grid
+    except ValueError as e:
+        raise DatasetError(f"dataset's Darcy problem of sample {sample} is invalid: {e}") from None

@@ -52,12 +52,13 @@ def load_model(model_dir: Path):
 
     if hasattr(surrogates, "load") and hasattr(surrogates, "as_stepper"):
         model, stats, info = surrogates.load(model_dir)
+        input_stats = (info or {}).get("input_stats")  # a steady map's input normalisation
         if int(getattr(model, "num_params", 0) or 0):
             def stepper(u, p):
-                return surrogates.as_stepper(model, stats, params=p)(u)
+                return surrogates.as_stepper(model, stats, params=p, input_stats=input_stats)(u)
 
             return stepper, dict(info or {}), True
-        return surrogates.as_stepper(model, stats), dict(info or {}), False
+        return surrogates.as_stepper(model, stats, input_stats=input_stats), dict(info or {}), False
     if not hasattr(surrogates, "load_stepper"):
         raise UsageError("surrogates.load_stepper is not available in this byai")
     stepper, info = surrogates.load_stepper(model_dir)

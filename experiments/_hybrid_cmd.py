@@ -47,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import dataclasses
 
+    if _steady(args.config):
+        from experiments._run_cmd import STEADY_HYBRID
+
+        print(f"byai hybrid: skipped: {STEADY_HYBRID}", file=sys.stderr)
+        return 0
     cfg = load_section(args.config, "hybrid")
     if args.tolerance is not None:
         if not (math.isfinite(args.tolerance) and args.tolerance > 0):
@@ -73,6 +78,14 @@ def run(args) -> int:
           f"{result['solver_steps']} solver steps, speedup vs solver {result['speedup_vs_solver']:.3g}"
           + (f"; {result['note']}" if result.get("note") else ""))
     return 0
+
+
+def _steady(config_path) -> bool:
+    """Whether the config's ``[data]`` is a steady map (no time steps: nothing for a hybrid to replace)."""
+    import datasets
+
+    data = load_toml(config_path).get("data")
+    return isinstance(data, dict) and data.get("pde") in datasets.STEADY
 
 
 def _log(message: str) -> None:

@@ -25,7 +25,8 @@ def describe(path, verify: bool = False) -> dict:
             "schema": f"{a.get('byai_schema')} v{a.get('schema_version')}",
             "u": {"dims": list(ds["u"].dims), "shape": list(ds["u"].shape), "dtype": str(ds["u"].dtype)},
             "samples_complete": f"{int((complete == 1).sum())}/{complete.size}",
-            "time": {"n": int(ds.sizes["time"]), "first": float(ds["time"][0]), "last": float(ds["time"][-1])},
+            ds["u"].dims[1]: {"n": int(ds.sizes[ds["u"].dims[1]]), "first": float(ds[ds["u"].dims[1]][0]),
+                              "last": float(ds[ds["u"].dims[1]][-1])},  # "stage" for a steady map
             "channels": [str(c) for c in ds["channel"].values],
             "pde": str(a.get("pde")),
             "pde_params": json_attr(ds, "pde_params", {}),
@@ -40,9 +41,9 @@ def describe(path, verify: bool = False) -> dict:
             p = ds["params"].values
             info["params"] = {str(n): [float(p[:, j].min()), float(p[:, j].max())]
                               for j, n in enumerate(ds["param"].values)}
-        for key in ("split", "seed", "ic", "redraw_count", "source", "source_file", "versions", "n_shards"):
+        for key in ("problem", "coefficient", "split", "seed", "ic", "redraw_count", "source", "source_file", "versions", "n_shards"):
             if key in a:
-                v = json_attr(ds, key) if key in ("ic", "versions") else a[key]
+                v = json_attr(ds, key) if key in ("ic", "versions", "coefficient") else a[key]
                 info[key] = v.item() if hasattr(v, "item") else v
         if "error_estimate" in ds and int(a.get("tolerance_known", 0)):
             info["max_error_estimate"] = float(ds["error_estimate"].max())

@@ -80,7 +80,7 @@ def data_info(path: Path) -> dict:
 
     ds = datasets.open(path)
     info = {"dataset_sha256": str(ds.attrs.get("sha256", "")), "data_file": str(Path(path).resolve())}
-    for key in ("pde", "pde_params", "grid_shape", "grid_length"):
+    for key in ("pde", "pde_params", "grid_shape", "grid_length", "problem"):
         if key in ds.attrs:
             v = ds.attrs[key]
             info[key] = v.decode() if isinstance(v, bytes) else (v if isinstance(v, str) else np.asarray(v).tolist())
@@ -129,7 +129,7 @@ def run(args) -> int:
         if vb >= n_dev:
             val = datasets.Loader(val_file, batch_size=vb, input_steps=train_cfg.input_steps,
                                   target_steps=train_cfg.unroll, seed=train_cfg.seed, shuffle=False,
-                                  sharding=sharding, stats=loader.stats)
+                                  sharding=sharding, stats=loader.stats, input_stats=loader.input_stats)
     try:
         result = surrogates.train(model_cfg, train_cfg, loader, out, val_loader=val, until=args.steps,
                                   resume=args.resume, quiet=args.quiet, mesh=mesh, data_info=data_info(train_file))

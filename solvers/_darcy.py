@@ -182,6 +182,47 @@ class Darcy:
         u, iters, res = _solve(self.coefficient, self.source, self.cg_rtol)
         return u, int(iters), float(res)
 
+    def solve_cg(self, guess=None):
+        """Jit- and vmap-able PCG: ``(u (n, n), iterations, RMS of f - A u)`` as arrays.
+
+        ``guess`` (``(n, n)`` or ``(n, n, 1)`` cell values, default 0) is the
+        initial iterate; CG stops at ``|f - A u| <= cg_rtol |f|`` whatever the
+        guess, so a good guess (e.g. a surrogate's prediction) saves
+        iterations at the same stopping tolerance.
+        """
+        x0 = jnp.zeros(self.grid.shape) if guess is None else jnp.reshape(guess, self.grid.shape)
+        return _solve(self.coefficient, self.source, self.cg_rtol, x0)
+
+    def coarsened(self, factor: int) -> "Darcy":
+        """The same problem on ``factor`` times coarser cells (``n % factor == 0``), jit-able.
+
+        Coefficient and source become the arithmetic means of the
+        ``factor x factor`` fine cells of each coarse cell (a coarse solver
+        sees only block averages of a piecewise-constant coefficient; the
+        error this makes is part of the coarse solution's error).
+        """
+        n = self.n
+        if not (isinstance(factor, int) and factor >= 1 and n % factor == 0 and n // factor >= 4):
+            raise ValueError(f"factor must be an integer dividing n = {n} with n / factor >= 4, got {factor!r}")
+        m = n // factor
+
+        def block_mean(v):
+            return jnp.mean(jnp.reshape(v, (m, factor, m, factor)), axis=(1, 3))
+
+        return Darcy(solvers_grid(m), coefficient=block_mean(self.coefficient), source=block_mean(self.source),
+                     cg_rtol=self.cg_rtol)
+
+    def interpolate(self, u, n: int):
+        """Cell values ``u`` of this grid, bilinearly interpolated to the centres of ``(n, n)`` cells.
+
+        Cell-centred grids of different sizes do not nest (a coarse centre is
+        not a fine centre), so values are interpolated in each axis through
+        the cell centres and the wall value ``u = 0`` (the Dirichlet
+        condition); second order, like the scheme. Returns ``(n, n)``.
+        """
+        P = jnp.asarray(_linear_interp_matrix(self.n, int(n)))
+        return P @ jnp.reshape(u, self.grid.shape) @ P.T
+
     def algebraic_error_bound(self, residual_rms: float) -> float:
         """Bound of RMS(u - A^{-1} f) from the residual: ``RMS(r) / lambda_min(A)``.
 
@@ -278,10 +319,27 @@ def _apply_a(a, u):
 
 
 @jax.jit
-def _solve(a, f, rtol):
+def _solve(a, f, rtol, u0=None):
     wx, wy = _face_weights(a)
-    u, k = _pcg(wx, wy, a, f, rtol)
+    u, k = _pcg(wx, wy, a, f, rtol, jnp.zeros_like(f) if u0 is None else u0)
     return u, k, rms(f - _apply(wx, wy, u, 1.0 / a.shape[0]))
+
+
+def solvers_grid(n: int) -> Grid:
+    """The ``(n, n)`` grid of the unit square."""
+    return Grid((n, n), (1.0, 1.0))
+
+
+def _linear_interp_matrix(m: int, n: int) -> np.ndarray:
+    """``(n, m)`` linear interpolation from ``m`` cell centres (and the walls, value 0) to ``n`` cell centres."""
+    xm = np.concatenate([[0.0], (np.arange(m) + 0.5) / m, [1.0]])
+    xn = (np.arange(n) + 0.5) / n
+    P = np.zeros((n, m))
+    for j in range(m):
+        e = np.zeros(m + 2)
+        e[j + 1] = 1.0
+        P[:, j] = np.interp(xn, xm, e)
+    return P
 
 
 def _apply(wx, wy, u, h):
@@ -325,8 +383,8 @@ def _poisson_solver(n: int):
 
 
 @jax.jit
-def _pcg(wx, wy, a, f, rtol):
-    """Preconditioned CG for ``A u = f`` until ``|r| <= rtol |f|`` (or 10 n + 100 iterations)."""
+def _pcg(wx, wy, a, f, rtol, u0):
+    """Preconditioned CG for ``A u = f`` from ``u0`` until ``|r| <= rtol |f|`` (or 10 n + 100 iterations)."""
     n = f.shape[0]
     h = 1.0 / n
     poisson = _poisson_solver(n)
@@ -337,8 +395,7 @@ def _pcg(wx, wy, a, f, rtol):
 
     matvec = lambda u: _apply(wx, wy, u, h)  # noqa: E731
     stop = (rtol * jnp.linalg.norm(f)) ** 2
-    u0 = jnp.zeros_like(f)
-    r0 = f
+    r0 = f - matvec(u0)
     z0 = precond(r0)
     rz0 = jnp.vdot(r0, z0)
 
