@@ -122,3 +122,33 @@ def test_loader_pairs_coefficient_with_solution_each_normalised_by_its_own_stats
         assert abs(float(np.mean(b["target"]))) < 1e-4  # the solution's own statistics, not the coefficient's
     with pytest.raises(ValueError, match="^target_steps: a steady map"):
         datasets.Loader(path, batch_size=1, target_steps=2)
+
+
+WORKER = """
+import sys, jax, datasets
+from datasets import DatasetSpec, SplitSizes
+spec = DatasetSpec(pde="darcy", shape=(8, 8), rtol=0.2, atol=1e-12, batch_size=3,
+                   splits=SplitSizes(train=5, val=0, calibration=0, test=0))
+path = datasets.generate(spec, sys.argv[1], quiet=True)["train"]
+print(jax.device_count(), datasets.open(path).attrs["sha256"])
+"""
+
+
+@pytest.mark.slow
+def test_map_generation_sharded_over_four_devices_gives_the_same_bytes(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root), JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    out = subprocess.run([sys.executable, "-c", WORKER, str(tmp_path / "four")], env=env, cwd=root,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    devices, sha = out.stdout.split()[-2:]
+    one = datasets.generate(spec(n=8, rtol=0.2, batch_size=3, splits=SplitSizes(train=5, val=0, calibration=0,
+                                                                                test=0)), tmp_path / "one",
+                            quiet=True)["train"]
+    assert devices == "4" and sha == datasets.open(one).attrs["sha256"]
