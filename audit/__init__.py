@@ -15,6 +15,15 @@ the score at level ``1 - alpha`` (from the calibration split) are both at most
 the threshold. ``"rel_l2<=300x"`` states the threshold as 300 times the
 reference solver's per-frame tolerance ``rtol * RMS(u_ref) + atol``.
 
+Steady maps (test file attribute ``problem = "steady_map"``, e.g. Darcy ``a -> u``): the
+stepper is the map itself, applied once to stage 0 (the coefficient); the horizon is 1, every
+metric, tolerance multiple (against the file's ``rtol``/``atol`` and each sample's stored
+error bound) and the conformal bound are those of the predicted solution; ``physics`` holds
+the discrete residual ``RMS(f - A_h u)`` of prediction and reference; ``equal_accuracy``
+reruns the Darcy solver on coarser cells (coefficient block-averaged, solution interpolated
+bilinearly back to the test cell centres, both counted in cost and error) with looser CG
+tolerances; ``problem`` says which kind was audited.
+
 ``report.json`` (written by ``run(..., out_dir=...)`` and ``byai audit``):
 
 ``passed``, ``verdict``

@@ -262,6 +262,10 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
     split conformal prediction on the calibration split, reruns the solver at
     cheaper settings for the speedup at equal accuracy, checks the PDE residual
     and conservation, and decides the requirement (see :class:`Requirement`).
+    A steady map (``problem = "steady_map"`` in the test file's attributes) is audited
+    as one application of ``stepper`` to stage 0 (horizon 1), with the discrete
+    Darcy residual as its physics and coarser grids / looser CG tolerances at
+    equal accuracy (see the package docstring).
 
     Args:
         stepper: ``step(u) -> u`` on one ``(*space, C)`` state over one save interval.

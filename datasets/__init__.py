@@ -6,7 +6,9 @@ deterministic); ``open(path)`` reads one as a lazily backed ``xarray.Dataset``;
 ``write`` stores in-memory trajectories with the same schema; ``Loader`` yields
 normalised (input, target) windows on the device mesh; ``import_pdebench`` and
 ``import_the_well`` convert foreign files (tolerance marked unknown).
-See ``datasets/_storage.py`` for the file schema.
+A steady problem (``pde = "darcy"``) gives a *steady map* file instead of trajectories:
+``/u`` holds (coefficient ``a``, solution ``u``) along a ``stage`` axis (attribute
+``problem = "steady_map"``). See ``datasets/_storage.py`` for the file schema.
 """
 
 import solvers  # noqa: F401  (enables float64 JAX, which the data needs)
