@@ -152,3 +152,26 @@ def test_map_generation_sharded_over_four_devices_gives_the_same_bytes(tmp_path)
                                                                                 test=0)), tmp_path / "one",
                             quiet=True)["train"]
     assert devices == "4" and sha == datasets.open(one).attrs["sha256"]
+
+
+@pytest.mark.slow
+def test_interrupted_map_generation_resumes_to_the_same_bytes(tmp_path, monkeypatch):
+    from datasets import _generate
+
+    s = spec(n=8, rtol=0.2, batch_size=2, splits=SplitSizes(train=5, val=0, calibration=0, test=0))
+    whole = datasets.open(datasets.generate(s, tmp_path / "whole", quiet=True)["train"]).attrs["sha256"]
+    real, calls = _generate._solve_block, []
+
+    def dies_on_second_block(*args):
+        calls.append(args[2])
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed after the first block was journalled
+        return real(*args)
+
+    monkeypatch.setattr(_generate, "_solve_block", dies_on_second_block)
+    with pytest.raises(KeyboardInterrupt):
+        datasets.generate(s, tmp_path / "cut", quiet=True)
+    monkeypatch.setattr(_generate, "_solve_block", real)
+    resumed = datasets.generate(s, tmp_path / "cut", quiet=True)["train"]
+    assert datasets.open(resumed, verify=True).attrs["sha256"] == whole
+    assert calls[0] == [0, 1]
