@@ -121,18 +121,13 @@ def compute_input_stats(path) -> Normalization | None:
     with h5py.File(path, "r") as f:
         if "input_stats_mean" in f.attrs and "input_stats_std" in f.attrs:
             return Normalization(f.attrs["input_stats_mean"], f.attrs["input_stats_std"])
-        if _problem(f) != "steady_map":
+        if problem_of(f.attrs) != "steady_map":
             return None
         u = f["u"]
         acc = StatsAccumulator(u.shape[-1])
         for i in range(u.shape[0]):
             acc.update(u[i, :1])
         return acc.result()
-
-
-def _problem(f) -> str:
-    v = f.attrs.get("problem", "trajectory")
-    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 def compute_stats(path) -> Normalization:
@@ -143,7 +138,7 @@ def compute_stats(path) -> Normalization:
             return Normalization(f.attrs["stats_mean"], f.attrs["stats_std"])
         u = f["u"]
         acc = StatsAccumulator(u.shape[-1])
-        first = 1 if _problem(f) == "steady_map" else 0  # a steady map's output stage only
+        first = 1 if problem_of(f.attrs) == "steady_map" else 0  # a steady map's output stage only
         for i in range(u.shape[0]):
             acc.update(u[i, first:])
         return acc.result()

@@ -58,6 +58,7 @@ def test_threshold_grf_coefficient_is_two_valued_seeded_and_reproducible():
     assert 0.3 < frac < 0.7
 
 
+@pytest.mark.slow
 def test_generated_map_file_layout_bound_and_determinism(tmp_path):
     s = spec(n=8, rtol=0.2)
     paths = datasets.generate(s, tmp_path / "a", quiet=True)
