@@ -47,12 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import dataclasses
 
-    if _steady(args.config):
-        from experiments._run_cmd import STEADY_HYBRID
-
-        print(f"byai hybrid: skipped: {STEADY_HYBRID}", file=sys.stderr)
-        return 0
     cfg = load_section(args.config, "hybrid")
+    if _steady(args.config):
+        return _run_steady(cfg, args)
     if args.tolerance is not None:
         if not (math.isfinite(args.tolerance) and args.tolerance > 0):
             raise ValueError(f"--tolerance must be > 0, got {args.tolerance}")
@@ -77,6 +74,35 @@ def run(args) -> int:
           f"({'within' if result['within_tolerance'] else 'NOT within'}), {result['surrogate_steps']} surrogate / "
           f"{result['solver_steps']} solver steps, speedup vs solver {result['speedup_vs_solver']:.3g}"
           + (f"; {result['note']}" if result.get("note") else ""))
+    return 0
+
+
+def _run_steady(cfg, args) -> int:
+    """A steady map: the surrogate as a guarded shortcut of the linear solve (see ``_hybrid_steady``)."""
+    import dataclasses
+
+    from experiments import _hybrid_steady
+
+    if args.tolerance is not None:
+        if not (math.isfinite(args.tolerance) and args.tolerance > 0):
+            raise ValueError(f"--tolerance must be > 0, got {args.tolerance}")
+        cfg = dataclasses.replace(cfg, tolerance=args.tolerance)
+    _hybrid_steady.check_config(cfg)
+    data, model, out = Path(args.data), Path(args.model), Path(args.out)
+    if not (data / "test.h5").is_file():
+        raise FileNotFoundError(f"--data {data}: test.h5 does not exist (run byai generate first)")
+    if not model.is_dir():
+        raise FileNotFoundError(f"--model {model} does not exist (run byai train first)")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a folder")
+    result = _hybrid_steady.compare(cfg, data, model, log=None if args.quiet else _log)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "hybrid.json").write_text(json.dumps(result, indent=2))
+    _hybrid_steady.plot(result, out / "hybrid.png")
+    print(f"hybrid (steady): error {result['error_vs_reference']:.3g} vs tolerance {result['tolerance']:.3g} "
+          f"({'within' if result['within_tolerance'] else 'NOT within'}), {result['surrogate_steps']} surrogate / "
+          f"{result['solver_steps']} solver answers, CG iterations {result['cg_iterations']['hybrid']} vs "
+          f"{result['cg_iterations']['solver']}, speedup vs solver {result['speedup_vs_solver']:.3g}; {result['note']}")
     return 0
 
 

@@ -105,14 +105,8 @@ def _is_user_error(e: BaseException) -> bool:
         "solvers", "datasets", "surrogates", "audit", "experiments")
 
 
-STEADY_HYBRID = ("a steady problem (a coefficient -> solution map) has no time steps for a hybrid stepper to "
-                 "replace; the audit's equal-accuracy block is its comparison with the solver")
-
-
 def _unavailable(config: ExperimentConfig, stage: str) -> str | None:
     """Why ``stage`` cannot run with this config and these packages, or ``None``."""
-    if stage == "hybrid" and getattr(config.data, "problem", "trajectory") == "steady_map":
-        return STEADY_HYBRID
     for name in STAGES[stage]:
         if name in config.unavailable:
             return f"the [{name}] section cannot be read yet (its config class is not in this byai)"

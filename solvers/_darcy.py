@@ -193,6 +193,16 @@ class Darcy:
         x0 = jnp.zeros(self.grid.shape) if guess is None else jnp.reshape(guess, self.grid.shape)
         return _solve(self.coefficient, self.source, self.cg_rtol, x0)
 
+    def discrete_error_bound(self, u):
+        """Jit-able bound of ``RMS(u - A^{-1} f)`` for any cell values ``u``: ``RMS(f - A u) / lambda_min(A)``.
+
+        The same bound as :meth:`algebraic_error_bound` (``lambda_min(A) >= min(a)
+        (8/h^2) sin^2(pi h / 2)``), computed from ``u``'s residual; it bounds the
+        distance to the discrete solution, not the discretisation error.
+        """
+        lam = 8 * self.n**2 * math.sin(math.pi / (2 * self.n)) ** 2
+        return rms(self.residual(u)) / (jnp.min(self.coefficient) * lam)
+
     def coarsened(self, factor: int) -> "Darcy":
         """The same problem on ``factor`` times coarser cells (``n % factor == 0``), jit-able.
 

@@ -1,5 +1,5 @@
-"""``byai run`` on a tiny steady Darcy map: generate, train, audit (horizon 1), hybrid skipped with its reason;
-bad steady-map input is one line, exit 2, naming the key."""
+"""``byai run`` on a tiny steady Darcy map: generate, train, audit (horizon 1) and the steady hybrid (the
+surrogate as a residual-guarded shortcut of the solve); bad steady-map input is one line, exit 2, naming the key."""
 
 import json
 
@@ -44,7 +44,9 @@ quantile = 0.75
 equal_accuracy = { coarsen = [1, 2], rtols = [1e-2], repeats = 1 }
 
 [hybrid]
-tolerance = 1.0
+tolerance = 10.0
+guard = "residual"
+repeats = 1
 """
 
 
@@ -59,8 +61,7 @@ def test_darcy_run_end_to_end(tmp_path, capsys):
     for name in ("data/train.h5", "data/test.h5", "model/byai_model.json", "audit/report.json",
                  "audit/report.html", "audit/predictions.h5", "run.json"):
         assert (out / name).exists(), name
-    assert not (out / "hybrid" / "hybrid.json").exists()  # no fake hybrid result
-    assert "hybrid    skipped: a steady problem" in captured.out
+    assert "hybrid speedup vs solver" in captured.out
     meta = json.loads((out / "model" / "byai_model.json").read_text())
     assert meta["data"]["problem"] == "steady_map" and "input_stats" in meta
     rep = json.loads((out / "audit" / "report.json").read_text())
@@ -80,7 +81,21 @@ def test_darcy_run_end_to_end(tmp_path, capsys):
     assert "error_estimate_multiple" in rep["tolerance_multiple"]
     eq = rep["equal_accuracy"]
     assert eq["status"] == "measured" and eq["speedup"] > 0 and eq["solver_setting"]["method"] == "fv-pcg"
-    assert set(json.loads((out / "run.json").read_text())) == {"generate", "train", "audit"}
+    assert set(json.loads((out / "run.json").read_text())) == {"generate", "train", "audit", "hybrid"}
+    # the steady hybrid: with tolerance 10 (far above RMS(u) ~ 6e-3) every prediction passes the guard, and the guard's residual bound
+    # holds sample by sample (the reference is the discrete solution to CG 1e-10)
+    hyb = json.loads((out / "hybrid" / "hybrid.json").read_text())
+    assert hyb["problem"] == "steady_map" and hyb["surrogate_steps"] == 4 and hyb["within_tolerance"]
+    assert hyb["cg_iterations"]["hybrid"] == 0 < hyb["cg_iterations"]["solver"]
+    assert all(e <= b for e, b in zip(hyb["error_per_sample"], hyb["guard_bound"]["per_sample"]))
+    # a tolerance no prediction can meet: every sample is solved, to the solver's own answer
+    rc = main(["hybrid", str(config), "--data", str(out / "data"), "--model", str(out / "model"), "--out",
+               str(tmp_path / "strict"), "--tolerance", "1e-9", "--quiet"])
+    assert rc == 0
+    strict = json.loads((tmp_path / "strict" / "hybrid.json").read_text())
+    assert strict["surrogate_steps"] == 0 and strict["solver_steps"] == 4 and strict["within_tolerance"]
+    assert strict["error_vs_reference"] <= strict["solver_error_vs_reference"] + 1e-12
+    assert "accepted no prediction" in strict["note"]
 
 
 @pytest.mark.parametrize("line, key", [('n_times = 5', "data.n_times"), ('source = "one"', "data.source"),
@@ -96,10 +111,11 @@ def test_bad_darcy_data_key_is_one_line_exit_2(tmp_path, capsys, line, key):
     assert rc == 2 and len(err.splitlines()) == 1 and key in err, err
 
 
-def test_hybrid_verb_skips_a_steady_config_with_its_reason(tmp_path, capsys):
+@pytest.mark.parametrize("line, key", [("growth = 1.5", "hybrid.growth"), ("steps = 3", "hybrid.steps")])
+def test_time_stepping_hybrid_key_in_a_steady_config_is_one_line_exit_2(tmp_path, capsys, line, key):
     config = tmp_path / "darcy.toml"
-    config.write_text(TINY)
+    config.write_text(TINY.replace("[hybrid]\n", f"[hybrid]\n{line}\n"))
     rc = main(["hybrid", str(config), "--data", str(tmp_path), "--model", str(tmp_path), "--out",
                str(tmp_path / "h")])
-    assert rc == 0 and "no time steps" in capsys.readouterr().err
-    assert not (tmp_path / "h").exists()
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and key in err and "does not apply to a steady map" in err, err
