@@ -13,7 +13,7 @@ from typing import ClassVar
 import jax.numpy as jnp
 import numpy as np
 
-from ._grid import Grid
+from ._grid import Grid, imag_mul, real_mul
 from ._pde import SemiLinearPDE, check_finite, check_positive, is_concrete, pytree_dataclass, static_field
 
 
@@ -26,6 +26,23 @@ def _require_dims(pde, allowed):
 def _ik(grid: Grid):
     """``i k`` per axis (Nyquist zeroed), with a trailing channel axis."""
     return [1j * k[..., None] for k in grid.derivative_wavenumbers()]
+
+
+# The nonlinear terms below multiply by real or purely imaginary symbols with `real_mul` /
+# `imag_mul` (two real products, where XLA would do a full complex product), fold the 2/3 mask
+# into those symbols (numpy constants), and dealias by selection.
+def _k(grid: Grid):
+    """Derivative wavenumbers ``k`` per axis (Nyquist zeroed), with a trailing channel axis."""
+    return [k[..., None] for k in grid.derivative_wavenumbers()]
+
+
+def _mask(grid: Grid):
+    """The 2/3 dealiasing mask with a trailing channel axis (float64 0/1)."""
+    return grid.dealias_mask()[..., None].astype(np.float64)
+
+
+def _dealias(grid: Grid, u_hat):
+    return jnp.where(grid.dealias_mask()[..., None], u_hat, 0)
 
 
 @pytree_dataclass
@@ -105,16 +122,16 @@ class Burgers(SemiLinearPDE):
                                 (*self.grid.spectral_shape, self.channels))
 
     def nonlinear(self, u_hat):
-        ik = _ik(self.grid)
-        if self.grid.ndim == 1:
-            u = self.to_physical(u_hat)
-            return -0.5 * ik[0] * self.to_fourier(u**2)
-        u_hat = self.dealias(u_hat)
-        vel = self.grid.ifft(u_hat)
+        g = self.grid
+        k, m = _k(g), _mask(g)
+        if g.ndim == 1:  # -(u^2/2)_x
+            u = g.ifft(_dealias(g, u_hat))
+            return imag_mul(-0.5 * k[0] * m, g.fft(u**2))
+        vel = g.ifft(_dealias(g, u_hat))
         # (u.grad) u, channel by channel: sum_j u_j d_j u_i
-        grads = [self.grid.ifft(ikj * u_hat) for ikj in ik]
+        grads = [g.ifft(imag_mul(kj * m, u_hat)) for kj in k]
         adv = sum(vel[..., j : j + 1] * grads[j] for j in range(2))
-        return -self.to_fourier(adv)
+        return real_mul(-m, g.fft(adv))
 
 
 @pytree_dataclass
@@ -135,9 +152,9 @@ class KdV(SemiLinearPDE):
         return (1j * k**3)[..., None]
 
     def nonlinear(self, u_hat):
-        (ik,) = _ik(self.grid)
-        u = self.to_physical(u_hat)
-        return -3.0 * ik * self.to_fourier(u**2)
+        g = self.grid
+        u = g.ifft(_dealias(g, u_hat))
+        return imag_mul(-3.0 * _k(g)[0] * _mask(g), g.fft(u**2))
 
 
 @pytree_dataclass
@@ -159,13 +176,13 @@ class KuramotoSivashinsky(SemiLinearPDE):
         return (k2 - k2**2)[..., None]
 
     def nonlinear(self, u_hat):
-        ik = _ik(self.grid)
-        if self.grid.ndim == 1:
-            u = self.to_physical(u_hat)
-            return -0.5 * ik[0] * self.to_fourier(u**2)
-        u_hat = self.dealias(u_hat)
-        grad2 = sum(self.grid.ifft(ikj * u_hat) ** 2 for ikj in ik)
-        return -0.5 * self.to_fourier(grad2)
+        g = self.grid
+        k, m = _k(g), _mask(g)
+        if g.ndim == 1:  # -(u^2/2)_x
+            u = g.ifft(_dealias(g, u_hat))
+            return imag_mul(-0.5 * k[0] * m, g.fft(u**2))
+        grad2 = sum(g.ifft(imag_mul(kj * m, u_hat)) ** 2 for kj in k)
+        return real_mul(-0.5 * m, g.fft(grad2))
 
 
 @pytree_dataclass
@@ -188,8 +205,9 @@ class AllenCahn(SemiLinearPDE):
         return self.eps**2 * self.grid.laplacian_symbol()[..., None]
 
     def nonlinear(self, u_hat):
-        u = self.to_physical(u_hat)
-        return self.to_fourier(u - u**3)
+        g = self.grid
+        u = g.ifft(_dealias(g, u_hat))
+        return _dealias(g, g.fft(u - u**3))
 
 
 @pytree_dataclass
@@ -220,10 +238,11 @@ class GrayScott(SemiLinearPDE):
         return jnp.stack([self.du * lap - self.f, self.dv * lap - (self.f + self.k)], axis=-1)
 
     def nonlinear(self, u_hat):
-        w = self.to_physical(u_hat)
+        g = self.grid
+        w = g.ifft(_dealias(g, u_hat))
         u, v = w[..., 0], w[..., 1]
         uvv = u * v**2
-        return self.to_fourier(jnp.stack([-uvv + self.f, uvv], axis=-1))
+        return _dealias(g, g.fft(jnp.stack([-uvv + self.f, uvv], axis=-1)))
 
 
 @pytree_dataclass
@@ -284,13 +303,20 @@ class NavierStokes2D(SemiLinearPDE):
         # divergence-free v: 2 inverse + 2 forward transforms instead of 4 + 1. With the 2/3 rule
         # both products are exact projections, so this equals the advective form to rounding.
         g = self.grid
-        kx, ky = (k[..., None] for k in g.derivative_wavenumbers())
+        kx, ky = _k(g)
         k2 = -g.laplacian_symbol()[..., None]
-        m = g.dealias_mask()[..., None]
+        m = _mask(g)
         inv_k2 = np.where(k2 == 0, 0.0, 1.0 / np.where(k2 == 0, 1.0, k2))  # psi_hat = w_hat / |k|^2
         u = g.ifft(jnp.asarray(1j * ky * inv_k2 * m) * w_hat)  # psi_y, dealiased
         v = g.ifft(jnp.asarray(-1j * kx * inv_k2 * m) * w_hat)  # -psi_x
         n = (jnp.asarray(m * (kx**2 - ky**2)) * g.fft(u * v) + jnp.asarray(m * kx * ky) * g.fft(v * v - u * u))
         if self.forcing is not None:
-            n = n + g.fft(self.forcing)
+            n = n + self.forcing_hat()
         return n
+
+    def forcing_hat(self):
+        """``grid.fft(forcing)``: a constant (numpy, computed at trace time) unless the forcing is traced."""
+        if is_concrete(self.forcing):
+            f = np.fft.rfftn(np.asarray(self.forcing, dtype=np.float64), axes=self.grid.axes)
+            return jnp.asarray(f)
+        return self.grid.fft(self.forcing)
