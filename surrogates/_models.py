@@ -25,8 +25,30 @@ from flax import nnx
 
 from ._config import ModelConfig
 
-_ACTIVATIONS = {"gelu": lambda x: nnx.gelu(x, approximate=False), "relu": nnx.relu, "silu": nnx.silu,
-                "tanh": jnp.tanh}
+_SQRT_HALF = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@jax.custom_jvp
+def gelu(x):
+    """Exact GELU ``x Φ(x) = x (1 + erf(x/√2)) / 2`` (Hendrycks and Gimpel, 2016), as torch computes it.
+
+    Equal to ``jax.nn.gelu(x, approximate=False)`` to rounding (that one goes through ``erfc``, whose
+    XLA CPU kernel costs several times more); the derivative ``Φ(x) + x φ(x)`` is written out so
+    the backward pass evaluates one ``erf`` and one ``exp`` per element.
+    """
+    return 0.5 * x * (1.0 + jax.lax.erf(x * jnp.asarray(_SQRT_HALF, x.dtype)))
+
+
+@gelu.defjvp
+def _gelu_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    cdf = 0.5 * (1.0 + jax.lax.erf(x * jnp.asarray(_SQRT_HALF, x.dtype)))
+    pdf = jnp.asarray(_INV_SQRT_2PI, x.dtype) * jnp.exp(-0.5 * x * x)
+    return x * cdf, (cdf + x * pdf) * dx
+
+
+_ACTIVATIONS = {"gelu": gelu, "relu": nnx.relu, "silu": nnx.silu, "tanh": jnp.tanh}
 
 
 def _activation(name: str):
@@ -50,19 +72,46 @@ def _kept_frequencies(n: int, modes: int, last: bool) -> np.ndarray:
     return k
 
 
-def _axis_contraction(d: int, axis: int) -> str:
-    """einsum spec applying a matrix along spatial ``axis`` of a ``(b, *space(d), c)`` array."""
-    letters = "pqrs"[:d]
-    out = letters[:axis] + "z" + letters[axis + 1:]
-    return f"b{letters}c,{letters[axis]}z->b{out}c"
+def _along_last_space_axis(m, x):
+    """``y[..., k, c] = sum_n m[k, n] x[..., n, c]``: a matrix applied along the last spatial axis.
+
+    Written as a batched matrix product over the leading axes with ``m`` broadcast, so that
+    with channels last each batch entry is one plain ``(k, n) @ (n, c)`` GEMM and neither the
+    forward nor the backward pass transposes the activations (an einsum contracting the
+    middle axis makes XLA CPU copy them to ``(n, b*c)`` and back).
+    """
+    lead = x.shape[:-2]
+    mb = jnp.broadcast_to(m, (*lead, *m.shape))
+    batch = tuple(range(len(lead)))
+    return jax.lax.dot_general(mb, x, (((len(lead) + 1,), (len(lead),)), (batch, batch)))
+
+
+def _complex_along_axis(m: np.ndarray, z, axis: int, nk: int, dtype):
+    """A complex matrix ``m`` (``(r, s)``) applied along ``axis`` of ``z``, complex numbers stored split.
+
+    ``z`` is real, ``(b, ..., s, ..., 2K, c)`` with axis -2 holding the real parts then the
+    imaginary parts of ``K = nk`` coefficients. One real batched matrix product with
+    ``[Re m; Im m]`` (batch: the axes before ``axis``, no transposes) gives ``Re m · z`` and
+    ``Im m · z``; their combinations are the real and imaginary parts of ``m · z``.
+    """
+    r, s = m.shape
+    lead, rest = z.shape[:axis], z.shape[axis + 1:]
+    a = _along_last_space_axis(jnp.asarray(np.concatenate([m.real, m.imag]), dtype),
+                               z.reshape(int(np.prod(lead)), s, int(np.prod(rest))))
+    a = a.reshape(*lead, 2 * r, *rest)
+    p, q = jax.lax.slice_in_dim(a, 0, r, axis=axis), jax.lax.slice_in_dim(a, r, 2 * r, axis=axis)
+    re = p[..., :nk, :] - q[..., nk:, :]
+    im = p[..., nk:, :] + q[..., :nk, :]
+    return jnp.concatenate([re, im], axis=-2)
 
 
 class SpectralConv(nnx.Module):
     """Fourier layer ``v -> irfft(W(k) · rfft(v)(k))`` on the kept wavenumbers, plus a bias.
 
     The transform is a real FFT (``transform="fft"``) or, cheaper when few modes are kept,
-    the same truncated discrete Fourier transform written as matrix products
-    (``transform="dft"``); both use neuraloperator's ``norm="forward"`` scaling and agree
+    the same truncated discrete Fourier transform written as batched matrix products over
+    the channels-last layout (``transform="dft"``; ``"auto"`` picks it when at most a quarter
+    of the wavenumbers along each axis are kept); both use neuraloperator's ``norm="forward"`` scaling and agree
     to rounding. The per-mode channel mixing is one fused complex contraction.
     Weights are stored as real pairs ``(2, *modes, in, out)``, each part drawn with
     standard deviation ``sqrt(1/(in+out))`` (a complex normal of variance ``2/(in+out)``).
@@ -106,9 +155,11 @@ class SpectralConv(nnx.Module):
         w = self._weights(space)
         transform = self.transform
         if transform == "auto":
-            # measured with ``byai bench`` on a 2-core CPU: the truncated DFT by matrix products wins
-            # in 1D (N=1024, 9 kept coefficients), the FFT in 2D (64x64, 12x7 kept)
-            transform = "dft" if d == 1 else "fft"
+            # measured on a 2-core CPU (train step of ``byai bench``): the truncated DFT by batched
+            # matrix products costs 1/3 of the FFT path in 2D (64x64, 12x7 kept) and less in 1D
+            # (N=1024, 9 kept); its cost grows with the kept count, so it is used while that is small
+            kept = [len(_kept_frequencies(n, m, i == d - 1)) for i, (n, m) in enumerate(zip(space, self.modes))]
+            transform = "dft" if all(4 * k <= n for k, n in zip(kept, space)) else "fft"
         x = x.astype(self.dtype)
         if transform == "fft":
             y = self._fft(x, w)
@@ -146,32 +197,52 @@ class SpectralConv(nnx.Module):
         space = x.shape[1:-1]
         d = len(space)
         ft = self.dtype
-        # last axis: real DFT (cos and -sin parts) as one real matmul
+        # last axis: real DFT (cos and -sin parts) as one real matrix product; the kept coefficients
+        # are carried as real arrays with the real parts then the imaginary parts along that axis
         n = space[-1]
         k = _kept_frequencies(n, self.modes[-1], True)
+        nk = len(k)
         ang = 2 * np.pi * np.outer(np.arange(n), k) / n
         fwd = np.concatenate([np.cos(ang), -np.sin(ang)], axis=1) / n  # (n, 2K)
-        nk = len(k)
-        sub = "abcdefgh"[: d - 1]
-        y = jnp.einsum(f"b{sub}nc,nk->b{sub}kc", x, jnp.asarray(fwd, ft))
-        xk = jax.lax.complex(y[..., :nk, :], y[..., nk:, :])
+        z = _along_last_space_axis(jnp.asarray(fwd.T, ft), x)
         # other axes: complex DFT restricted to the kept wavenumbers
         for axis in range(d - 1):
             n_a = space[axis]
             k_a = _kept_frequencies(n_a, self.modes[axis], False)
-            f = np.exp(-2j * np.pi * np.outer(np.arange(n_a), k_a) / n_a) / n_a
-            xk = jnp.einsum(_axis_contraction(d, axis), xk, jnp.asarray(f, xk.dtype))
-        yk = jnp.einsum("b...i,...io->b...o", xk, w)
+            f = np.exp(-2j * np.pi * np.outer(k_a, np.arange(n_a)) / n_a) / n_a  # (kept, n_a)
+            z = _complex_along_axis(f, z, axis + 1, nk, ft)
+        yk = jnp.einsum("b...i,...io->b...o", jax.lax.complex(z[..., :nk, :], z[..., nk:, :]), w)
+        y = jnp.concatenate([jnp.real(yk), jnp.imag(yk)], axis=-2)
         for axis in range(d - 1):
             n_a = space[axis]
             k_a = _kept_frequencies(n_a, self.modes[axis], False)
-            g = np.exp(2j * np.pi * np.outer(k_a, np.arange(n_a)) / n_a)
-            yk = jnp.einsum(_axis_contraction(d, axis), yk, jnp.asarray(g, yk.dtype))
+            g = np.exp(2j * np.pi * np.outer(np.arange(n_a), k_a) / n_a)  # (n_a, kept)
+            y = _complex_along_axis(g, y, axis + 1, nk, ft)
         # inverse real DFT along the last axis: Re sum_k c_k Y_k e^{2 pi i k n / N}
         c = np.where((k == 0) | (2 * k == n), 1.0, 2.0)[:, None]
         inv = np.concatenate([c * np.cos(ang.T), -c * np.sin(ang.T)], axis=0)  # (2K, n)
-        yri = jnp.concatenate([jnp.real(yk), jnp.imag(yk)], axis=-2)
-        return jnp.einsum(f"b{sub}kc,kn->b{sub}nc", yri, jnp.asarray(inv, ft))
+        return _along_last_space_axis(jnp.asarray(inv.T, ft), y)
+
+
+def _dense(layer: nnx.Linear, x):
+    """``layer(x)`` (``x @ kernel + bias``), with a one-wide side written as a broadcast product.
+
+    One input feature is an outer product and one output feature a dot product: as matrix
+    products (and the matrix products of their gradients) XLA CPU runs them as
+    ``K=1``/``N=1`` GEMMs several times slower than the elementwise form; the result is the
+    same (a single product, or the same sum over the features).
+    """
+    kernel = layer.kernel[...]
+    bias = layer.bias[...] if layer.bias is not None else None
+    x, kernel, bias = layer.promote_dtype((x, kernel, bias), dtype=layer.dtype)
+    n_in, n_out = kernel.shape
+    if n_in == 1:
+        y = x * kernel[0]
+    elif n_out == 1:
+        y = jnp.sum(x * kernel[:, 0], axis=-1, keepdims=True)
+    else:
+        y = jax.lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())), precision=layer.precision)
+    return y if bias is None else y + bias
 
 
 class ChannelMLP(nnx.Module):
@@ -190,7 +261,7 @@ class ChannelMLP(nnx.Module):
         for i, layer in enumerate(self.layers):
             if i:
                 x = self.act(x)
-            x = layer(x)
+            x = _dense(layer, x)
         return x
 
 
@@ -234,7 +305,7 @@ class FNO(nnx.Module):
         depth = len(self.spectral)
         for i in range(depth):
             h_in = h
-            h = self.spectral[i](h_in) + self.skips[i](h_in)
+            h = self.spectral[i](h_in) + _dense(self.skips[i], h_in)
             if i < depth - 1:
                 h = self.act(h)
             if self.mlps is not None:
