@@ -67,6 +67,7 @@ def test_map_audit_refuses_a_horizon_beyond_one(data):
         audit.run(scaled_solver(1.0), test, cal, "rel_l2<=0.2", config=audit.AuditConfig(horizon=3, alpha=0.2))
 
 
+@pytest.mark.slow
 def test_steady_equal_accuracy_counts_coarsening_and_interpolation_error(data):
     test, _ = data
     a = test["u"].values[:, 0, ..., 0]
