@@ -21,7 +21,8 @@ from ._spec import PDES, SPLITS, STEADY, CoefficientSpec, DatasetSpec, ICSpec, S
 from ._storage import SCHEMA, SCHEMA_VERSION, DatasetError, open, pde_from_attrs, write
 
 __all__ = [
-    "DatasetSpec", "ICSpec", "CoefficientSpec", "SplitSizes", "PDES", "SPLITS", "STEADY", "generate", "open", "write", "pde_from_attrs",
+    "DatasetSpec", "ICSpec", "CoefficientSpec", "SplitSizes", "PDES", "SPLITS", "STEADY",
+    "generate", "open", "write", "pde_from_attrs",
     "DatasetError", "Loader", "Normalization", "compute_stats", "import_pdebench", "import_the_well", "build_pde",
     "SCHEMA", "SCHEMA_VERSION",
 ]

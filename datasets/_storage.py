@@ -258,9 +258,9 @@ def write(path, u, *, t=None, grid=None, coords=None, error_estimate=None, param
     attrs = dict(attrs or {})
     if hasattr(u, "data_vars"):  # an xarray.Dataset in the byai layout
         ds = u
-        keep = {k: v for k, v in ds.attrs.items() if k not in ("sha256", "byai_schema", "stats_mean", "stats_std",
-                                                                 "stats_count", "n_samples", "versions", "input_stats_mean",
-                                                                 "input_stats_std", "input_stats_count")}
+        dropped = ("sha256", "byai_schema", "stats_mean", "stats_std", "stats_count", "n_samples", "versions",
+                   "input_stats_mean", "input_stats_std", "input_stats_count")
+        keep = {k: v for k, v in ds.attrs.items() if k not in dropped}
         attrs = dict(keep, **attrs)
         u = ds["u"].values
         t = ds[ds["u"].dims[1]].values.astype(np.float64) if t is None else t

@@ -41,7 +41,8 @@ def describe(path, verify: bool = False) -> dict:
             p = ds["params"].values
             info["params"] = {str(n): [float(p[:, j].min()), float(p[:, j].max())]
                               for j, n in enumerate(ds["param"].values)}
-        for key in ("problem", "coefficient", "split", "seed", "ic", "redraw_count", "source", "source_file", "versions", "n_shards"):
+        for key in ("problem", "coefficient", "split", "seed", "ic", "redraw_count", "source", "source_file",
+                    "versions", "n_shards"):
             if key in a:
                 v = json_attr(ds, key) if key in ("ic", "versions", "coefficient") else a[key]
                 info[key] = v.item() if hasattr(v, "item") else v

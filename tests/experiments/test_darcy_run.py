@@ -82,8 +82,8 @@ def test_darcy_run_end_to_end(tmp_path, capsys):
     eq = rep["equal_accuracy"]
     assert eq["status"] == "measured" and eq["speedup"] > 0 and eq["solver_setting"]["method"] == "fv-pcg"
     assert set(json.loads((out / "run.json").read_text())) == {"generate", "train", "audit", "hybrid"}
-    # the steady hybrid: with tolerance 10 (far above RMS(u) ~ 6e-3) every prediction passes the guard, and the guard's residual bound
-    # holds sample by sample (the reference is the discrete solution to CG 1e-10)
+    # the steady hybrid: with tolerance 10 (far above RMS(u) ~ 6e-3) every prediction passes the guard, and
+    # the guard's residual bound holds sample by sample (the reference is the discrete solution to CG 1e-10)
     hyb = json.loads((out / "hybrid" / "hybrid.json").read_text())
     assert hyb["problem"] == "steady_map" and hyb["surrogate_steps"] == 4 and hyb["within_tolerance"]
     assert hyb["cg_iterations"]["hybrid"] == 0 < hyb["cg_iterations"]["solver"]
@@ -98,8 +98,9 @@ def test_darcy_run_end_to_end(tmp_path, capsys):
     assert "accepted no prediction" in strict["note"]
 
 
-@pytest.mark.parametrize("line, key", [('n_times = 5', "data.n_times"), ('source = "one"', "data.source"),
-                                       ('coefficient = { kind = "threshold_grf", low = -1.0 }', "data.coefficient.low")])
+@pytest.mark.parametrize("line, key", [
+    ('n_times = 5', "data.n_times"), ('source = "one"', "data.source"),
+    ('coefficient = { kind = "threshold_grf", low = -1.0 }', "data.coefficient.low")])
 def test_bad_darcy_data_key_is_one_line_exit_2(tmp_path, capsys, line, key):
     text = TINY.replace('source = 1.0\n', '') if line.startswith("source") else TINY
     text = text.replace('coefficient = { kind = "threshold_grf", alpha = 2.0, tau = 3.0, low = 3.0, high = 12.0 }\n',
