@@ -230,7 +230,10 @@ def _dense(layer: nnx.Linear, x):
     One input feature is an outer product and one output feature a dot product: as matrix
     products (and the matrix products of their gradients) XLA CPU runs them as
     ``K=1``/``N=1`` GEMMs several times slower than the elementwise form; the result is the
-    same (a single product, or the same sum over the features).
+    same (a single product, or the same sum over the features). The general case contracts
+    with the transposed kernel, materialised behind an optimisation barrier: XLA CPU then runs
+    the forward and both gradient products as YNNPACK GEMMs instead of Eigen products on
+    transposed copies of the activations (measured: FNO train step ~15% less CPU time).
     """
     kernel = layer.kernel[...]
     bias = layer.bias[...] if layer.bias is not None else None
@@ -241,7 +244,8 @@ def _dense(layer: nnx.Linear, x):
     elif n_out == 1:
         y = jnp.sum(x * kernel[:, 0], axis=-1, keepdims=True)
     else:
-        y = jax.lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())), precision=layer.precision)
+        y = jax.lax.dot_general(x, jax.lax.optimization_barrier(kernel.T), (((x.ndim - 1,), (1,)), ((), ())),
+                                precision=layer.precision)
     return y if bias is None else y + bias
 
 

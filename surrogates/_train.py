@@ -159,11 +159,17 @@ def make_steps(model: Surrogate, optimizer: nnx.Optimizer, config: TrainConfig, 
     """
     graphdef, _ = nnx.split((model, optimizer))
     loss_kw = (("unroll", config.unroll), ("pushforward", config.pushforward), ("kind", config.loss))
-    return (functools.partial(_train_step, graphdef, loss_kw, mesh),
-            functools.partial(_eval_step, graphdef, loss_kw, mesh))
+    return _jitted_steps(graphdef, loss_kw, mesh)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2), donate_argnums=3)
+@functools.lru_cache(maxsize=16)
+def _jitted_steps(graphdef, loss_kw, mesh):
+    """The jitted steps with the graph and settings bound (not static arguments: hashing an nnx
+    graph definition on every call costs milliseconds of host time per step)."""
+    return (jax.jit(functools.partial(_train_step, graphdef, loss_kw, mesh), donate_argnums=0),
+            jax.jit(functools.partial(_eval_step, graphdef, loss_kw, mesh)))
+
+
 def _train_step(graphdef, loss_kw, mesh, state, batch):
     model, optimizer = nnx.merge(graphdef, state)
     loss, grads = nnx.value_and_grad(lambda m: rollout_loss(m, batch, **dict(loss_kw)))(model)
@@ -174,7 +180,6 @@ def _train_step(graphdef, loss_kw, mesh, state, batch):
     return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _eval_step(graphdef, loss_kw, mesh, state, batch):
     model, _ = nnx.merge(graphdef, state)
     return rollout_loss(model, batch, **dict(loss_kw))
