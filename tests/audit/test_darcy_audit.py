@@ -91,3 +91,21 @@ def test_steady_equal_accuracy_counts_coarsening_and_interpolation_error(data):
     tight = _equal_accuracy.search_steady(a, 1.0, score, 1e-9, cfg)
     assert tight["chosen"]["setting"] == {**tight["chosen"]["setting"], "coarsen": 1, "cg_rtol": 1e-10}
     assert len(tight["points"]) == 4  # 2 coarsenings x (1e-2, 1e-10); none but the data's setting matches
+
+
+def test_cell_centred_interpolation_back_to_the_test_grid_is_second_order():
+    """Coarse cell centres are not fine ones: the transfer interpolates through the wall value 0."""
+    def field(m):
+        c = (np.arange(m) + 0.5) / m
+        return np.outer(np.sin(np.pi * c), np.sin(np.pi * c))
+
+    errs = []
+    for m in (8, 16, 32):
+        coarse = solvers.Darcy(solvers.Grid((m, m), (1.0, 1.0)))
+        errs.append(float(np.max(np.abs(np.asarray(coarse.interpolate(field(m), 4 * m)) - field(4 * m)))))
+    orders = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
+    assert np.all((orders > 1.8) & (orders < 2.2)), (errs, orders)
+    # block means of the coefficient: the coarse problem keeps the mean permeability
+    a = np.where(field(16) > 0.5, 12.0, 3.0)
+    d = solvers.Darcy(solvers.Grid((16, 16), (1.0, 1.0)), coefficient=a).coarsened(4)
+    assert d.grid.shape == (4, 4) and np.isclose(float(np.mean(d.coefficient)), np.mean(a))
