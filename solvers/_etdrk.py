@@ -203,12 +203,14 @@ def _rollout_fourier(step: "ETDStepper", u0, n: int):
     at the end (``lax.scan`` stacks its outputs time-first).
     """
     g = step.pde.grid
-    traj = jnp.zeros((n + 1, *u0.shape), u0.dtype).at[0].set(u0)
 
     def body(i, carry):
         v, traj = carry
         v = step.step_hat(v)
         return v, lax.dynamic_update_index_in_dim(traj, g.ifft(v).astype(u0.dtype), i + 1, 0)
 
+    # u0 goes in after the loop (an in-place update): zeros(...).at[0].set(u0) before it compiles
+    # to a padding of u0, which is measurably slower to fill than plain zeros (1000 x 64 x 256).
+    traj = jnp.zeros((n + 1, *u0.shape), u0.dtype)
     _, traj = lax.fori_loop(0, n, body, (g.fft(u0), traj))
-    return traj
+    return lax.dynamic_update_index_in_dim(traj, u0, 0, 0)
