@@ -160,6 +160,11 @@ def search(pde, grid, u0s, dt: float, horizon: int, score: Callable, target: flo
                 progress(points[-1])
             if np.isfinite(err) and err <= target * (1 + 1e-9):
                 break
+    return _choose(points, target)
+
+
+def _choose(points: list, target: float) -> dict:
+    """The cheapest point within ``target`` (else the most accurate) and what its speedup bounds."""
     matched = [p for p in points if p["error"] <= target * (1 + 1e-9)]
     if matched:
         chosen = min(matched, key=lambda p: p["seconds"])
@@ -234,11 +239,4 @@ def search_steady(a, source: float, score: Callable, target: float, config: Equa
                 progress(points[-1])
             if np.isfinite(err) and err <= target * (1 + 1e-9):
                 break
-    matched = [p for p in points if p["error"] <= target * (1 + 1e-9)]
-    if matched:
-        chosen = min(matched, key=lambda p: p["seconds"])
-        bound = "upper" if chosen["seconds"] <= min(p["seconds"] for p in points) else "exact"
-    else:
-        chosen = min(points, key=lambda p: (p["error"], p["seconds"]))
-        bound = "lower"
-    return {"points": points, "chosen": chosen, "bound": bound}
+    return _choose(points, target)
