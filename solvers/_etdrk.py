@@ -174,10 +174,10 @@ def rollout(step: Callable, u0, n: int):
     """Apply ``step`` ``n`` times from ``u0``: ``(n + 1, *u0.shape)`` including ``u0``.
 
     Built on ``lax.scan`` / ``lax.fori_loop``; wrap the call in ``jax.jit``
-    (with ``n`` static) to compile it once. For an :class:`ETDStepper` (float64 states) the state is
-    carried in Fourier space between steps, which saves one forward transform
-    per step; the frames equal those of ``step`` applied ``n`` times up to
-    rounding.
+    (with ``n`` static) to compile it once. For an :class:`ETDStepper`
+    (float64 states) the state is carried in Fourier space between steps,
+    which saves one forward transform per step; the frames equal those of
+    ``step`` applied ``n`` times up to rounding.
     """
     if not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n must be a non-negative integer, got {n!r}")
