@@ -5,7 +5,8 @@
 jitted, donating train step on a ``('data',)`` mesh over every device: the code
 ``byai train`` runs, fed with random batches of the workload's shape (as the peer
 script does). Compilation and three warm-up steps are excluded; the figure is the
-median over ``repeats`` timed blocks of ``steps`` steps each, with the spread.
+median over ``repeats`` timed blocks of ``steps`` steps each, with the spread, and the
+process CPU time per step (median; all threads, less disturbed by other load than wall time).
 """
 
 from __future__ import annotations
@@ -60,17 +61,19 @@ def bench(name: str, *, steps: int = 20, repeats: int = 5, transform: str | None
     for _ in range(2):
         state, m = train_step(state, batch_arrays)
     jax.block_until_ready((state, m))
-    rates = []
+    rates, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(steps):
             state, m = train_step(state, batch_arrays)
         jax.block_until_ready((state, m))
         rates.append(steps * batch / (time.perf_counter() - t0))
+        cpu.append((time.process_time() - c0) / steps)
     counts = surrogates.count_params(model)
     med = statistics.median(rates)
     return {
         "workload": name, "samples_per_s": med, "samples_per_s_min": min(rates), "samples_per_s_max": max(rates),
+        "cpu_s_per_step": statistics.median(cpu),
         "repeats": repeats, "steps_per_repeat": steps, "params": counts["complex_as_one"],
         "params_real": counts["real"], "devices": n_dev, "compile_s": compile_s,
         "transform": transform or "auto", "final_loss": float(m["loss"]),
