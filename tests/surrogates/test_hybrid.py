@@ -64,7 +64,9 @@ def test_too_poor_surrogate_ends_solver_only(setup):
     assert int(traj.final.surrogate_steps) == 0 and int(traj.final.solver_steps) == N_STEPS
     assert int(traj.final.rejected) == N_STEPS
     assert not bool(jnp.any(traj.surrogate))
-    np.testing.assert_array_equal(traj.u, rollout(solver, u0, N_STEPS))
+    # the solver's own steps, one call at a time (rollout of an ETDStepper itself stays in Fourier
+    # space between steps, which differs at rounding level)
+    np.testing.assert_array_equal(traj.u, rollout(lambda u: solver(u), u0, N_STEPS))
     assert float(traj.error[-1]) == 0.0
 
 
