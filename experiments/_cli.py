@@ -12,6 +12,8 @@ import argparse
 import importlib
 import sys
 
+from ._host import reuse_freed_host_memory
+
 # verb -> (module, one-line help). Modules are imported only when their verb runs.
 VERBS = {
     "solve": ("experiments._solve_cmd", "solve a PDE and print a convergence table"),
@@ -46,6 +48,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser, _ = _parser(argv)
     args = parser.parse_args(argv)
+    reuse_freed_host_memory()
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:

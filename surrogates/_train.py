@@ -175,13 +175,12 @@ def _jitted_steps(graphdef, loss_kw, mesh):
 # XLA CPU allocates a program's temporaries afresh on every call. As one block (~375 MB for the
 # fno1d benchmark step) glibc serves it by mmap and unmaps it on free, so every step page-faults
 # all of it in again, zero-filled by the kernel: ~96k faults and ~40% of the step's CPU time in
-# the kernel (measured with getrusage). Split into heaps of at most 16 MiB, each within glibc's
-# mmap threshold raised to its 32 MiB maximum, and with trimming off, the blocks are reused from
-# the malloc arenas: ~6-30k faults, kernel time 260 -> 15-80 ms per step. The cost: the process
-# keeps its peak heap instead of returning it to the OS. An array larger than the heap limit gets
-# a heap of its own (XLA logs a warning at compile time).
+# the kernel (measured with getrusage). Split into heaps of at most 16 MiB, the blocks fit under
+# glibc's mmap threshold and are reused from the malloc arenas: ~6-30k faults, kernel time
+# 260 -> 15-80 ms per step, once the process lets glibc keep them (the ``byai`` command does, see
+# experiments/_host.py; a library does not change its host process's allocator). An array larger
+# than the heap limit gets a heap of its own (XLA logs a warning at compile time).
 _CPU_HEAP_LIMIT = 16 * 2**20
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 
 
 def _cpu_step_options(mesh):
@@ -189,22 +188,7 @@ def _cpu_step_options(mesh):
     devices = jax.devices() if mesh is None else list(mesh.devices.flat)
     if any(d.platform != "cpu" for d in devices):
         return None
-    _reuse_freed_host_memory()
     return {"xla_multiheap_size_constraint_per_heap": _CPU_HEAP_LIMIT}
-
-
-@functools.lru_cache(maxsize=1)
-def _reuse_freed_host_memory() -> bool:
-    """glibc: serve blocks up to 32 MiB from the heap and never trim it (``mallopt``); once per process."""
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
-    except (OSError, AttributeError):  # not glibc
-        return False
 
 
 def _train_step(graphdef, loss_kw, mesh, state, batch):
