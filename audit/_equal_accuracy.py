@@ -135,12 +135,8 @@ def search(pde, grid, u0s, dt: float, horizon: int, score: Callable, target: flo
                 f = solver_rollout(pde, grid, setting, dt, horizon, per_sample_pde=per_sample_pde,
                                    factory=factory)
                 seconds, traj = time_call(f, pde, u0s, repeats=config.repeats)
-                err = float(score(np.asarray(traj)))
-                points.append({"setting": setting.as_dict(grid.shape), "seconds": seconds,
-                               "error": err if np.isfinite(err) else float("inf")})
-                if progress is not None:
-                    progress(points[-1])
-                if np.isfinite(err) and err <= target * (1 + 1e-9):
+                if _add(points, setting.as_dict(grid.shape), seconds, float(score(np.asarray(traj))), target,
+                        progress):
                     break
     if t is not None:
         for rtol in sorted(set(config.rtols), reverse=True):
@@ -154,13 +150,17 @@ def search(pde, grid, u0s, dt: float, horizon: int, score: Callable, target: flo
                 points.append({"setting": setting, "seconds": float("inf"), "error": float("inf"),
                                "failed": " ".join(str(e).split())[:200]})
                 continue
-            points.append({"setting": setting, "seconds": seconds,
-                           "error": err if np.isfinite(err) else float("inf")})
-            if progress is not None:
-                progress(points[-1])
-            if np.isfinite(err) and err <= target * (1 + 1e-9):
+            if _add(points, setting, seconds, err, target, progress):
                 break
     return _choose(points, target)
+
+
+def _add(points: list, setting: dict, seconds: float, err: float, target: float, progress) -> bool:
+    """Record a measured setting (a NaN error counts as infinite); whether it reaches ``target``."""
+    points.append({"setting": setting, "seconds": seconds, "error": err if np.isfinite(err) else float("inf")})
+    if progress is not None:
+        progress(points[-1])
+    return bool(np.isfinite(err) and err <= target * (1 + 1e-9))
 
 
 def _choose(points: list, target: float) -> dict:
@@ -232,11 +232,6 @@ def search_steady(a, source: float, score: Callable, target: float, config: Equa
         for r in sorted(set(config.rtols) | {DATA_CG_RTOL}, reverse=True):
             setting = SteadySetting(c, float(r))
             seconds, out = time_call(steady_solve(grid, source, setting), a, repeats=config.repeats)
-            err = float(score(np.asarray(out)))
-            points.append({"setting": setting.as_dict(grid.shape), "seconds": seconds,
-                           "error": err if np.isfinite(err) else float("inf")})
-            if progress is not None:
-                progress(points[-1])
-            if np.isfinite(err) and err <= target * (1 + 1e-9):
+            if _add(points, setting.as_dict(grid.shape), seconds, float(score(np.asarray(out))), target, progress):
                 break
     return _choose(points, target)
