@@ -87,7 +87,11 @@ def test_steady_equal_accuracy_counts_coarsening_and_interpolation_error(data):
 
     cfg = audit.EqualAccuracyConfig(coarsen=(1, 2), rtols=(1e-2,), repeats=1)
     loose = _equal_accuracy.search_steady(a, 1.0, score, 0.5, cfg)
-    assert loose["chosen"]["setting"]["coarsen"] == 2 or loose["bound"] == "exact"
+    # the 2x coarser solve reaches a loose target; the choice is the fastest setting that does (which one
+    # is fastest is a timing, so the test checks the rule, not the winner)
+    matched = [p for p in loose["points"] if p["error"] <= 0.5]
+    assert matched[0]["setting"]["coarsen"] == 2 and matched[0]["setting"]["cg_rtol"] == 1e-2
+    assert loose["chosen"] == min(matched, key=lambda p: p["seconds"])
     tight = _equal_accuracy.search_steady(a, 1.0, score, 1e-9, cfg)
     assert tight["chosen"]["setting"] == {**tight["chosen"]["setting"], "coarsen": 1, "cg_rtol": 1e-10}
     assert len(tight["points"]) == 4  # 2 coarsenings x (1e-2, 1e-10); none but the data's setting matches
