@@ -30,7 +30,7 @@ def _ik(grid: Grid):
 
 # The nonlinear terms below multiply by real or purely imaginary symbols with `real_mul` /
 # `imag_mul` (two real products, where XLA would do a full complex product), fold the 2/3 mask
-# into those symbols (numpy constants), and dealias by selection.
+# into those symbols (numpy constants); `to_physical` / `to_fourier` dealias by selection.
 def _k(grid: Grid):
     """Derivative wavenumbers ``k`` per axis (Nyquist zeroed), with a trailing channel axis."""
     return [k[..., None] for k in grid.derivative_wavenumbers()]
@@ -39,10 +39,6 @@ def _k(grid: Grid):
 def _mask(grid: Grid):
     """The 2/3 dealiasing mask with a trailing channel axis (float64 0/1)."""
     return grid.dealias_mask()[..., None].astype(np.float64)
-
-
-def _dealias(grid: Grid, u_hat):
-    return jnp.where(grid.dealias_mask()[..., None], u_hat, 0)
 
 
 @pytree_dataclass
@@ -124,10 +120,9 @@ class Burgers(SemiLinearPDE):
     def nonlinear(self, u_hat):
         g = self.grid
         k, m = _k(g), _mask(g)
+        vel = self.to_physical(u_hat)
         if g.ndim == 1:  # -(u^2/2)_x
-            u = g.ifft(_dealias(g, u_hat))
-            return imag_mul(-0.5 * k[0] * m, g.fft(u**2))
-        vel = g.ifft(_dealias(g, u_hat))
+            return imag_mul(-0.5 * k[0] * m, g.fft(vel**2))
         # (u.grad) u, channel by channel: sum_j u_j d_j u_i
         grads = [g.ifft(imag_mul(kj * m, u_hat)) for kj in k]
         adv = sum(vel[..., j : j + 1] * grads[j] for j in range(2))
@@ -153,7 +148,7 @@ class KdV(SemiLinearPDE):
 
     def nonlinear(self, u_hat):
         g = self.grid
-        u = g.ifft(_dealias(g, u_hat))
+        u = self.to_physical(u_hat)
         return imag_mul(-3.0 * _k(g)[0] * _mask(g), g.fft(u**2))
 
 
@@ -179,7 +174,7 @@ class KuramotoSivashinsky(SemiLinearPDE):
         g = self.grid
         k, m = _k(g), _mask(g)
         if g.ndim == 1:  # -(u^2/2)_x
-            u = g.ifft(_dealias(g, u_hat))
+            u = self.to_physical(u_hat)
             return imag_mul(-0.5 * k[0] * m, g.fft(u**2))
         grad2 = sum(g.ifft(imag_mul(kj * m, u_hat)) ** 2 for kj in k)
         return real_mul(-0.5 * m, g.fft(grad2))
@@ -205,9 +200,8 @@ class AllenCahn(SemiLinearPDE):
         return self.eps**2 * self.grid.laplacian_symbol()[..., None]
 
     def nonlinear(self, u_hat):
-        g = self.grid
-        u = g.ifft(_dealias(g, u_hat))
-        return _dealias(g, g.fft(u - u**3))
+        u = self.to_physical(u_hat)
+        return self.to_fourier(u - u**3)
 
 
 @pytree_dataclass
@@ -238,11 +232,10 @@ class GrayScott(SemiLinearPDE):
         return jnp.stack([self.du * lap - self.f, self.dv * lap - (self.f + self.k)], axis=-1)
 
     def nonlinear(self, u_hat):
-        g = self.grid
-        w = g.ifft(_dealias(g, u_hat))
+        w = self.to_physical(u_hat)
         u, v = w[..., 0], w[..., 1]
         uvv = u * v**2
-        return _dealias(g, g.fft(jnp.stack([-uvv + self.f, uvv], axis=-1)))
+        return self.to_fourier(jnp.stack([-uvv + self.f, uvv], axis=-1))
 
 
 @pytree_dataclass

@@ -115,8 +115,9 @@ class SemiLinearPDE(abc.ABC):
 
     # Helpers for nonlinear terms ------------------------------------------------
     def dealias(self, u_hat):
-        """Zero the modes outside the 2/3 rule."""
-        return u_hat * self.grid.dealias_mask()[..., None]
+        """Zero the modes outside the 2/3 rule (by selection: a product with the 0/1 mask would be a
+        full complex multiplication)."""
+        return jnp.where(self.grid.dealias_mask()[..., None], u_hat, 0)
 
     def to_physical(self, u_hat):
         """Dealias then transform to physical space."""
