@@ -200,8 +200,7 @@ class Darcy:
         (8/h^2) sin^2(pi h / 2)``), computed from ``u``'s residual; it bounds the
         distance to the discrete solution, not the discretisation error.
         """
-        lam = 8 * self.n**2 * math.sin(math.pi / (2 * self.n)) ** 2
-        return rms(self.residual(u)) / (jnp.min(self.coefficient) * lam)
+        return rms(self.residual(u)) / (jnp.min(self.coefficient) * _laplacian_lambda_min(self.n))
 
     def coarsened(self, factor: int) -> "Darcy":
         """The same problem on ``factor`` times coarser cells (``n % factor == 0``), jit-able.
@@ -219,7 +218,7 @@ class Darcy:
         def block_mean(v):
             return jnp.mean(jnp.reshape(v, (m, factor, m, factor)), axis=(1, 3))
 
-        return Darcy(solvers_grid(m), coefficient=block_mean(self.coefficient), source=block_mean(self.source),
+        return Darcy(Grid((m, m), self.grid.length), coefficient=block_mean(self.coefficient), source=block_mean(self.source),
                      cg_rtol=self.cg_rtol)
 
     def interpolate(self, u, n: int):
@@ -240,8 +239,7 @@ class Darcy:
         coefficient is at least ``min(a)``, and ``lambda_min(L_h) =
         (8/h^2) sin^2(pi h / 2)`` (see :func:`_sine_basis`) for the cell-centred Dirichlet Laplacian.
         """
-        lam = 8 * self.n**2 * math.sin(math.pi / (2 * self.n)) ** 2
-        return residual_rms / (float(np.min(np.asarray(self.coefficient))) * lam)
+        return residual_rms / (float(np.min(np.asarray(self.coefficient))) * _laplacian_lambda_min(self.n))
 
     # The error-controlled solve ------------------------------------------------
     def solve_steady(self, rtol: float = 1e-6, atol: float = 1e-10) -> Solution:
@@ -335,9 +333,9 @@ def _solve(a, f, rtol, u0=None):
     return u, k, rms(f - _apply(wx, wy, u, 1.0 / a.shape[0]))
 
 
-def solvers_grid(n: int) -> Grid:
-    """The ``(n, n)`` grid of the unit square."""
-    return Grid((n, n), (1.0, 1.0))
+def _laplacian_lambda_min(n: int) -> float:
+    """Smallest eigenvalue ``(8/h^2) sin^2(pi h / 2)`` of the cell-centred Dirichlet Laplacian on ``n x n`` cells."""
+    return 8 * n**2 * math.sin(math.pi / (2 * n)) ** 2
 
 
 def _linear_interp_matrix(m: int, n: int) -> np.ndarray:
