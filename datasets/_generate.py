@@ -330,38 +330,32 @@ def _stored(u: np.ndarray, err: np.ndarray, dtype: str):
 
 
 def _file_attrs(spec: DatasetSpec, split: str, identity: dict) -> dict:
+    """A split file's attributes; a steady map has no time axis and a coefficient distribution instead of an ic."""
     if spec.problem == "steady_map":
-        return _map_attrs(spec, split, identity)
-    grid = spec_grid(spec)
-    pde_params = dict(spec.params)
-    if spec.forcing != "none":
-        pde_params["forcing"] = spec.forcing
+        physics = {"problem": "steady_map", "pde": spec.pde, "pde_params": {"source": spec.source}}
+        method = {"solver_method": "cell-centred finite volumes (harmonic faces), PCG; error bound by Richardson "
+                                   "extrapolation over grids n, 2n, 4n plus the CG residual bound"}
+        draws = {"coefficient": _fields(spec.coefficient)}
+    else:
+        pde_params = dict(spec.params)
+        if spec.forcing != "none":
+            pde_params["forcing"] = spec.forcing
+        physics = {"pde": spec.pde, "pde_params": pde_params,
+                   "param_ranges": {k: list(v) for k, v in spec.param_ranges.items()}}
+        method = {"t_end": spec.t_end, "solver_method": spec.method}
+        draws = {"ic": _fields(spec.ic)}
     return {
-        "schema_version": _storage.SCHEMA_VERSION, "pde": spec.pde, "pde_params": pde_params,
-        "param_ranges": {k: list(v) for k, v in spec.param_ranges.items()},
-        "grid_shape": np.asarray(grid.shape, np.int64), "grid_length": np.asarray(grid.length, np.float64),
-        "t_end": spec.t_end, "solver_method": spec.method, "rtol": spec.rtol, "atol": spec.atol,
-        "tolerance_known": 1, "ic": {k: getattr(spec.ic, k) for k in spec.ic.__dataclass_fields__},
-        "seed": spec.seed, "split": split, "split_index": SPLITS.index(split), "dtype": spec.dtype,
-        "n_samples": getattr(spec.splits, split), "redraw_failed": int(spec.redraw_failed), "redraw_count": 0,
-        "versions": _storage.versions(), "config": identity, "sha256": "",
-    }
-
-
-def _map_attrs(spec: DatasetSpec, split: str, identity: dict) -> dict:
-    """A steady map file's attributes: no time axis, the coefficient distribution instead of an ic."""
-    return {
-        "schema_version": _storage.SCHEMA_VERSION, "problem": "steady_map", "pde": spec.pde,
-        "pde_params": {"source": spec.source},
+        "schema_version": _storage.SCHEMA_VERSION, **physics,
         "grid_shape": np.asarray(spec.shape, np.int64), "grid_length": np.asarray(spec.length, np.float64),
-        "solver_method": "cell-centred finite volumes (harmonic faces), PCG; error bound by Richardson "
-                         "extrapolation over grids n, 2n, 4n plus the CG residual bound",
-        "rtol": spec.rtol, "atol": spec.atol, "tolerance_known": 1,
-        "coefficient": {k: getattr(spec.coefficient, k) for k in spec.coefficient.__dataclass_fields__},
+        **method, "rtol": spec.rtol, "atol": spec.atol, "tolerance_known": 1, **draws,
         "seed": spec.seed, "split": split, "split_index": SPLITS.index(split), "dtype": spec.dtype,
         "n_samples": getattr(spec.splits, split), "redraw_failed": int(spec.redraw_failed), "redraw_count": 0,
         "versions": _storage.versions(), "config": identity, "sha256": "",
     }
+
+
+def _fields(config) -> dict:
+    return {k: getattr(config, k) for k in config.__dataclass_fields__}
 
 
 def _times(spec):
