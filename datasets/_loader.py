@@ -117,31 +117,30 @@ class SampleStats:
 
 
 def compute_input_stats(path) -> Normalization | None:
-    """A steady map file's stored statistics of its input stage (``input_stats_*``); ``None`` for trajectories."""
+    """A steady map file's statistics of its input stage (``input_stats_*``); ``None`` for trajectories."""
     with h5py.File(path, "r") as f:
-        if "input_stats_mean" in f.attrs and "input_stats_std" in f.attrs:
-            return Normalization(f.attrs["input_stats_mean"], f.attrs["input_stats_std"])
         if problem_of(f.attrs) != "steady_map":
             return None
-        u = f["u"]
-        acc = StatsAccumulator(u.shape[-1])
-        for i in range(u.shape[0]):
-            acc.update(u[i, :1])
-        return acc.result()
+        return _stored_or_computed(f, "input_stats", slice(0, 1))
 
 
 def compute_stats(path) -> Normalization:
     """Per-channel statistics of a file's ``u`` (a steady map: of its output stage): the stored
     ``stats_mean``/``stats_std`` or, if absent, computed reading one sample at a time (memory: one sample)."""
     with h5py.File(path, "r") as f:
-        if "stats_mean" in f.attrs and "stats_std" in f.attrs:
-            return Normalization(f.attrs["stats_mean"], f.attrs["stats_std"])
-        u = f["u"]
-        acc = StatsAccumulator(u.shape[-1])
         first = 1 if problem_of(f.attrs) == "steady_map" else 0  # a steady map's output stage only
-        for i in range(u.shape[0]):
-            acc.update(u[i, first:])
-        return acc.result()
+        return _stored_or_computed(f, "stats", slice(first, None))
+
+
+def _stored_or_computed(f, prefix: str, frames: slice) -> Normalization:
+    """The statistics stored as ``<prefix>_mean``/``<prefix>_std``, else those of ``u[:, frames]`` sample by sample."""
+    if f"{prefix}_mean" in f.attrs and f"{prefix}_std" in f.attrs:
+        return Normalization(f.attrs[f"{prefix}_mean"], f.attrs[f"{prefix}_std"])
+    u = f["u"]
+    acc = StatsAccumulator(u.shape[-1])
+    for i in range(u.shape[0]):
+        acc.update(u[i, frames])
+    return acc.result()
 
 
 class Loader:
