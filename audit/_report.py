@@ -76,9 +76,8 @@ def write_predictions(path: Path, pred, t, test, provenance: dict) -> None:
         param_names = [str(n.decode() if isinstance(n, bytes) else n) for n in np.asarray(test["param"].values)]
     pde = attrs.get("pde", "unknown")
     extra = {}
-    problem = attrs.get("problem")
-    if problem is not None:  # a steady map: the stage axis (input, output) and the cell-centre coordinates
-        extra["problem"] = problem.decode() if isinstance(problem, bytes) else str(problem)
+    if "problem" in attrs:  # a steady map: the stage axis (input, output) and the cell-centre coordinates
+        extra["problem"] = datasets.problem_of(attrs)
         if grid is not None and not all(
                 d in test.coords and np.allclose(test.coords[d].values, c)
                 for d, c in zip(space_dims, grid.coordinates())):

@@ -558,8 +558,9 @@ def _chosen_block(res, surrogate_seconds: float) -> dict:
 # ----------------------------------------------------------------------------------- steady maps
 def _problem(attrs) -> str:
     """``"steady_map"`` or ``"trajectory"`` (files that do not say are trajectories)."""
-    v = attrs.get("problem", "trajectory")
-    return v.decode() if isinstance(v, bytes) else str(v)
+    import datasets
+
+    return datasets.problem_of(attrs)
 
 
 def _map_source(test) -> float:
