@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import datasets
 import solvers
 
 from . import _conformal, _equal_accuracy, _metrics, _physics
@@ -87,11 +88,7 @@ def _pde_for(test, pde):
     """``(pde, per_sample, reason)``: the PDE of the test split, from ``pde`` or the file's attributes."""
     if pde is not None:
         return pde, False, None
-    try:
-        import datasets
-        fn = getattr(datasets, "pde_from_attrs")
-    except (ImportError, AttributeError):
-        return None, False, "datasets.pde_from_attrs is not available"
+    fn = datasets.pde_from_attrs
     try:
         if "params" in getattr(test, "variables", {}):
             pdes = [fn(test, sample=i)[0] for i in range(test.sizes["sample"])]
@@ -305,13 +302,13 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
     ref, t, est = _split_arrays(test, "test")
     cal_ref, cal_t, _ = _split_arrays(calibration, "calibration")
     attrs = _attrs(test)
-    steady = _problem(attrs) == "steady_map"
+    problem, cal_problem = datasets.problem_of(attrs), datasets.problem_of(_attrs(calibration))
+    steady = problem == "steady_map"
     if steady and req.horizon not in (None, 1):
         raise AuditError(f"the requirement's horizon {req.horizon} does not apply to a steady map a -> u: it is "
                          "audited as one application (horizon 1); set audit.horizon = 1 or leave it out")
-    if _problem(_attrs(calibration)) != _problem(attrs):
-        raise AuditError(f"the calibration split is a {_problem(_attrs(calibration))} dataset, the test split a "
-                         f"{_problem(attrs)}")
+    if cal_problem != problem:
+        raise AuditError(f"the calibration split is a {cal_problem} dataset, the test split a {problem}")
     if cal_ref.shape[2:] != ref.shape[2:]:
         raise AuditError(f"calibration states {cal_ref.shape[2:]} differ from test states {ref.shape[2:]}")
     horizon = req.horizon or ref.shape[1] - 1
@@ -488,7 +485,7 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
         "time": {"dt": dt, "t0": float(t[0]), "horizon": horizon},
         "provenance": prov,
         "pde": _jsonable(attrs.get("pde")),
-        "problem": _problem(attrs),
+        "problem": problem,
     }
     summary = _jsonable(summary)
     files = {}
@@ -556,24 +553,10 @@ def _chosen_block(res, surrogate_seconds: float) -> dict:
 
 
 # ----------------------------------------------------------------------------------- steady maps
-def _problem(attrs) -> str:
-    """``"steady_map"`` or ``"trajectory"`` (files that do not say are trajectories)."""
-    import datasets
-
-    return datasets.problem_of(attrs)
-
-
-def _map_source(test) -> float:
-    import datasets
-
-    params = datasets._storage.json_attr(test, "pde_params", {}) or {}
-    return float(params.get("source", 1.0))
-
-
 def _map_physics(test, pred, ref_h, horizon) -> dict:
     """The discrete residual ``RMS(f - A_h u)`` of predicted and reference solutions of a Darcy map."""
     grid = solvers.Grid(tuple(ref_h.shape[2:-1]), (1.0, 1.0))
-    source = _map_source(test)
+    source = datasets.map_source(test)
 
     def residual(a, u):
         return jnp.sqrt(jnp.mean(solvers.Darcy(grid, coefficient=a, source=source).residual(u) ** 2))
@@ -600,8 +583,8 @@ def _map_equal_accuracy_block(req, config, test, ref_h, tol, surrogate_seconds, 
     if not config.equal_accuracy.enabled:
         return {**base, "status": "skipped", "solver_seconds": None, "speedup": None, "solver_setting": None}
     say("equal-accuracy search over Darcy grids and CG tolerances")
-    res = _equal_accuracy.search_steady(ref_h[:, 0, ..., 0], _map_source(test), _score_fn(req, config, ref_h, tol),
-                                        surrogate_score, config.equal_accuracy,
+    res = _equal_accuracy.search_steady(ref_h[:, 0, ..., 0], datasets.map_source(test),
+                                        _score_fn(req, config, ref_h, tol), surrogate_score, config.equal_accuracy,
                                         progress=lambda p: say(f"  {p['setting']}: {p['seconds']:.3g} s, "
                                                                f"error {p['error']:.3g}"))
     return {**base, **_chosen_block(res, surrogate_seconds)}

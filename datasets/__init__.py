@@ -18,11 +18,11 @@ from ._importers import import_pdebench, import_the_well
 from ._loader import Loader, Normalization, compute_stats
 from ._pdes import build_pde
 from ._spec import PDES, SPLITS, STEADY, CoefficientSpec, DatasetSpec, ICSpec, SplitSizes
-from ._storage import SCHEMA, SCHEMA_VERSION, DatasetError, open, pde_from_attrs, problem_of, write
+from ._storage import SCHEMA, SCHEMA_VERSION, DatasetError, map_source, open, pde_from_attrs, problem_of, write
 
 __all__ = [
     "DatasetSpec", "ICSpec", "CoefficientSpec", "SplitSizes", "PDES", "SPLITS", "STEADY",
-    "generate", "open", "write", "pde_from_attrs", "problem_of",
+    "generate", "open", "write", "pde_from_attrs", "problem_of", "map_source",
     "DatasetError", "Loader", "Normalization", "compute_stats", "import_pdebench", "import_the_well", "build_pde",
     "SCHEMA", "SCHEMA_VERSION",
 ]

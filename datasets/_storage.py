@@ -555,7 +555,7 @@ def pde_from_attrs(ds, sample: int | None = None):
         raise DatasetError(f"dataset's pde {name!r} is not a byai PDE ({', '.join(PDES)}); cannot rebuild its solver")
     params = dict(json_attr(ds, "pde_params", {}) or {})
     if problem_of(attrs) == "steady_map":
-        return _map_pde(ds, name, params, sample)
+        return _map_pde(ds, name, sample)
     forcing = params.pop("forcing", "none")
     if "params" in getattr(ds, "variables", {}):
         names = [_text(n) for n in np.asarray(ds["param"].values)]
@@ -571,7 +571,12 @@ def pde_from_attrs(ds, sample: int | None = None):
         raise DatasetError(f"dataset's PDE parameters are invalid: {e}") from None
 
 
-def _map_pde(ds, name: str, params: dict, sample):
+def map_source(ds) -> float:
+    """A steady map file's constant source ``f`` (its ``pde_params.source``; 1 where the file does not say)."""
+    return float((json_attr(ds, "pde_params", {}) or {}).get("source", 1.0))
+
+
+def _map_pde(ds, name: str, sample):
     """A steady map's PDE for one sample: its stored coefficient (stage 0) and the file's source."""
     import solvers
 
@@ -585,6 +590,6 @@ def _map_pde(ds, name: str, params: dict, sample):
     grid = make_grid(np.atleast_1d(ds.attrs["grid_shape"]), np.atleast_1d(ds.attrs["grid_length"]))
     a = np.asarray(ds["u"][sample, 0].values, dtype=np.float64)[..., 0]
     try:
-        return solvers.Darcy(grid, coefficient=a, source=float(params.get("source", 1.0))), grid
+        return solvers.Darcy(grid, coefficient=a, source=map_source(ds)), grid
     except ValueError as e:
         raise DatasetError(f"dataset's Darcy problem of sample {sample} is invalid: {e}") from None

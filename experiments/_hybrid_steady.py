@@ -53,7 +53,6 @@ def compare(cfg, data: Path, model: Path, *, log=None) -> dict:
 
     import datasets
     import solvers
-    from datasets._storage import json_attr
     from experiments._hybrid_cmd import _check_model, _time, load_model
 
     say = log or (lambda m: None)
@@ -63,7 +62,7 @@ def compare(cfg, data: Path, model: Path, *, log=None) -> dict:
     n_samples = u.shape[0] if cfg.samples is None else min(cfg.samples, u.shape[0])
     a, ref = u[:n_samples, 0, ..., 0], u[:n_samples, 1]
     grid = solvers.Grid(tuple(a.shape[1:]), (1.0, 1.0))
-    source = float((json_attr(test, "pde_params", {}) or {}).get("source", 1.0))
+    source = datasets.map_source(test)
     stepper, info, with_params = load_model(model)
     _check_model(info, test.attrs)
     if with_params:

@@ -218,8 +218,8 @@ class Darcy:
         def block_mean(v):
             return jnp.mean(jnp.reshape(v, (m, factor, m, factor)), axis=(1, 3))
 
-        return Darcy(Grid((m, m), self.grid.length), coefficient=block_mean(self.coefficient), source=block_mean(self.source),
-                     cg_rtol=self.cg_rtol)
+        return Darcy(Grid((m, m), self.grid.length), coefficient=block_mean(self.coefficient),
+                     source=block_mean(self.source), cg_rtol=self.cg_rtol)
 
     def interpolate(self, u, n: int):
         """Cell values ``u`` of this grid, bilinearly interpolated to the centres of ``(n, n)`` cells.

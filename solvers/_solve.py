@@ -138,8 +138,9 @@ def _integrate(pde, u0, t, rtol, atol, scale, h0, max_steps, *, method: str, str
         return etd_coefficients(lin, h, method), etd_coefficients(lin, h / 2, method)
 
     state = dict(t=t[0], h=jnp.asarray(h0, dtype=jnp.float64), v=v0, g=jnp.zeros_like(v0), i=jnp.asarray(1),
-                 frames=frames, gerr=gerr, tails=tails, belows=belows, tail=tail0, below=below0, tol=tol_of(v0), accepted=jnp.asarray(0),
-                 rejected=jnp.asarray(0), nfev=jnp.asarray(0), streak=jnp.asarray(0), status=status0)
+                 frames=frames, gerr=gerr, tails=tails, belows=belows, tail=tail0, below=below0, tol=tol_of(v0),
+                 accepted=jnp.asarray(0), rejected=jnp.asarray(0), nfev=jnp.asarray(0), streak=jnp.asarray(0),
+                 status=status0)
 
     def body(s):
         target = t[s["i"]]
