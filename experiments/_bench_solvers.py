@@ -149,8 +149,8 @@ def bench(name: str, repeats: int = 5) -> dict:
             "sample_steps_per_s": w.batch * w.steps / med,
             "sample_steps_per_s_best": w.batch * w.steps / best,
             "seconds_median": med, "seconds_best": best, "seconds": times,
-            "cpu_seconds": cpu, "cpu_s_median": statistics.median(cpu), "compile_s": compile_s, "finite": bool(jnp.isfinite(out).all()),
-            "dtype": str(out.dtype)}
+            "cpu_seconds": cpu, "cpu_s_median": statistics.median(cpu), "compile_s": compile_s,
+            "finite": bool(jnp.isfinite(out).all()), "dtype": str(out.dtype)}
 
 
 def time_error(name: str, u0=None) -> dict:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments._audit_cmd import load_model  # the model as byai audit loads it: (stepper, info, with_params)
 from experiments._config import load_section
 from experiments._toml import ConfigError, load_toml
 
@@ -154,7 +155,8 @@ def compare(cfg, data: Path, model: Path, *, alpha: float = 0.1, log=None) -> di
     dts = np.diff(t)
     dt = float(dts[0])
     if not np.allclose(dts, dt, rtol=1e-9):
-        raise datasets.DatasetError(f"{data / 'test.h5'}: the time axis is not uniform; hybrid needs equal save intervals")
+        raise datasets.DatasetError(f"{data / 'test.h5'}: the time axis is not uniform; hybrid needs equal save "
+                                    "intervals")
     u_ref = u_ref[:n_samples, : n_steps + 1]
     pdes = [datasets.pde_from_attrs(test, sample=i)[0] for i in range(n_samples)]
     pde_batch = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *pdes)
@@ -282,17 +284,6 @@ def _check_model(info, attrs) -> None:
     mp, dp = (info or {}).get("pde"), attrs.get("pde")
     if mp is not None and dp is not None and str(mp).lower() != str(dp).lower():
         raise ValueError(f"--model was trained on PDE {mp!r} but --data holds {dp!r}")
-
-
-def load_model(model_dir: Path):
-    """``(stepper, info, with_params)`` of a trained model, as ``byai audit`` loads it.
-
-    ``stepper(u)``, or ``stepper(u, p)`` with the sample's physics parameters when
-    ``with_params`` (a model trained with per-sample parameters).
-    """
-    from experiments._audit_cmd import load_model as audit_load_model
-
-    return audit_load_model(model_dir)
 
 
 def _params(ds, with_params: bool) -> np.ndarray:

@@ -284,7 +284,8 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
         "model_config": to_dict(model_config), "train_config": _train_identity(config),
         "ndim": len(space), "grid_shape": list(space), "channels": int(channels), "input_steps": config.input_steps,
         "num_params": int(num_params), "params": n_params,
-        "stats": {"mean": np.asarray(stats.mean, np.float64).tolist(), "std": np.asarray(stats.std, np.float64).tolist()},
+        "stats": {"mean": np.asarray(stats.mean, np.float64).tolist(),
+                  "std": np.asarray(stats.std, np.float64).tolist()},
         "data": dict(data_info or {}),
     }
     input_stats = getattr(train_loader, "input_stats", None)
