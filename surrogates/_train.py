@@ -45,17 +45,10 @@ def learning_rate_schedule(config: TrainConfig) -> optax.Schedule:
     return optax.warmup_cosine_decay_schedule(0.0, config.lr, config.warmup, config.steps, end_value=end)
 
 
-@functools.lru_cache(maxsize=8)
-def learning_rate(config: TrainConfig, step: int) -> float:
-    """The learning rate of update ``step`` (0-based), on the host: what :func:`learning_rate_schedule` gives."""
-    lr, w, n = config.lr, config.warmup, config.steps
-    if step < w:
-        return lr * step / w
-    if w >= n:
-        return lr
-    frac = min((step - w) / (n - w), 1.0)
-    a = config.final_lr_fraction
-    return lr * (a + (1 - a) * 0.5 * (1 + math.cos(math.pi * frac)))
+def learning_rates(config: TrainConfig, n: int) -> np.ndarray:
+    """The learning rate of updates ``0 .. n-1`` (:func:`learning_rate_schedule`), evaluated once as a host
+    table, so that logging the rate of each step costs no device round trip."""
+    return np.asarray(jax.vmap(learning_rate_schedule(config))(jnp.arange(n)), dtype=np.float64)
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
@@ -265,6 +258,7 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
     until = config.steps if until is None else int(until)
     if until < 1:
         raise ValueError(f"steps: must be >= 1, got {until}")
+    lrs = learning_rates(config, until)  # for the metrics log
     if train_loader.input_steps != config.input_steps:
         raise ValueError(f"train.input_steps: {config.input_steps} but the loader stacks {train_loader.input_steps}")
     n_dev = 1 if mesh is None else mesh.devices.size
@@ -350,7 +344,7 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
         rec = {"step": step_done, "loss": loss}
         if val_loss is not None:
             rec["val_loss"] = val_loss
-        rec["lr"] = learning_rate(config, step_done - 1)
+        rec["lr"] = float(lrs[step_done - 1])
         rec["samples_per_s"] = inst
         if log is not None:
             log.write(json.dumps(rec) + "\n")
