@@ -222,6 +222,11 @@ class TrainResult:
     params: int
 
 
+def _stats_json(stats) -> dict:
+    """A ``Normalization``'s per-channel mean and std as JSON lists (the model metadata)."""
+    return {"mean": np.asarray(stats.mean, np.float64).tolist(), "std": np.asarray(stats.std, np.float64).tolist()}
+
+
 def _progress(total, initial, quiet):
     if quiet or not sys.stderr.isatty() or jax.process_index() != 0:
         return None
@@ -278,14 +283,12 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
         "model_config": to_dict(model_config), "train_config": _train_identity(config),
         "ndim": len(space), "grid_shape": list(space), "channels": int(channels), "input_steps": config.input_steps,
         "num_params": int(num_params), "params": n_params,
-        "stats": {"mean": np.asarray(stats.mean, np.float64).tolist(),
-                  "std": np.asarray(stats.std, np.float64).tolist()},
+        "stats": _stats_json(stats),
         "data": dict(data_info or {}),
     }
     input_stats = getattr(train_loader, "input_stats", None)
     if input_stats is not None:  # a steady map: the input stage has its own normalisation (datasets.Loader)
-        meta["input_stats"] = {"mean": np.asarray(input_stats.mean, np.float64).tolist(),
-                               "std": np.asarray(input_stats.std, np.float64).tolist()}
+        meta["input_stats"] = _stats_json(input_stats)
     ckpt = Checkpoints(out)
     start = 0
     if ckpt.latest_step() is not None or (out / "byai_model.json").exists():
