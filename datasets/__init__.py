@@ -6,9 +6,13 @@ deterministic); ``open(path)`` reads one as a lazily backed ``xarray.Dataset``;
 ``write`` stores in-memory trajectories with the same schema; ``Loader`` yields
 normalised (input, target) windows on the device mesh; ``import_pdebench`` and
 ``import_the_well`` convert foreign files (tolerance marked unknown).
-A steady problem (``pde = "darcy"``) gives a *steady map* file instead of trajectories:
-``/u`` holds (coefficient ``a``, solution ``u``) along a ``stage`` axis (attribute
-``problem = "steady_map"``). See ``datasets/_storage.py`` for the file schema.
+What a sample is depends on the problem kind, a type chosen by the PDE class:
+:class:`Trajectory` (a time-dependent PDE) or :class:`SteadyMap` (Darcy's
+coefficient -> solution map: ``/u`` holds ``a`` and ``u`` along a ``stage`` axis,
+attribute ``problem = "steady_map"``); ``problem_of(attrs)`` gives a file's kind.
+The PDE catalogue is the solvers' (``solvers.PDES``); a config may also name a
+class of its own as ``"package.module:ClassName"``. See ``datasets/_storage.py``
+for the file schema.
 """
 
 import solvers  # noqa: F401  (enables float64 JAX, which the data needs)
@@ -16,13 +20,16 @@ import solvers  # noqa: F401  (enables float64 JAX, which the data needs)
 from ._generate import generate
 from ._importers import import_pdebench, import_the_well
 from ._loader import Loader, Normalization, compute_stats
-from ._pdes import build_pde
-from ._spec import PDES, SPLITS, STEADY, CoefficientSpec, DatasetSpec, ICSpec, SplitSizes
-from ._storage import SCHEMA, SCHEMA_VERSION, DatasetError, map_source, open, pde_from_attrs, problem_of, write
+from ._errors import DatasetError
+from ._pdes import build_pde, pde_class
+from ._problem import Problem, SteadyMap, Trajectory, problem_of
+from ._spec import SPLITS, CoefficientSpec, DatasetSpec, ICSpec, SplitSizes
+from ._storage import SCHEMA, SCHEMA_VERSION, map_source, open, pde_from_attrs, write
 
 __all__ = [
-    "DatasetSpec", "ICSpec", "CoefficientSpec", "SplitSizes", "PDES", "SPLITS", "STEADY",
-    "generate", "open", "write", "pde_from_attrs", "problem_of", "map_source",
+    "DatasetSpec", "ICSpec", "CoefficientSpec", "SplitSizes", "SPLITS",
+    "Problem", "Trajectory", "SteadyMap", "problem_of", "pde_class",
+    "generate", "open", "write", "pde_from_attrs", "map_source",
     "DatasetError", "Loader", "Normalization", "compute_stats", "import_pdebench", "import_the_well", "build_pde",
     "SCHEMA", "SCHEMA_VERSION",
 ]

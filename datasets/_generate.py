@@ -31,7 +31,6 @@ import numpy as np
 from . import _storage
 from ._ic import draw_sample
 from ._loader import SampleStats
-from ._pdes import channel_names, channels_of, spec_grid
 from ._spec import SPLITS, DatasetSpec
 from ._storage import Checksum, DatasetError
 
@@ -74,33 +73,37 @@ def generate(spec: DatasetSpec, out_dir, *, quiet: bool = False, splits=None, de
         _check_existing(out_dir / f"{split}.h5", spec.identity(split))
     solver = None
     paths = {}
-    for split in wanted:
-        final = out_dir / f"{split}.h5"
-        identity = spec.identity(split)
-        if _finished(final, identity):
-            _remove_journal(final)
-            paths[split] = final
-            continue
-        n = getattr(spec.splits, split)
-        if n_proc == 1:
-            solver = solver or _make_solver(spec, devices)
-            _generate_range(spec, split, 0, n, final, identity, solver, quiet)
-        else:
-            from jax.experimental import multihost_utils
-
-            bounds = [n * k // n_proc for k in range(n_proc + 1)]
-            shard = out_dir / f"{split}.p{pid}.h5"
-            shard_id = dict(identity, shard=pid, n_shards=n_proc, samples=[bounds[pid], bounds[pid + 1]])
-            _check_existing(shard, shard_id)
-            if not _finished(shard, shard_id):
+    try:
+        for split in wanted:
+            final = out_dir / f"{split}.h5"
+            identity = spec.identity(split)
+            if _finished(final, identity):
+                _remove_journal(final)
+                paths[split] = final
+                continue
+            n = getattr(spec.splits, split)
+            if n_proc == 1:
                 solver = solver or _make_solver(spec, devices)
-                _generate_range(spec, split, bounds[pid], bounds[pid + 1], shard, shard_id, solver, quiet)
-            _remove_journal(shard)
-            multihost_utils.sync_global_devices(f"byai generate {split} shards")
-            if pid == 0:
-                _write_virtual(final, spec, split, identity, bounds)
-            multihost_utils.sync_global_devices(f"byai generate {split} virtual")
-        paths[split] = final
+                _generate_range(spec, split, 0, n, final, identity, solver, quiet)
+            else:
+                from jax.experimental import multihost_utils
+
+                bounds = [n * k // n_proc for k in range(n_proc + 1)]
+                shard = out_dir / f"{split}.p{pid}.h5"
+                shard_id = dict(identity, shard=pid, n_shards=n_proc, samples=[bounds[pid], bounds[pid + 1]])
+                _check_existing(shard, shard_id)
+                if not _finished(shard, shard_id):
+                    solver = solver or _make_solver(spec, devices)
+                    _generate_range(spec, split, bounds[pid], bounds[pid + 1], shard, shard_id, solver, quiet)
+                _remove_journal(shard)
+                multihost_utils.sync_global_devices(f"byai generate {split} shards")
+                if pid == 0:
+                    _write_virtual(final, spec, split, identity, bounds)
+                multihost_utils.sync_global_devices(f"byai generate {split} virtual")
+            paths[split] = final
+    finally:
+        if solver is not None:
+            solver.close()
     return paths
 
 
@@ -110,10 +113,10 @@ def _identity_of(path: Path):
 
     try:
         with h5py.File(path, "r") as f:
-            if _storage._text(f.attrs.get("byai_schema", "")) != _storage.SCHEMA:
+            if _storage.text(f.attrs.get("byai_schema", "")) != _storage.SCHEMA:
                 return None, False
-            config = json.loads(_storage._text(f.attrs.get("config", "null")))
-            done = bool(_storage._text(f.attrs.get("sha256", "")))
+            config = json.loads(_storage.text(f.attrs.get("config", "null")))
+            done = bool(_storage.text(f.attrs.get("sha256", "")))
             return config, done
     except (OSError, json.JSONDecodeError):
         return None, False
@@ -288,7 +291,7 @@ def _solve_block(spec: DatasetSpec, split: str, block: list[int], solver) -> dic
     The stored-dtype output is allocated once and each solved sample is copied
     in as it arrives, so memory stays near one batch of output.
     """
-    n, shape = len(block), (spec.n_frames, *spec.shape, channels_of(spec))
+    n, shape = len(block), (spec.n_frames, *spec.shape, len(spec.problem.channel_names(spec)))
     out = {"u": np.empty((n, *shape), dtype=spec.dtype), "error": np.empty((n, spec.n_frames)),
            "params": np.empty((n, len(spec.param_names))), "redraws": np.zeros(n, dtype=np.int64)}
     pending = list(range(n))
@@ -330,49 +333,25 @@ def _stored(u: np.ndarray, err: np.ndarray, dtype: str):
 
 
 def _file_attrs(spec: DatasetSpec, split: str, identity: dict) -> dict:
-    """A split file's attributes; a steady map has no time axis and a coefficient distribution instead of an ic."""
-    if spec.problem == "steady_map":
-        physics = {"problem": "steady_map", "pde": spec.pde, "pde_params": {"source": spec.source}}
-        method = {"solver_method": "cell-centred finite volumes (harmonic faces), PCG; error bound by Richardson "
-                                   "extrapolation over grids n, 2n, 4n plus the CG residual bound"}
-        draws = {"coefficient": _fields(spec.coefficient)}
-    else:
-        pde_params = dict(spec.params)
-        if spec.forcing != "none":
-            pde_params["forcing"] = spec.forcing
-        physics = {"pde": spec.pde, "pde_params": pde_params,
-                   "param_ranges": {k: list(v) for k, v in spec.param_ranges.items()}}
-        method = {"t_end": spec.t_end, "solver_method": spec.method}
-        draws = {"ic": _fields(spec.ic)}
+    """A split file's attributes: the problem kind's physics, method and distribution, then the provenance."""
     return {
-        "schema_version": _storage.SCHEMA_VERSION, **physics,
+        "schema_version": _storage.SCHEMA_VERSION, **spec.problem.file_attrs(spec),
         "grid_shape": np.asarray(spec.shape, np.int64), "grid_length": np.asarray(spec.length, np.float64),
-        **method, "rtol": spec.rtol, "atol": spec.atol, "tolerance_known": 1, **draws,
+        "rtol": spec.rtol, "atol": spec.atol, "tolerance_known": 1,
         "seed": spec.seed, "split": split, "split_index": SPLITS.index(split), "dtype": spec.dtype,
         "n_samples": getattr(spec.splits, split), "redraw_failed": int(spec.redraw_failed), "redraw_count": 0,
         "versions": _storage.versions(), "config": identity, "sha256": "",
     }
 
 
-def _fields(config) -> dict:
-    return {k: getattr(config, k) for k in config.__dataclass_fields__}
-
-
-def _times(spec):
-    if spec.problem == "steady_map":
-        return np.array([0.0, 1.0])  # the two stages (input, output), stored as the integer axis "stage"
-    return np.linspace(0.0, spec.t_end, spec.n_times)
-
-
 def _assemble(spec, split, lo, hi, path: Path, identity: dict, journal: Path) -> None:
-    grid = spec_grid(spec)
     attrs = _file_attrs(spec, split, identity)
     names = spec.param_names
     tmp = path.with_name(f".{path.name}.tmp")
     checksum, redraws, next_i = Checksum(), 0, lo
-    stats = SampleStats(len(channel_names(spec.pde, grid.ndim)), spec.problem)
-    with _storage.create_file(tmp, n_samples=hi - lo, t=_times(spec), coords=_coords(spec),
-                              channel_names=channel_names(spec.pde, grid.ndim), dtype=spec.dtype, param_names=names,
+    stats = SampleStats(len(spec.problem.channel_names(spec)), spec.problem)
+    with _storage.create_file(tmp, n_samples=hi - lo, t=spec.problem.times(spec), coords=spec.problem.coords(spec),
+                              channel_names=spec.problem.channel_names(spec), dtype=spec.dtype, param_names=names,
                               attrs=attrs) as f:
         if hi > lo:
             f["sample"][...] = np.arange(lo, hi)
@@ -413,13 +392,6 @@ def _assemble(spec, split, lo, hi, path: Path, identity: dict, journal: Path) ->
     _fsync_dir(path.parent)
 
 
-def _coords(spec) -> list:
-    """Coordinates of the spatial axes: the periodic nodes ``j L / N``, or a steady map's cell centres."""
-    if spec.problem == "steady_map":
-        return [(np.arange(n) + 0.5) / n for n in spec.shape]
-    return spec_grid(spec).coordinates()
-
-
 def _fsync_file(path):
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -432,20 +404,19 @@ def _write_virtual(final: Path, spec: DatasetSpec, split: str, identity: dict, b
     """Write ``final`` as virtual datasets over the shard files ``<split>.p<k>.h5`` (same folder)."""
     import h5py
 
-    grid = spec_grid(spec)
     n = bounds[-1]
     attrs = _file_attrs(spec, split, identity)
     names = spec.param_names
     tmp = final.with_name(f".{final.name}.tmp")
     shards = [final.with_name(f"{split}.p{k}.h5") for k in range(len(bounds) - 1)]
-    redraws, stats = 0, SampleStats(len(channel_names(spec.pde, grid.ndim)), spec.problem)
+    redraws, stats = 0, SampleStats(len(spec.problem.channel_names(spec)), spec.problem)
     for s in shards:
         with h5py.File(s, "r") as g:
             redraws += int(g.attrs["redraw_count"])
             stats.combine(g.attrs)
     sources = [(s.name, a, b) for s, a, b in zip(shards, bounds, bounds[1:]) if b > a]
-    with _storage.create_file(tmp, n_samples=n, t=_times(spec), coords=_coords(spec),
-                              channel_names=channel_names(spec.pde, grid.ndim), dtype=spec.dtype, param_names=names,
+    with _storage.create_file(tmp, n_samples=n, t=spec.problem.times(spec), coords=spec.problem.coords(spec),
+                              channel_names=spec.problem.channel_names(spec), dtype=spec.dtype, param_names=names,
                               attrs=attrs, virtual=sources) as f:
         f.attrs["redraw_count"] = redraws
         _storage.set_stats(f, stats)

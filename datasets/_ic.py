@@ -23,13 +23,13 @@ def sample_key(seed: int, split: str, index: int, attempt: int = 0):
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
-def _normals(key, shape, channels):
+def normals(key, shape, channels):
     # Unbatched: one sample per call keeps the bits independent of any batching.
     return jax.random.normal(jax.random.fold_in(key, 0), (2, *shape, channels), dtype=jax.numpy.float64)
 
 
 @functools.partial(jax.jit, static_argnums=(1,))
-def _uniforms(key, n):
+def uniforms(key, n):
     return jax.random.uniform(jax.random.fold_in(key, 1), (max(n, 1),), dtype=jax.numpy.float64)
 
 
@@ -41,17 +41,17 @@ def _half_space_modes(shape, cutoff):
     return modes[first > 0]
 
 
-def random_field(normals: np.ndarray, shape, length, ic: ICSpec, alpha=None, tau=None, kind=None) -> np.ndarray:
+def random_field(normals: np.ndarray, shape, ic: ICSpec, kind=None) -> np.ndarray:
     """A real Gaussian field ``sum_m s_m (a_m cos(k_m.x) + b_m sin(k_m.x))`` per channel.
 
     ``a_m, b_m`` are read from ``normals`` (shape ``(2, *shape, C)``) at index
-    ``m mod N``; ``s_m = 1`` ("fourier") or ``(tau^2 + |m|^2)^(-alpha/2)``
-    ("grf"); modes with ``max |m_i| <= ic.cutoff``. Scaled so the expected mean
+    ``m mod N``; ``s_m = 1`` (``kind`` "fourier") or ``(tau^2 + |m|^2)^(-alpha/2)``
+    ("grf", with ``ic.alpha``, ``ic.tau``); modes with ``max |m_i| <= ic.cutoff``; ``kind``
+    defaults to ``ic.kind``. Scaled so the expected mean
     square is ``ic.amplitude^2``; ``ic.offset`` is added. Float64 ``(*shape, C)``.
     """
     kind = kind or ic.kind
-    alpha = ic.alpha if alpha is None else alpha
-    tau = ic.tau if tau is None else tau
+    alpha, tau = ic.alpha, ic.tau
     if 2 * ic.cutoff >= min(shape):
         raise ValueError(f"ic.cutoff: must be < N/2 = {min(shape) // 2} for grid {tuple(shape)}, got {ic.cutoff}")
     modes = _half_space_modes(shape, ic.cutoff)
@@ -96,33 +96,6 @@ def threshold_grf(normals: np.ndarray, coefficient: CoefficientSpec) -> np.ndarr
 
 
 def draw_sample(spec: DatasetSpec, split: str, index: int, attempt: int = 0):
-    """Initial condition ``(*shape, C)`` float64 and drawn parameters ``(P,)`` of one sample.
-
-    For a steady map (``pde = "darcy"``) the "initial condition" is the map's
-    input, the coefficient ``a`` (:func:`threshold_grf`).
-    """
-    from ._pdes import channels_of
-
-    key = sample_key(spec.seed, split, index, attempt)
-    if spec.problem == "steady_map":
-        return threshold_grf(np.asarray(_normals(key, spec.shape, 1)), spec.coefficient), np.zeros(0)
-    names = spec.param_names
-    p = np.asarray(_uniforms(key, len(names)))[: len(names)]
-    params = np.array([lo + (hi - lo) * p[j] for j, (lo, hi) in enumerate(spec.param_ranges[n] for n in names)],
-                      dtype=np.float64)
-    channels = channels_of(spec)
-    length = spec.length or (2 * math.pi,) * len(spec.shape)
-    normals = np.asarray(_normals(key, spec.shape, channels))
-    ic = spec.ic
-    kind = ic.kind
-    if kind == "default":
-        if spec.pde == "gray_scott":
-            g = random_field(normals[..., :1], spec.shape, length, ICSpec(cutoff=ic.cutoff), kind="fourier")
-            v = 0.25 / (1 + np.exp(-4 * (g - 1.0)))
-            u0 = np.concatenate([1 - 2 * v, v], axis=-1)
-            return u0, params
-        if spec.pde == "navier_stokes":
-            u0 = random_field(normals, spec.shape, length, ic, alpha=2.5, tau=7.0, kind="grf")
-            return u0, params
-        kind = "fourier"
-    return random_field(normals, spec.shape, length, ic, kind=kind), params
+    """The input ``(*shape, C)`` float64 and drawn parameters ``(P,)`` of one sample: an initial condition,
+    or for a steady map the coefficient ``a`` (see the problem kinds' ``draw``)."""
+    return spec.problem.draw(spec, sample_key(spec.seed, split, index, attempt))

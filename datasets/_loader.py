@@ -18,7 +18,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ._storage import check_file, problem_of
+from ._problem import Problem, Trajectory, problem_of
+from ._storage import check_file
 
 CACHE_BYTES = 512 * 2**20  # files whose float32 u is smaller are held in memory (read once, by chunks)
 
@@ -92,22 +93,21 @@ class StatsAccumulator:
 class SampleStats:
     """The statistics a file stores, fed one ``(T, *space, C)`` sample at a time.
 
-    Trajectories: one :class:`StatsAccumulator` over every frame (``stats_*``).
-    A steady map (``problem = "steady_map"``): the output stage 1 (``stats_*``)
-    and the input stage 0 (``input_stats_*``) separately, since a coefficient
-    and a solution have nothing in common but the grid.
+    The problem kind's ``input_frames`` leading frames (a steady map's input
+    stage 0) get statistics of their own (``input_stats_*``), since a coefficient
+    and a solution have nothing in common but the grid; the other frames (every
+    frame of a trajectory) share ``stats_*``.
     """
 
-    def __init__(self, channels: int, problem: str = "trajectory"):
+    def __init__(self, channels: int, kind: Problem = Trajectory()):
+        self.first = kind.input_frames
         self.output = StatsAccumulator(channels)
-        self.input = StatsAccumulator(channels) if problem == "steady_map" else None
+        self.input = StatsAccumulator(channels) if self.first else None
 
     def update(self, u: np.ndarray) -> None:
-        if self.input is None:
-            self.output.update(u)
-        else:
-            self.input.update(u[:1])
-            self.output.update(u[1:])
+        if self.input is not None:
+            self.input.update(u[:self.first])
+        self.output.update(u[self.first:])
 
     def combine(self, attrs) -> None:
         """Merge the statistics stored in another file's attributes (a shard)."""
@@ -117,18 +117,18 @@ class SampleStats:
 
 
 def compute_input_stats(path) -> Normalization | None:
-    """A steady map file's statistics of its input stage (``input_stats_*``); ``None`` for trajectories."""
+    """A file's statistics of its input frames (a steady map's ``input_stats_*``); ``None`` when its kind has none
+    (trajectories)."""
     with h5py.File(path, "r") as f:
-        if problem_of(f.attrs) != "steady_map":
-            return None
-        return _stored_or_computed(f, "input_stats", slice(0, 1))
+        first = problem_of(f.attrs).input_frames
+        return _stored_or_computed(f, "input_stats", slice(0, first)) if first else None
 
 
 def compute_stats(path) -> Normalization:
     """Per-channel statistics of a file's ``u`` (a steady map: of its output stage): the stored
     ``stats_mean``/``stats_std`` or, if absent, computed reading one sample at a time (memory: one sample)."""
     with h5py.File(path, "r") as f:
-        first = 1 if problem_of(f.attrs) == "steady_map" else 0  # a steady map's output stage only
+        first = problem_of(f.attrs).input_frames  # a steady map's output stage only
         return _stored_or_computed(f, "stats", slice(first, None))
 
 
@@ -160,7 +160,7 @@ class Loader:
         drop_remainder: drop the last incomplete batch of each epoch.
         stats: the normalisation (default: the file's stored statistics, so a
             validation loader should get the training loader's ``stats``).
-        input_stats: a steady map's (``problem = "steady_map"``) normalisation of its
+        input_stats: the normalisation of a steady map's (``datasets.SteadyMap``)
             input stage (default: the file's ``input_stats_*``); the output stage uses
             ``stats``. A steady map gives one window per sample: input = stage 0 (the
             coefficient), target = stage 1 (the solution); ``input_steps`` and
@@ -182,11 +182,7 @@ class Loader:
             if not isinstance(v, int | np.integer) or v < lo:
                 raise ValueError(f"{name}: must be an integer >= {lo}, got {v!r}")
         self.problem = problem_of(check_file(self.path))
-        if self.problem == "steady_map":
-            for name, v in (("input_steps", input_steps), ("target_steps", target_steps)):
-                if v != 1:
-                    raise ValueError(f"{name}: a steady map ({self.path}) has one input and one output stage, so "
-                                     f"it must be 1 (train.input_steps and train.unroll = 1), got {v}")
+        self.problem.check_windows(self.path, input_steps, target_steps)
         if sharding is not None:
             n_shards = sharding.mesh.size
             if batch_size % n_shards:
@@ -209,7 +205,7 @@ class Loader:
         if self.stats.mean.shape != (self.channels,):
             raise ValueError(f"stats: {self.stats.mean.shape[0]} channels, the file has {self.channels}")
         self.input_stats = None
-        if self.problem == "steady_map":
+        if self.problem.input_frames:
             self.input_stats = input_stats if input_stats is not None else compute_input_stats(self.path)
             if self.input_stats.mean.shape != (self.channels,):
                 raise ValueError(f"input_stats: {self.input_stats.mean.shape[0]} channels, the file has "
@@ -224,10 +220,11 @@ class Loader:
         self._perm_epoch, self._perm = None, None
 
     def _normalize(self, frames: np.ndarray, first: int) -> np.ndarray:
-        """Frames ``first, first + 1, ...`` of one sample, normalised (a steady map's stage 0 by ``input_stats``)."""
+        """Frames ``first, first + 1, ...`` of one sample, normalised (the kind's input frames by ``input_stats``)."""
         out = self.stats.normalize(frames)
-        if self.input_stats is not None and first == 0:
-            out[0] = self.input_stats.normalize(frames[0])
+        n_in = max(self.problem.input_frames - first, 0)
+        if n_in:
+            out[:n_in] = self.input_stats.normalize(frames[:n_in])
         return out
 
     # ------------------------------------------------------------------------------------- sizes

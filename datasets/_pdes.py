@@ -1,52 +1,74 @@
-"""Build ``solvers`` PDE objects from names and plain parameters (the only place that knows the table)."""
+"""The PDE catalogue as the datasets see it, derived from the solver classes (``solvers.PDES``).
+
+A config names an equation by its ``name`` (``"burgers"``) or, for an equation
+written outside byai, as ``"package.module:ClassName"``: that module is
+imported because the config (written by the user) names it. A data file's
+recorded ``pde`` is only ever looked up among known classes, never imported.
+"""
 
 from __future__ import annotations
 
-import math
+import dataclasses
+import importlib
 
 import solvers
 
-from ._spec import PDES, DatasetSpec
+from ._errors import DatasetError
+
+BUILTIN: dict[str, type[solvers.PDE]] = {cls.name: cls for cls in solvers.PDES}
+
+
+def pde_class(ref: str) -> type[solvers.PDE]:
+    """The class a config's ``pde = ref`` names: a built-in name, or ``"package.module:ClassName"`` (imported).
+
+    Raises ``ValueError("pde: ...")`` for an unknown name, a module that cannot be imported or a class that is
+    not a ``solvers.PDE``.
+    """
+    if not isinstance(ref, str):
+        raise ValueError(f"pde: must be a string, got {ref!r}")
+    if ":" not in ref:
+        if ref not in BUILTIN:
+            raise ValueError(f"pde: must be one of {', '.join(BUILTIN)} or 'package.module:ClassName' for an "
+                             f"equation of your own, got {ref!r}")
+        return BUILTIN[ref]
+    module_name, _, cls_name = ref.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f"pde: cannot import module {module_name!r} of {ref!r} ({e}); is it on PYTHONPATH?") from None
+    cls = getattr(module, cls_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, solvers.PDE) and dataclasses.is_dataclass(cls)):
+        raise ValueError(f"pde: {ref!r} is not a solvers.pytree_dataclass subclass of solvers.SemiLinearPDE")
+    return cls
+
+
+def known_class(name: str, known: tuple[type[solvers.PDE], ...] = ()) -> type[solvers.PDE]:
+    """The class whose ``name`` a data file records, among the built-ins and ``known`` (never imported)."""
+    for cls in (*known, *BUILTIN.values()):
+        if cls.name == name:
+            return cls
+    raise DatasetError(f"dataset's pde {name!r} is not a byai PDE ({', '.join(BUILTIN)}) nor the config's; "
+                       "cannot rebuild its solver")
 
 
 def make_grid(shape, length=None) -> solvers.Grid:
     return solvers.Grid(tuple(int(n) for n in shape), None if length is None else tuple(float(x) for x in length))
 
 
-def build_pde(name: str, grid: solvers.Grid, params: dict, forcing: str = "none"):
-    """``solvers`` PDE ``name`` on ``grid`` with physics ``params`` (numbers or traced scalars)."""
-    if name not in PDES:
-        raise ValueError(f"pde: must be one of {', '.join(PDES)}, got {name!r}")
-    cls_name, allowed, _ = PDES[name]
+def build_pde(cls: type[solvers.PDE], grid: solvers.Grid, params: dict, forcing: str = "none"):
+    """PDE ``cls`` on ``grid`` with physics ``params`` (numbers or traced scalars) and, where the class has one,
+    a named ``forcing``."""
+    allowed = cls.parameters()
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise ValueError(f"params.{unknown[0]}: unknown parameter for {name} (allowed: {', '.join(allowed) or 'none'})")
+        raise ValueError(f"params.{unknown[0]}: unknown parameter for {cls.name} "
+                         f"(allowed: {', '.join(allowed) or 'none'})")
     kwargs = dict(params)
-    if name == "navier_stokes" and forcing != "none":
+    if forcing != "none":
         kwargs["forcing"] = forcing
-    return getattr(solvers, cls_name)(grid, **kwargs)
+    return cls(grid, **kwargs)
 
 
-def channels_of(spec: DatasetSpec) -> int:
-    """Channels of the spec's PDE state (Burgers 2-D: 2, Gray-Scott: 2, else 1)."""
-    if spec.pde == "gray_scott":
-        return 2
-    if spec.pde == "burgers":
-        return len(spec.shape)
-    return 1
-
-
-def channel_names(pde: str, ndim: int) -> tuple[str, ...]:
-    if pde == "gray_scott":
-        return ("u", "v")
-    if pde == "burgers" and ndim == 2:
-        return ("u", "v")
-    if pde == "navier_stokes":
-        return ("omega",)
-    if pde == "darcy":  # stage 0 holds the coefficient a, stage 1 the solution u (see _storage)
-        return ("a_then_u",)
-    return ("u",)
-
-
-def spec_grid(spec: DatasetSpec) -> solvers.Grid:
-    return make_grid(spec.shape, spec.length or (2 * math.pi,) * len(spec.shape))
+def has_forcing(cls: type[solvers.PDE]) -> bool:
+    """Whether ``cls`` takes a ``forcing`` (a config's ``forcing = "kolmogorov"`` applies to it)."""
+    return any(f.name == "forcing" for f in dataclasses.fields(cls))

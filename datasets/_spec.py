@@ -1,7 +1,10 @@
-"""What a dataset is: the frozen ``[data]`` config and the PDE name -> class table.
+"""What a dataset is: the frozen ``[data]`` config.
 
 Pure data, no TOML reading here (``experiments`` builds :class:`DatasetSpec`
 with ``from_dict``). Every range check raises ``ValueError("field: ...")``.
+The PDE's facts (name, dimensions, channels, parameters, default initial
+condition) come from its ``solvers`` class; the problem kind it belongs to
+(:mod:`datasets._problem`) says which fields apply.
 """
 
 from __future__ import annotations
@@ -10,24 +13,7 @@ import dataclasses
 import math
 from typing import Literal
 
-PDEName = Literal["advection", "diffusion", "burgers", "kdv", "ks", "allen_cahn", "gray_scott", "navier_stokes",
-                  "darcy"]
 SPLITS = ("train", "val", "calibration", "test")
-# PDEs whose dataset is a steady coefficient -> solution map (problem kind "steady_map"), not trajectories.
-STEADY = ("darcy",)
-
-# name -> (solvers class name, physics parameter names it accepts, allowed grid dimensions)
-PDES: dict[str, tuple[str, tuple[str, ...], tuple[int, ...]]] = {
-    "advection": ("Advection", ("c",), (1, 2, 3)),
-    "diffusion": ("Diffusion", ("nu",), (1, 2, 3)),
-    "burgers": ("Burgers", ("nu",), (1, 2)),
-    "kdv": ("KdV", (), (1,)),
-    "ks": ("KuramotoSivashinsky", (), (1, 2)),
-    "allen_cahn": ("AllenCahn", ("eps",), (1, 2, 3)),
-    "gray_scott": ("GrayScott", ("f", "k", "du", "dv"), (1, 2, 3)),
-    "navier_stokes": ("NavierStokes2D", ("nu", "drag"), (2,)),
-    "darcy": ("Darcy", (), (2,)),
-}
 
 
 def _fail(name: str, message: str, value) -> None:
@@ -45,9 +31,10 @@ class ICSpec:
         ``"grf"``: a Gaussian random field with power spectrum
             ``(tau^2 + |m|^2)^(-alpha)`` (Matern-like, as in Li et al. 2021), truncated
             at ``max_i |m_i| <= cutoff`` and zero mean.
-        ``"default"``: the PDE's usual choice (``"fourier"`` for most; Gray-Scott
-            gets ``u = 1 - v/2``, ``v`` a positive smooth bump field; Navier-Stokes
-            a GRF with ``alpha = 2.5``, ``tau = 7``).
+        ``"default"``: the PDE's own choice, declared by its class (``default_ic`` and
+            ``initial_state``): ``"fourier"`` for most; Gray-Scott gets ``u = 1 - 2v``,
+            ``v = 0.25 / (1 + exp(-4 (g - 1)))`` of a unit-RMS Fourier field ``g``;
+            Navier-Stokes a GRF with ``alpha = 2.5``, ``tau = 7``).
     """
 
     kind: Literal["fourier", "grf", "default"] = "default"
@@ -127,9 +114,9 @@ class SplitSizes:
 class DatasetSpec:
     """A reference dataset: PDE, grid, time axis, tolerance, initial conditions, splits.
 
-    Two problem kinds (:attr:`problem`). Time-dependent PDEs give trajectories
-    ``(sample, time, *space, channel)`` from random initial conditions. ``pde =
-    "darcy"`` gives a *steady map* ``a -> u`` (``-div(a grad u) = source`` on the
+    Two problem kinds (:attr:`problem`, chosen by the PDE class). Time-dependent
+    PDEs give trajectories ``(sample, time, *space, channel)`` from random initial
+    conditions. ``pde = "darcy"`` gives a *steady map* ``a -> u`` (``-div(a grad u) = source`` on the
     unit square, ``u = 0`` on the boundary): each sample is a coefficient ``a``
     drawn from ``coefficient`` and its solution ``u`` (``solvers.Darcy.solve_steady``
     to ``rtol``/``atol``, cell-centred grid ``shape = (n, n)``); the time-axis
@@ -137,7 +124,9 @@ class DatasetSpec:
     ``param_ranges``) do not apply and must be left out.
 
     Args:
-        pde: the equation by name (see ``PDES``).
+        pde: the equation: a built-in name (``solvers.PDES``: ``burgers``, ``ks``, ...) or
+            ``"package.module:ClassName"`` for a ``solvers.SemiLinearPDE`` of your own
+            (the module is imported; its physics go in ``params``).
         params: fixed physics parameters, e.g. ``{"nu": 0.01}``; unnamed ones take
             the solver's defaults.
         param_ranges: parameters drawn per sample, uniformly in ``[lo, hi]``,
@@ -162,7 +151,7 @@ class DatasetSpec:
         source: ``darcy`` only: the constant right-hand side ``f``.
     """
 
-    pde: PDEName
+    pde: str
     shape: tuple[int, ...]
     length: tuple[float, ...] | None = None
     params: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -183,39 +172,27 @@ class DatasetSpec:
     source: float = 1.0
 
     def __post_init__(self):
-        if self.pde not in PDES:
-            _fail("pde", f"must be one of {', '.join(PDES)}", self.pde)
+        from ._pdes import pde_class
+        from ._problem import problem_for
+
+        cls = pde_class(self.pde)
         shape = tuple(int(n) for n in self.shape)
         object.__setattr__(self, "shape", shape)
-        _, allowed, dims = PDES[self.pde]
-        if len(shape) not in dims or any(n < 4 for n in shape):
-            _fail("shape", f"must be {' or '.join(map(str, dims))} sizes >= 4 for {self.pde}", self.shape)
-        if self.problem == "steady_map":
-            self._check_steady()
-        else:
-            for name in ("coefficient", "source"):
-                if getattr(self, name) != _DEFAULTS[name]:
-                    _fail(name, f"applies to the steady map pde = {' or '.join(STEADY)} only", getattr(self, name))
-        length = (2 * math.pi,) * len(shape) if self.length is None else tuple(float(x) for x in self.length)
+        if len(shape) not in cls.dims or any(n < 4 for n in shape):
+            _fail("shape", f"must be {' or '.join(map(str, cls.dims))} sizes >= 4 for {self.pde}", self.shape)
+        kind = problem_for(cls)
+        length = kind.default_length(len(shape)) if self.length is None else tuple(float(x) for x in self.length)
         if len(length) != len(shape) or not all(x > 0 and math.isfinite(x) for x in length):
             _fail("length", f"must be {len(shape)} positive box lengths", self.length)
-        object.__setattr__(self, "length", length)  # canonical: an omitted length equals an explicit 2 pi
+        object.__setattr__(self, "length", length)  # canonical: an omitted length equals an explicit default
         for name, value in self.params.items():
-            if name not in allowed:
-                _fail(f"params.{name}", f"unknown parameter for {self.pde} (allowed: {', '.join(allowed) or 'none'})",
-                      value)
             if not math.isfinite(value):
                 _fail(f"params.{name}", "must be finite", value)
         for name, rng in self.param_ranges.items():
-            if name not in allowed:
-                _fail(f"param_ranges.{name}",
-                      f"unknown parameter for {self.pde} (allowed: {', '.join(allowed) or 'none'})", rng)
             if name in self.params:
                 _fail(f"param_ranges.{name}", "is also fixed in params; give it in one place", rng)
             if len(rng) != 2 or not (math.isfinite(rng[0]) and math.isfinite(rng[1]) and rng[0] <= rng[1]):
                 _fail(f"param_ranges.{name}", "must be [lo, hi] with lo <= hi, both finite", rng)
-        if self.forcing != "none" and self.pde != "navier_stokes":
-            _fail("forcing", "applies to navier_stokes only", self.forcing)
         if not (self.t_end > 0 and math.isfinite(self.t_end)):
             _fail("t_end", "must be > 0 and finite", self.t_end)
         if self.n_times < 2:
@@ -228,29 +205,49 @@ class DatasetSpec:
             _fail("seed", "must be >= 0", self.seed)
         if self.batch_size < 1:
             _fail("batch_size", "must be >= 1", self.batch_size)
-
-    def _check_steady(self) -> None:
-        if len(self.shape) != 2 or self.shape[0] != self.shape[1]:
-            _fail("shape", f"must be a square [n, n] (cells on the unit square) for {self.pde}", list(self.shape))
-        if self.length is not None and tuple(float(x) for x in self.length) != (1.0, 1.0):
-            _fail("length", f"must be [1, 1] (the unit square) or left out for {self.pde}", self.length)
-        object.__setattr__(self, "length", (1.0, 1.0))
-        for name in _TIME_FIELDS:
-            if getattr(self, name) != _DEFAULTS[name]:
-                _fail(name, f"does not apply to the steady map {self.pde} (no time axis, no initial condition; "
-                      "leave it out)", getattr(self, name))
-        if not math.isfinite(self.source):
-            _fail("source", "must be finite", self.source)
+        kind.check_spec(self)
 
     @property
-    def problem(self) -> str:
-        """``"steady_map"`` (a coefficient -> solution map, ``pde = "darcy"``) or ``"trajectory"``."""
-        return "steady_map" if self.pde in STEADY else "trajectory"
+    def pde_class(self):
+        """The ``solvers`` class of :attr:`pde` (a config's user class is imported here)."""
+        from ._pdes import pde_class
+
+        return pde_class(self.pde)
+
+    @property
+    def pde_name(self) -> str:
+        """The PDE's ``name`` as data files record it."""
+        return self.pde_class.name
+
+    @property
+    def problem(self):
+        """The problem kind (``datasets.Trajectory`` or ``datasets.SteadyMap``) of the PDE."""
+        from ._problem import problem_for
+
+        return problem_for(self.pde_class)
+
+    @property
+    def grid(self):
+        """The ``solvers.Grid`` of ``shape`` and ``length``."""
+        from ._pdes import make_grid
+
+        return make_grid(self.shape, self.length)
+
+    def example_pde(self):
+        """The PDE with the fixed ``params`` and each drawn parameter at the middle of its range (its channels
+        and default initial condition do not depend on the draw)."""
+        from ._pdes import build_pde
+
+        physics = dict(self.params, **{k: 0.5 * (lo + hi) for k, (lo, hi) in self.param_ranges.items()})
+        try:
+            return build_pde(self.pde_class, self.grid, physics, self.forcing)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"params: {e}") from None
 
     @property
     def n_frames(self) -> int:
         """Frames per sample in ``/u``: ``n_times``, or 2 for a steady map (input ``a``, solution ``u``)."""
-        return 2 if self.problem == "steady_map" else self.n_times
+        return self.problem.n_frames(self)
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -268,16 +265,11 @@ class DatasetSpec:
         d["params"] = dict(sorted(self.params.items()))
         d["shape"] = list(self.shape)
         d["length"] = list(self.length)
-        drop = _TIME_FIELDS if self.problem == "steady_map" else ("coefficient", "source")
-        for name in drop:  # fields that do not apply (trajectory identities stay as they were)
-            d.pop(name)
-        if self.problem == "steady_map":
-            d["problem"] = self.problem
-        return d
+        return self.problem.identity(self, d)
 
 
 # Fields of a trajectory dataset that a steady map does not have, and every field's default.
-_TIME_FIELDS = ("params", "param_ranges", "forcing", "t_end", "n_times", "method", "ic")
-_DEFAULTS = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+TIME_FIELDS = ("params", "param_ranges", "forcing", "t_end", "n_times", "method", "ic")
+DEFAULTS = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
              for f in dataclasses.fields(DatasetSpec)
              if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}

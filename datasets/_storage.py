@@ -45,6 +45,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ._errors import DatasetError
+from ._problem import problem_of
+
 SCHEMA = "byai.dataset"
 SCHEMA_VERSION = 1
 SPACE_DIMS = ("x", "y", "z")
@@ -52,24 +55,6 @@ REQUIRED_ATTRS = ("schema_version", "pde", "pde_params", "grid_shape", "grid_len
                   "tolerance_known", "sha256")
 
 
-# problem kind -> name of /u's second axis
-PROBLEMS = {"trajectory": "time", "steady_map": "stage"}
-STAGE_MEANINGS = "input_coefficient_a output_solution_u"
-
-
-def problem_of(attrs) -> str:
-    """A file's problem kind from its attributes (``"trajectory"`` when not stated)."""
-    v = attrs.get("problem", "trajectory")
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
-def frame_dim(attrs) -> str:
-    """The name of ``/u``'s second axis (``"time"`` or ``"stage"``) for a file's attributes."""
-    return PROBLEMS.get(problem_of(attrs), "time")
-
-
-class DatasetError(Exception):
-    """A dataset file is missing, truncated, corrupt, foreign, mismatched or fails its checksum."""
 
 
 def versions() -> dict:
@@ -93,8 +78,8 @@ def create_file(path, *, n_samples: int, t, coords, channel_names, dtype="float6
                 attrs: dict | None = None, virtual=None) -> h5py.File:
     """Create an empty dataset file with its full shape (samples not yet written).
 
-    With ``attrs["problem"] == "steady_map"`` the second axis is ``stage`` (``t``
-    must then be ``[0, 1]``), else ``time``.
+    The problem kind named by ``attrs["problem"]`` (a trajectory when absent) names the
+    second axis and stores its values (a steady map's ``stage``: ``t`` must be ``[0, 1]``).
 
     Args:
         path: the file to create (overwritten).
@@ -112,12 +97,9 @@ def create_file(path, *, n_samples: int, t, coords, channel_names, dtype="float6
     """
     t = np.asarray(t, dtype=np.float64)
     coords = [np.asarray(c, dtype=np.float64) for c in coords]
-    problem = problem_of(attrs or {})
-    if problem not in PROBLEMS:
-        raise ValueError(f"attrs.problem: must be one of {', '.join(PROBLEMS)}, got {problem!r}")
-    axis = PROBLEMS[problem]
-    if problem == "steady_map" and not np.array_equal(t, [0.0, 1.0]):
-        raise ValueError(f"t: a steady map has the two stages [0, 1] (input, output), got {t.tolist()}")
+    kind = problem_of(attrs or {})
+    axis = kind.frame_axis
+    frames, frame_attrs = kind.frame_coordinate(t)
     if not 1 <= len(coords) <= 3:
         raise ValueError(f"coords: 1 to 3 spatial axes expected, got {len(coords)}")
     if dtype not in ("float64", "float32"):
@@ -137,13 +119,9 @@ def create_file(path, *, n_samples: int, t, coords, channel_names, dtype="float6
             return d
 
         scale("sample", np.arange(n_samples, dtype=np.int64))
-        if problem == "steady_map":
-            st = scale("stage", np.array([0, 1], dtype=np.int64))
-            st.attrs["long_name"] = "stage of the steady map (not a time): 0 = input, 1 = output"
-            st.attrs["flag_values"] = np.array([0, 1], dtype=np.int64)
-            st.attrs["flag_meanings"] = STAGE_MEANINGS
-        else:
-            scale("time", t)
+        frame = scale(axis, frames)
+        for k, v in frame_attrs.items():
+            frame.attrs[k] = v
         dims = SPACE_DIMS[: len(coords)]
         for name, c in zip(dims, coords):
             scale(name, c)
@@ -174,11 +152,8 @@ def create_file(path, *, n_samples: int, t, coords, channel_names, dtype="float6
         _attach(c, [scales["sample"]])
         u.attrs["long_name"] = "state"
         err.attrs["long_name"] = "upper bound of the RMS error of each frame"
-        if problem == "steady_map":
-            u.attrs["long_name"] = "stage 0: coefficient a (the map's input); stage 1: solution u (its output)"
-            err.attrs["long_name"] = "upper bound of the RMS error of each stage (0 for the exact input)"
-            for name in dims:
-                f[name].attrs["long_name"] = f"cell centre {name} = (i + 1/2) / n on the unit square"
+        for name, long_name in kind.long_names(dims).items():
+            f[name].attrs["long_name"] = long_name
         return f
     except BaseException:
         f.close()
@@ -278,7 +253,7 @@ def write(path, u, *, t=None, grid=None, coords=None, error_estimate=None, param
             params, param_names = ds["params"].values, [str(n) for n in ds["param"].values]
         if channel_names is None and "channel" in ds.coords:
             channel_names = [str(c) for c in ds["channel"].values]
-    pde = _text(attrs.pop("pde", pde))
+    pde = text(attrs.pop("pde", pde))
     pde_params = attrs.pop("pde_params", pde_params)
     if isinstance(pde_params, str):
         pde_params = json.loads(pde_params) if pde_params else {}
@@ -405,7 +380,7 @@ def check_file(path, *, verify: bool = False, require_complete: bool = True) -> 
         raise DatasetError(f"{path}: cannot be read as HDF5 (file {reason}: {_short(e)})") from None
     try:
         with f:
-            if f.attrs.get("byai_schema") is None or _text(f.attrs["byai_schema"]) != SCHEMA:
+            if f.attrs.get("byai_schema") is None or text(f.attrs["byai_schema"]) != SCHEMA:
                 raise DatasetError(f"{path}: not a byai dataset (no byai_schema = {SCHEMA!r} attribute); "
                                    "import foreign data with datasets.import_pdebench or import_the_well")
             attrs = read_attrs(f)
@@ -415,11 +390,11 @@ def check_file(path, *, verify: bool = False, require_complete: bool = True) -> 
             if int(attrs["schema_version"]) > SCHEMA_VERSION:
                 raise DatasetError(f"{path}: schema version {attrs['schema_version']} is newer than this byai "
                                    f"reads ({SCHEMA_VERSION}); upgrade byai")
-            problem = problem_of(attrs)
-            if problem not in PROBLEMS:
-                raise DatasetError(f"{path}: unknown problem kind {problem!r} (this byai reads "
-                                   f"{', '.join(PROBLEMS)})")
-            axis = PROBLEMS[problem]
+            try:
+                kind = problem_of(attrs)
+            except DatasetError as e:
+                raise DatasetError(f"{path}: {e}") from None
+            axis = kind.frame_axis
             for name in ("u", "error_estimate", "complete", axis, "sample", "channel"):
                 if name not in f:
                     raise DatasetError(f"{path}: byai dataset lacks the variable /{name}")
@@ -427,9 +402,7 @@ def check_file(path, *, verify: bool = False, require_complete: bool = True) -> 
             if u.ndim < 4 or u.dtype not in (np.float32, np.float64):
                 raise DatasetError(f"{path}: /u has shape {u.shape} and dtype {u.dtype}, expected float "
                                    f"(sample, {axis}, *space, channel)")
-            if problem == "steady_map" and u.shape[1] != 2:
-                raise DatasetError(f"{path}: a steady map's /u must have 2 stages (input, output), got shape "
-                                   f"{u.shape}")
+            kind.check_u(path, u.shape)
             if f["error_estimate"].shape != u.shape[:2] or f["complete"].shape != u.shape[:1]:
                 raise DatasetError(f"{path}: /error_estimate or /complete does not match /u's shape {u.shape}")
             if tuple(int(n) for n in np.atleast_1d(attrs["grid_shape"])) != tuple(u.shape[2:-1]):
@@ -471,7 +444,7 @@ def _short(e) -> str:
     return " ".join(str(e).split())[:200]
 
 
-def _text(v) -> str:
+def text(v) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
@@ -535,61 +508,25 @@ def json_attr(ds, name: str, default=None):
     return v
 
 
-def pde_from_attrs(ds, sample: int | None = None):
+def pde_from_attrs(ds, sample: int | None = None, known=()):
     """Rebuild the ``solvers`` PDE (and its grid) a dataset was generated with.
+
+    The file's recorded ``pde`` is looked up among the built-in classes and
+    ``known`` (e.g. the class a config names); nothing is imported because a
+    file says so.
 
     Args:
         ds: a dataset from :func:`open` (or its ``attrs`` with, for per-sample
             physics, a ``params`` variable).
-        sample: index of the sample whose drawn parameters to use; required
-            when the physics varies per sample.
+        sample: index of the sample whose drawn parameters (a steady map: whose
+            coefficient) to use; required when the physics varies per sample.
+        known: PDE classes besides the built-ins that the file may name.
     Returns ``(pde, grid)``.
     Raises DatasetError if the file names no known PDE (imported data).
     """
-    from ._pdes import build_pde, make_grid
-    from ._spec import PDES
-
-    attrs = ds.attrs
-    name = _text(attrs.get("pde", "unknown"))
-    if name not in PDES:
-        raise DatasetError(f"dataset's pde {name!r} is not a byai PDE ({', '.join(PDES)}); cannot rebuild its solver")
-    params = dict(json_attr(ds, "pde_params", {}) or {})
-    if problem_of(attrs) == "steady_map":
-        return _map_pde(ds, name, sample)
-    forcing = params.pop("forcing", "none")
-    if "params" in getattr(ds, "variables", {}):
-        names = [_text(n) for n in np.asarray(ds["param"].values)]
-        if sample is None:
-            raise DatasetError("dataset has per-sample physics parameters "
-                               f"({', '.join(names)}); pass sample=i to pde_from_attrs")
-        values = np.asarray(ds["params"][sample].values, dtype=np.float64)
-        params.update({n: float(v) for n, v in zip(names, values)})
-    grid = make_grid(np.atleast_1d(attrs["grid_shape"]), np.atleast_1d(attrs["grid_length"]))
-    try:
-        return build_pde(name, grid, params, forcing), grid
-    except ValueError as e:
-        raise DatasetError(f"dataset's PDE parameters are invalid: {e}") from None
+    return problem_of(ds.attrs).pde(ds, sample, tuple(known))
 
 
 def map_source(ds) -> float:
     """A steady map file's constant source ``f`` (its ``pde_params.source``; 1 where the file does not say)."""
     return float((json_attr(ds, "pde_params", {}) or {}).get("source", 1.0))
-
-
-def _map_pde(ds, name: str, sample):
-    """A steady map's PDE for one sample: its stored coefficient (stage 0) and the file's source."""
-    import solvers
-
-    from ._pdes import make_grid
-
-    if name != "darcy":
-        raise DatasetError(f"steady map of pde {name!r}: only 'darcy' is a steady map in this byai")
-    if sample is None or "u" not in getattr(ds, "variables", {}):
-        raise DatasetError("a steady map's PDE depends on the sample (its coefficient is the input stage); "
-                           "pass sample=i to pde_from_attrs on a dataset from datasets.open")
-    grid = make_grid(np.atleast_1d(ds.attrs["grid_shape"]), np.atleast_1d(ds.attrs["grid_length"]))
-    a = np.asarray(ds["u"][sample, 0].values, dtype=np.float64)[..., 0]
-    try:
-        return solvers.Darcy(grid, coefficient=a, source=map_source(ds)), grid
-    except ValueError as e:
-        raise DatasetError(f"dataset's Darcy problem of sample {sample} is invalid: {e}") from None

@@ -10,16 +10,21 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+from ._errors import ByaiError, ResolutionError, SolverDivergedError  # noqa: E402
 from ._grid import Grid, resample  # noqa: E402
-from ._pde import ResolutionError, SemiLinearPDE, Solution, SolverDivergedError, rms  # noqa: E402
+from ._pde import PDE, SemiLinearPDE, Solution, pytree_dataclass, rms, static_field  # noqa: E402
 from ._equations import (  # noqa: E402
     Advection, AllenCahn, Burgers, Diffusion, GrayScott, KdV, KuramotoSivashinsky, NavierStokes2D)
 from ._etdrk import ETDStepper, rollout, stepper  # noqa: E402
 from ._solve import solve  # noqa: E402
-from ._darcy import Darcy  # noqa: E402
+from ._darcy import Darcy, solve_steady  # noqa: E402
+
+# The built-in equations: the catalogue `datasets` and the configs read (adding a PDE adds it here).
+PDES = (Advection, Diffusion, Burgers, KdV, KuramotoSivashinsky, AllenCahn, GrayScott, NavierStokes2D, Darcy)
 
 __all__ = [
-    "Grid", "resample", "SemiLinearPDE", "Solution", "ResolutionError", "SolverDivergedError", "rms",
-    "Advection", "AllenCahn", "Burgers", "Diffusion", "GrayScott", "KdV", "KuramotoSivashinsky",
-    "NavierStokes2D", "ETDStepper", "stepper", "rollout", "solve", "Darcy",
+    "ByaiError", "ResolutionError", "SolverDivergedError", "Grid", "resample", "PDE", "SemiLinearPDE",
+    "pytree_dataclass", "static_field", "Solution", "rms", "PDES",
+    "Advection", "AllenCahn", "Burgers", "Diffusion", "GrayScott", "KdV", "KuramotoSivashinsky", "NavierStokes2D",
+    "Darcy", "ETDStepper", "stepper", "rollout", "solve", "solve_steady",
 ]

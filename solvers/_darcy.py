@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Callable
+from typing import Callable, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +26,7 @@ from jax import lax
 from jaxtyping import Array, Float
 
 from ._grid import Grid
-from ._pde import ResolutionError, Solution, is_concrete, pytree_dataclass, rms, static_field
+from ._pde import PDE, ResolutionError, Solution, is_concrete, pytree_dataclass, rms, static_field
 
 _MAX_ORDER = 2.0  # the scheme's formal order; the estimate never assumes more
 _MIN_ORDER = 0.5  # below this observed order the grids are not in the asymptotic range
@@ -73,7 +73,7 @@ def _field(name: str, value, n: int, positive: bool):
 
 
 @pytree_dataclass
-class Darcy:
+class Darcy(PDE):
     """Steady Darcy flow ``-div(a grad u) = f`` on ``(0, 1)^2`` with ``u = 0`` on the boundary.
 
     Discretisation: cell-centred finite volumes on ``grid.shape = (n, n)``
@@ -103,11 +103,15 @@ class Darcy:
         cg_rtol: relative residual ``|f - A u| / |f|`` at which conjugate
             gradients stop, in (0, 1). Default 1e-10; the algebraic error it
             leaves is bounded and added to the reported error.
-        coefficient_fn, source_fn: set by the constructor to the callable or
-            number a field was given as (``None`` for arrays); not arguments.
+        coefficient_fn, source_fn: the callable or number a field was given as
+            (``None`` for arrays), filled in by the constructor and used to build
+            the same fields on finer grids; leave them out.
 
-    Use :meth:`solve_steady` (or ``solvers.solve(darcy, rtol=, atol=)``).
+    Solve it with :meth:`solve_steady` (or ``solvers.solve_steady(darcy, rtol=, atol=)``).
     """
+
+    name: ClassVar[str] = "darcy"
+    dims: ClassVar[tuple[int, ...]] = (2,)
 
     grid: Grid = static_field()
     _: dataclasses.KW_ONLY
@@ -138,6 +142,11 @@ class Darcy:
             elif getattr(self, fn_name) is None and callable(value):
                 object.__setattr__(self, fn_name, value)
             object.__setattr__(self, name, _field(name, value, n, positive))
+
+    @classmethod
+    def parameters(cls) -> dict[str, float]:
+        """None: a steady map's coefficient and source come from the data config's ``coefficient`` and ``source``."""
+        return {}
 
     @property
     def n(self) -> int:
@@ -450,3 +459,11 @@ def _to_coarse(v):
     """Cell values on ``2n`` cells interpolated to the ``n`` coarse cell centres (4th order)."""
     P = jnp.asarray(_interp_matrix(v.shape[0] // 2))
     return P @ v @ P.T
+
+
+def solve_steady(pde: Darcy, rtol: float = 1e-6, atol: float = 1e-10) -> Solution:
+    """Solve a steady problem to ``rtol * RMS(u) + atol`` with an error bound (see :meth:`Darcy.solve_steady`)."""
+    if not isinstance(pde, Darcy):
+        raise ValueError(f"pde must be a steady problem (solvers.Darcy), got {type(pde).__name__}; "
+                         "time-dependent PDEs are solved by solvers.solve")
+    return pde.solve_steady(rtol=rtol, atol=atol)

@@ -17,12 +17,6 @@ from ._grid import Grid, imag_mul, real_mul
 from ._pde import SemiLinearPDE, check_finite, check_positive, is_concrete, pytree_dataclass, static_field
 
 
-def _require_dims(pde, allowed):
-    if pde.grid.ndim not in allowed:
-        raise ValueError(f"grid for {type(pde).__name__} must be {' or '.join(map(str, allowed))}-D, "
-                         f"got {pde.grid.ndim}-D shape {pde.grid.shape}")
-
-
 def _ik(grid: Grid):
     """``i k`` per axis (Nyquist zeroed), with a trailing channel axis."""
     return [1j * k[..., None] for k in grid.derivative_wavenumbers()]
@@ -50,6 +44,8 @@ class Advection(SemiLinearPDE):
         c: velocity, a number (same on every axis) or one per axis. Good values: O(1).
     """
 
+    name: ClassVar[str] = "advection"
+
     grid: Grid = static_field()
     _: dataclasses.KW_ONLY
     c: float | tuple = 1.0
@@ -76,6 +72,8 @@ class Diffusion(SemiLinearPDE):
         nu: diffusivity > 0. Good values: 1e-3 .. 1 on a ``2 pi`` box.
     """
 
+    name: ClassVar[str] = "diffusion"
+
     grid: Grid = static_field()
     _: dataclasses.KW_ONLY
     nu: float = 0.01
@@ -101,17 +99,24 @@ class Burgers(SemiLinearPDE):
         nu: viscosity > 0. Good values: 0.01 .. 0.1 on a ``2 pi`` box with 128..512 points.
     """
 
+    name: ClassVar[str] = "burgers"
+    dims: ClassVar[tuple[int, ...]] = (1, 2)
+
     grid: Grid = static_field()
     _: dataclasses.KW_ONLY
     nu: float = 0.01
 
     def __post_init__(self):
-        _require_dims(self, (1, 2))
+        self.check_dims()
         check_positive("nu", self.nu)
 
     @property
     def channels(self):
         return self.grid.ndim
+
+    @property
+    def channel_names(self):
+        return ("u",) if self.grid.ndim == 1 else ("u", "v")
 
     def linear(self):
         return jnp.broadcast_to(self.nu * self.grid.laplacian_symbol()[..., None],
@@ -137,10 +142,13 @@ class KdV(SemiLinearPDE):
     A soliton ``u = c/2 sech^2(sqrt(c)/2 (x - c t - x0))`` travels at speed ``c``.
     """
 
+    name: ClassVar[str] = "kdv"
+    dims: ClassVar[tuple[int, ...]] = (1,)
+
     grid: Grid = static_field()
 
     def __post_init__(self):
-        _require_dims(self, (1,))
+        self.check_dims()
 
     def linear(self):
         (k,) = self.grid.derivative_wavenumbers()
@@ -161,10 +169,13 @@ class KuramotoSivashinsky(SemiLinearPDE):
     good values: ``L = 22 .. 100`` with about 4 points per unit length.
     """
 
+    name: ClassVar[str] = "ks"
+    dims: ClassVar[tuple[int, ...]] = (1, 2)
+
     grid: Grid = static_field()
 
     def __post_init__(self):
-        _require_dims(self, (1, 2))
+        self.check_dims()
 
     def linear(self):
         k2 = -self.grid.laplacian_symbol()
@@ -188,6 +199,8 @@ class AllenCahn(SemiLinearPDE):
     good values: ``eps = 0.01 .. 0.1`` on a unit or ``2 pi`` box, a few
     points per ``eps``.
     """
+
+    name: ClassVar[str] = "allen_cahn"
 
     grid: Grid = static_field()
     _: dataclasses.KW_ONLY
@@ -215,13 +228,18 @@ class GrayScott(SemiLinearPDE):
     ``dv = 1e-5`` on a unit box, ``f = 0.04``, ``k = 0.06``.
     """
 
+    name: ClassVar[str] = "gray_scott"
+    channels: ClassVar[int] = 2
+    channel_names: ClassVar[tuple[str, ...]] = ("u", "v")
+    # one smooth field g of RMS 1 (the config's cutoff), mapped by `initial_state`
+    default_ic: ClassVar[dict] = {"kind": "fourier", "amplitude": 1.0, "offset": 0.0}
+
     grid: Grid = static_field()
     _: dataclasses.KW_ONLY
     f: float = 0.04
     k: float = 0.06
     du: float = 2e-5
     dv: float = 1e-5
-    channels: ClassVar[int] = 2
 
     def __post_init__(self):
         for name in ("f", "k", "du", "dv"):
@@ -230,6 +248,13 @@ class GrayScott(SemiLinearPDE):
     def linear(self):
         lap = self.grid.laplacian_symbol()
         return jnp.stack([self.du * lap - self.f, self.dv * lap - (self.f + self.k)], axis=-1)
+
+    def initial_state(self, field):
+        """``v = 0.25 / (1 + exp(-4 (g - 1)))`` (positive, near 0 except where the field ``g`` (channel 0) is large),
+        ``u = 1 - 2 v``: spots of ``v`` in a sea of ``u`` near 1."""
+        g = field[..., :1]
+        v = 0.25 / (1 + np.exp(-4 * (g - 1.0)))
+        return np.concatenate([1 - 2 * v, v], axis=-1)
 
     def nonlinear(self, u_hat):
         w = self.to_physical(u_hat)
@@ -255,6 +280,11 @@ class NavierStokes2D(SemiLinearPDE):
         drag: linear drag coefficient >= 0 (0.1 in Kochkov et al.).
     """
 
+    name: ClassVar[str] = "navier_stokes"
+    dims: ClassVar[tuple[int, ...]] = (2,)
+    channel_names: ClassVar[tuple[str, ...]] = ("omega",)
+    default_ic: ClassVar[dict] = {"kind": "grf", "alpha": 2.5, "tau": 7.0}
+
     grid: Grid = static_field()
     _: dataclasses.KW_ONLY
     nu: float = 1e-3
@@ -263,7 +293,7 @@ class NavierStokes2D(SemiLinearPDE):
     forcing_mode: int = static_field(default=4)
 
     def __post_init__(self):
-        _require_dims(self, (2,))
+        self.check_dims()
         check_positive("nu", self.nu)
         check_finite("drag", self.drag)
         if isinstance(self.forcing, str):
@@ -282,14 +312,6 @@ class NavierStokes2D(SemiLinearPDE):
 
     def linear(self):
         return (self.nu * self.grid.laplacian_symbol() - self.drag)[..., None]
-
-    def velocity_hat(self, w_hat):
-        """Fourier velocity ``(u_hat, v_hat)`` of a vorticity ``w_hat``."""
-        kx, ky = (k[..., None] for k in self.grid.derivative_wavenumbers())
-        k2 = -self.grid.laplacian_symbol()[..., None]
-        psi_hat = w_hat / jnp.where(k2 == 0, 1.0, k2)
-        psi_hat = jnp.where(k2 == 0, 0.0, psi_hat)
-        return 1j * ky * psi_hat, -1j * kx * psi_hat
 
     def nonlinear(self, w_hat):
         # -(v.grad) omega = -[(d_xx - d_yy)(u v) + d_xy (v^2 - u^2)], the curl of div(v v) for a

@@ -11,15 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Complex, Float
 
+from ._errors import ResolutionError, SolverDivergedError  # noqa: F401  (re-exported)
 from ._grid import Grid
-
-
-class ResolutionError(RuntimeError):
-    """The grid cannot represent the solution to the requested tolerance."""
-
-
-class SolverDivergedError(RuntimeError):
-    """The solution became non-finite or the step size collapsed."""
 
 
 def static_field(**kwargs):
@@ -70,18 +63,73 @@ def check_finite(name: str, value) -> None:
         raise ValueError(f"{name} must be finite, got {value}")
 
 
-class SemiLinearPDE(abc.ABC):
-    """A periodic PDE ``u_t = L u + N(u)`` with ``L`` diagonal in Fourier space.
+class PDE(abc.ABC):
+    """What byai needs to know of an equation, declared on its class (each with a default).
 
-    A concrete PDE is a :func:`pytree_dataclass` with ``grid`` as its first,
-    static field, its physics as keyword-only leaves, and two methods:
-    :meth:`linear` (the Fourier symbol of ``L``, one per channel) and
-    :meth:`nonlinear` (``N`` applied to a state in Fourier space, dealiased).
-    Integrators (``stepper``, ``solve``) only ever see these two.
+    The rest of byai (dataset configs, files, the audit) reads these instead of
+    keeping its own table, so a new equation is one class in ``solvers``:
+
+    - ``name``: what a config's ``pde = "..."`` and a data file's ``pde`` attribute call it
+      (default: the class name);
+    - ``dims``: the grid dimensions it accepts (default 1, 2 and 3);
+    - ``channels`` and ``channel_names``: the state's trailing axis (default one channel ``"u"``);
+    - :meth:`parameters`: its physics and their defaults, from its dataclass fields;
+    - ``default_ic`` and :meth:`initial_state`: the initial condition ``datasets`` draws for
+      ``ic.kind = "default"``.
     """
 
     grid: Grid
+    name: ClassVar[str]
+    dims: ClassVar[tuple[int, ...]] = (1, 2, 3)
     channels: ClassVar[int] = 1
+    default_ic: ClassVar[dict[str, Any]] = {"kind": "fourier"}
+    """The initial-condition fields (of ``datasets.ICSpec``) that ``ic.kind = "default"`` sets; the config's
+    other fields are kept."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = cls.__name__
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        """Names of the state's channels: ``("u",)`` for one channel, else ``("u0", "u1", ...)``."""
+        return ("u",) if self.channels == 1 else tuple(f"u{i}" for i in range(self.channels))
+
+    @classmethod
+    def parameters(cls) -> dict[str, float]:
+        """The physics parameters a config may set or draw, with their defaults: the keyword fields whose
+        default is a real number (the grid, static fields and non-numeric ones such as arrays are not)."""
+        out = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "grid" or f.metadata.get("static") or not f.init:
+                continue
+            if isinstance(f.default, (int, float)) and not isinstance(f.default, bool):
+                out[f.name] = float(f.default)
+        return out
+
+    def initial_state(self, field):
+        """The default initial state from a drawn random field ``(*grid.shape, channels)`` (the identity; a PDE
+        whose states must, e.g., stay positive maps the field to such a state)."""
+        return field
+
+    def check_dims(self) -> None:
+        """Raise ``ValueError`` unless the grid's dimension is one of ``dims``."""
+        if self.grid.ndim not in self.dims:
+            raise ValueError(f"grid for {type(self).__name__} must be {' or '.join(map(str, self.dims))}-D, "
+                             f"got {self.grid.ndim}-D shape {self.grid.shape}")
+
+
+class SemiLinearPDE(PDE):
+    """A periodic PDE ``u_t = L u + N(u)`` with ``L`` diagonal in Fourier space.
+
+    A concrete PDE is a :func:`pytree_dataclass` with ``grid`` as its first,
+    static field (``grid: Grid = static_field()``), its physics as keyword-only
+    leaves, and two methods: :meth:`linear` (the Fourier symbol of ``L``, one
+    per channel) and :meth:`nonlinear` (``N`` applied to a state in Fourier
+    space, dealiased). Integrators (``stepper``, ``solve``) only ever see these
+    two; the catalogue entries of :class:`PDE` all have defaults.
+    """
 
     @abc.abstractmethod
     def linear(self) -> Complex[Array, "*k c"]:
