@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -80,8 +81,6 @@ def load(model_dir, *, best: bool = True):
     model_dir = Path(model_dir)
     meta = read_metadata(model_dir)
     try:
-        import dataclasses
-
         mc = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["model_config"].items()})
         tfields = {f.name for f in dataclasses.fields(TrainConfig)}
         tc = TrainConfig(**{k: v for k, v in meta["train_config"].items() if k in tfields})

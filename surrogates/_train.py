@@ -54,8 +54,10 @@ def learning_rates(config: TrainConfig, n: int) -> np.ndarray:
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     """Global-norm clipping (``clip > 0``) followed by AdamW on the schedule above.
 
-    Cached per (frozen, hashable) config: the transformation is part of the optimizer's graph,
-    so reusing the same object lets a second run in one process reuse the compiled train step.
+    Each call builds a new transformation (no two compare equal). The transformation is part of
+    the optimizer's graph definition, so :func:`build_optimizer` calls this once per model graph
+    and config (its ``lru_cache`` on ``_optimizer_init``) and reuses that object: a second run in
+    one process then has an equal graph and reuses the compiled train step of :func:`make_steps`.
     """
     adamw = optax.adamw(learning_rate_schedule(config), weight_decay=config.weight_decay)
     return optax.chain(optax.clip_by_global_norm(config.clip), adamw) if config.clip > 0 else adamw
@@ -105,7 +107,11 @@ def build_model(config: ModelConfig, *, ndim: int, channels: int, input_steps: i
 
 
 def build_optimizer(model: Surrogate, config: TrainConfig) -> nnx.Optimizer:
-    """``nnx.Optimizer(model, make_optimizer(config), wrt=nnx.Param)``, its state created in one jitted call."""
+    """``nnx.Optimizer(model, make_optimizer(config), wrt=nnx.Param)``, its state created in one jitted call.
+
+    The transformation and that call are built once per model graph and config and reused (see
+    :func:`make_optimizer`).
+    """
     graphdef, state = nnx.split(model)
     leaves, treedef = jax.tree.flatten(jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state))
     opt_graphdef, init = _optimizer_init(graphdef, config, treedef, tuple(leaves))

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from surrogates import SpectralConv, jit_init
-from surrogates._models import _dense, gelu
+from surrogates._kernels import dense, gelu
+from surrogates._models import SpectralConv
+from surrogates._train import jit_init
 
 O0 = {"xla_backend_optimization_level": 0}
 
@@ -39,12 +40,12 @@ def test_dense_equals_nnx_linear(n_in, n_out):
     layer = nnx.Linear(n_in, n_out, rngs=nnx.Rngs(3))
     x = np.random.default_rng(0).standard_normal((4, 9, n_in)).astype(np.float32)
     graphdef, state = nnx.split(layer)
-    got = apply(lambda st, v: _dense(nnx.merge(graphdef, st), v), state, x)
+    got = apply(lambda st, v: dense(nnx.merge(graphdef, st), v), state, x)
     want = x.astype(np.float64) @ np.asarray(layer.kernel[...], np.float64) + np.asarray(layer.bias[...])
     assert got.shape == (4, 9, n_out)
     assert np.max(np.abs(np.asarray(got) - want)) < 1e-5 * np.max(np.abs(want))
     # and so are its gradients (checked against the plain matrix product)
-    gx = apply(jax.grad(lambda st, v: jnp.sum(_dense(nnx.merge(graphdef, st), v) ** 2), argnums=1), state, x)
+    gx = apply(jax.grad(lambda st, v: jnp.sum(dense(nnx.merge(graphdef, st), v) ** 2), argnums=1), state, x)
     gw = 2 * (x.astype(np.float64) @ np.asarray(layer.kernel[...], np.float64) + np.asarray(layer.bias[...]))
     assert np.max(np.abs(np.asarray(gx) - gw @ np.asarray(layer.kernel[...], np.float64).T)) < 1e-4
 

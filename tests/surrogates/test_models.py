@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from surrogates import FNO, ModelConfig, SpectralConv, Surrogate, TrainConfig, as_stepper, count_params, jit_init
+from surrogates import FNO, ModelConfig, Surrogate, TrainConfig, as_stepper, count_params
+from surrogates._models import SpectralConv
+from surrogates._train import jit_init
 
 # Every model is built and applied as one jitted program compiled without LLVM optimisation: eager
 # op-by-op execution compiles dozens of tiny programs, which dominates these tests on a busy CPU.
