@@ -233,6 +233,16 @@ class DatasetSpec:
 
         return make_grid(self.shape, self.length)
 
+    def check_file(self, path, attrs) -> None:
+        """Refuse (``DatasetError``, one line naming ``path``) a data file whose recorded PDE is not this config's."""
+        from ._errors import DatasetError
+
+        recorded = attrs.get("pde", "unknown")
+        recorded = recorded.decode() if isinstance(recorded, bytes) else str(recorded)
+        if recorded != self.pde_name:
+            raise DatasetError(f"{path} holds data of pde {recorded!r}, but the config's [data] pde is {self.pde!r}; "
+                               "give the --data folder generated from this config")
+
     def example_pde(self):
         """The PDE with the fixed ``params`` and each drawn parameter at the middle of its range (its channels
         and default initial condition do not depend on the draw)."""

@@ -224,8 +224,8 @@ class GrayScott(SemiLinearPDE):
     ``u_t = du Lap(u) - u v^2 + f (1 - u)``,  ``v_t = dv Lap(v) + u v^2 - (f + k) v``.
 
     The linear parts ``du Lap - f`` and ``dv Lap - (f + k)`` go into ``L``.
-    Good values (Pearson 1993, on a box of side 2.5 .. 100): ``du = 2e-5``,
-    ``dv = 1e-5`` on a unit box, ``f = 0.04``, ``k = 0.06``.
+    Good values (Pearson, Science 261, 1993): ``du = 2e-5``, ``dv = 1e-5`` on a
+    box of side 2.5 (256 points per side), ``f = 0.04``, ``k = 0.06``.
     """
 
     name: ClassVar[str] = "gray_scott"

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import jax
 
+from solvers import ByaiError
+
 FORMAT = "byai.surrogate"
 METADATA = "byai_model.json"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ByaiError, ValueError):
     """A folder is not a byai model, or its checkpoint belongs to another dataset or config."""
 
 

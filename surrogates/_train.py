@@ -25,12 +25,14 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from solvers import ByaiError
+
 from ._checkpoint import CheckpointError, Checkpoints, check_compatible, read_metadata, write_metadata
 from ._config import ModelConfig, TrainConfig, to_dict
 from ._models import Surrogate, count_params
 
 
-class TrainingDivergedError(RuntimeError):
+class TrainingDivergedError(ByaiError, RuntimeError):
     """The loss or the gradient became non-finite; training stopped, the last good checkpoint is kept."""
 
 
