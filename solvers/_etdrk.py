@@ -1,22 +1,29 @@
-"""Exponential time differencing Runge-Kutta integrators and the fixed-step drivers.
+"""Exponential time differencing Runge-Kutta schemes and the fixed-step drivers.
 
 For ``u_t = L u + N(u)`` with diagonal ``L`` (in Fourier space), one step of size
 ``h`` multiplies by ``exp(hL)`` exactly and integrates ``N`` with the phi
 functions ``phi_k(hL)``. The phi functions are evaluated by the contour-integral
 method of Kassam & Trefethen (SIAM J. Sci. Comput. 26, 2005): the mean of the
-function over a circle of radius 1 around each ``z = hL`` in the complex plane,
-which avoids the cancellation of the direct formulas near ``z = 0``.
+function over a circle around each ``z = hL`` in the complex plane, which
+avoids the cancellation of the direct formulas near ``z = 0``.
 
-Methods (Cox & Matthews, J. Comput. Phys. 176, 2002):
-- ``"etdrk1"``: exponential Euler, order 1;
-- ``"etdrk2"``: ETD2RK, order 2;
-- ``"etdrk4"``: ETDRK4, order 4 (four evaluations of ``N`` per step).
+Each scheme is a class (Cox & Matthews, J. Comput. Phys. 176, 2002) stating
+its order, its evaluations of ``N`` per step, its coefficients for a symbol
+``L`` and a step ``h``, and its step on a Fourier-space state:
+
+- :class:`ETDRK1` (``"etdrk1"``): exponential Euler, order 1, one evaluation;
+- :class:`ETDRK2` (``"etdrk2"``): ETD2RK, order 2, two evaluations;
+- :class:`ETDRK4` (``"etdrk4"``): ETDRK4, order 4, four evaluations.
+
+:data:`METHODS` maps the names that ``stepper`` and ``solve`` accept to the
+classes. ``stepper`` builds an :class:`ETDStepper` (the coefficients of one
+step size, precomputed); ``rollout`` applies a step ``n`` times.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Callable
+import abc
+from typing import Callable, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,9 +31,8 @@ import numpy as np
 from jax import lax
 
 from ._grid import real_mul
-from ._pde import SemiLinearPDE, check_positive, is_concrete, pytree_dataclass, static_field
+from ._pde import SemiLinearPDE, check_positive, pytree_dataclass, static_field
 
-METHODS = {"etdrk1": 1, "etdrk2": 2, "etdrk4": 4}
 _CONTOUR_POINTS = 32
 
 
@@ -62,37 +68,26 @@ def _real_if(x, real: bool):
     return jnp.real(x) if real else x
 
 
-def etd_coefficients(linear, h, method: str) -> dict:
-    """The ETDRK coefficients for the symbol ``linear`` and step ``h``.
+class _Circle(NamedTuple):
+    """The contour points ``w = z + d`` around each ``z = hL`` and what the schemes build from them."""
 
-    Returns complex128 arrays (real ones when ``linear`` is real) shaped like
-    ``linear``. Multiplications by ``h`` are folded in.
-    """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    real: bool  # L is real: coefficients are real, half circles suffice
+    z: jax.Array  # h L, complex
+    ez: jax.Array  # exp(z)
+    w: jax.Array  # z + d (trailing axis: the contour points)
+    ew: jax.Array  # exp(w)
+    exp_d2: jax.Array  # exp(d / 2)
+    inv: jax.Array  # 1 / w
+
+
+def _circle(linear, h) -> _Circle:
     linear = jnp.asarray(linear)
     real = not jnp.iscomplexobj(linear)
     z = h * linear.astype(jnp.complex128)
     ez = jnp.exp(z)
-    c = {"E": _real_if(ez, real)}
     d, exp_d, exp_d2 = _contour_offsets(z, real)
     w = z[..., None] + d
-    ew = ez[..., None] * exp_d
-    inv = 1 / w
-    phi1 = (ew - 1) * inv
-    if method in ("etdrk1", "etdrk2"):
-        c["h_phi1"] = h * _mean(phi1, real)
-        if method == "etdrk2":
-            c["h_phi2"] = h * _mean((phi1 - 1) * inv, real)  # (e^w - 1 - w) / w^2
-        return c
-    inv3 = inv**3
-    ez2 = jnp.exp(z / 2)
-    c["E2"] = _real_if(ez2, real)
-    c["Q"] = h * _mean((ez2[..., None] * exp_d2 - 1) * inv, real)
-    c["f1"] = h * _mean((-4 - w + ew * (4 - 3 * w + w**2)) * inv3, real)
-    c["f2"] = h * _mean((2 + w + ew * (w - 2)) * inv3, real)
-    c["f3"] = h * _mean((-4 - 3 * w - w**2 + ew * (4 - w)) * inv3, real)
-    return c
+    return _Circle(real, z, ez, w, ez[..., None] * exp_d, exp_d2, 1 / w)
 
 
 def _mul(c, v):
@@ -100,22 +95,119 @@ def _mul(c, v):
     return c * v if jnp.iscomplexobj(c) else real_mul(c, v)
 
 
-def etd_step_hat(nonlinear: Callable, c: dict, method: str, v):
-    """One ETDRK step on a Fourier-space state ``v`` with coefficients ``c``."""
-    nv = nonlinear(v)
-    if method == "etdrk1":
-        return _mul(c["E"], v) + _mul(c["h_phi1"], nv)
-    if method == "etdrk2":
+class ETDRK(abc.ABC):
+    """An ETDRK scheme for ``u_t = L u + N(u)``, ``L`` diagonal: its order, cost, coefficients and step.
+
+    The schemes hold no state and are never instantiated: :data:`METHODS` maps
+    names to the classes, whose static methods the drivers call.
+    """
+
+    order: ClassVar[int]
+    """The order of accuracy."""
+    evaluations: ClassVar[int]
+    """Evaluations of ``N`` per step."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def coefficients(linear, h) -> dict:
+        """The coefficients for the symbol ``linear`` and step ``h`` (``h`` folded into them).
+
+        Complex128 arrays (real ones when ``linear`` is real) shaped like ``linear``.
+        """
+
+    @staticmethod
+    @abc.abstractmethod
+    def step(nonlinear: Callable, c: dict, v):
+        """One step on a Fourier-space state ``v`` with coefficients ``c``; ``nonlinear`` is ``N``."""
+
+
+class ETDRK1(ETDRK):
+    """Exponential Euler: ``v -> exp(hL) v + h phi1(hL) N(v)``."""
+
+    order = 1
+    evaluations = 1
+
+    @staticmethod
+    def coefficients(linear, h) -> dict:
+        k = _circle(linear, h)
+        phi1 = (k.ew - 1) * k.inv
+        return {"E": _real_if(k.ez, k.real), "h_phi1": h * _mean(phi1, k.real)}
+
+    @staticmethod
+    def step(nonlinear: Callable, c: dict, v):
+        return _mul(c["E"], v) + _mul(c["h_phi1"], nonlinear(v))
+
+
+class ETDRK2(ETDRK):
+    """ETD2RK: the exponential Euler predictor ``a``, corrected by ``h phi2(hL) (N(a) - N(v))``."""
+
+    order = 2
+    evaluations = 2
+
+    @staticmethod
+    def coefficients(linear, h) -> dict:
+        k = _circle(linear, h)
+        phi1 = (k.ew - 1) * k.inv
+        return {"E": _real_if(k.ez, k.real), "h_phi1": h * _mean(phi1, k.real),
+                "h_phi2": h * _mean((phi1 - 1) * k.inv, k.real)}  # (e^w - 1 - w) / w^2
+
+    @staticmethod
+    def step(nonlinear: Callable, c: dict, v):
+        nv = nonlinear(v)
         a = _mul(c["E"], v) + _mul(c["h_phi1"], nv)
         return a + _mul(c["h_phi2"], nonlinear(a) - nv)
-    e2v = _mul(c["E2"], v)
-    a = e2v + _mul(c["Q"], nv)
-    na = nonlinear(a)
-    b = e2v + _mul(c["Q"], na)
-    nb = nonlinear(b)
-    cc = _mul(c["E2"], a) + _mul(c["Q"], 2 * nb - nv)
-    nc = nonlinear(cc)
-    return _mul(c["E"], v) + _mul(c["f1"], nv) + _mul(2 * c["f2"], na + nb) + _mul(c["f3"], nc)
+
+
+class ETDRK4(ETDRK):
+    """ETDRK4 of Cox & Matthews: two half-step stages, a full-step stage, and the weights ``f1, f2, f3``."""
+
+    order = 4
+    evaluations = 4
+
+    @staticmethod
+    def coefficients(linear, h) -> dict:
+        k = _circle(linear, h)
+        w, ew, real = k.w, k.ew, k.real
+        inv3 = k.inv**3
+        ez2 = jnp.exp(k.z / 2)
+        return {"E": _real_if(k.ez, real), "E2": _real_if(ez2, real),
+                "Q": h * _mean((ez2[..., None] * k.exp_d2 - 1) * k.inv, real),
+                "f1": h * _mean((-4 - w + ew * (4 - 3 * w + w**2)) * inv3, real),
+                "f2": h * _mean((2 + w + ew * (w - 2)) * inv3, real),
+                "f3": h * _mean((-4 - 3 * w - w**2 + ew * (4 - w)) * inv3, real)}
+
+    @staticmethod
+    def step(nonlinear: Callable, c: dict, v):
+        nv = nonlinear(v)
+        e2v = _mul(c["E2"], v)
+        a = e2v + _mul(c["Q"], nv)
+        na = nonlinear(a)
+        b = e2v + _mul(c["Q"], na)
+        nb = nonlinear(b)
+        cc = _mul(c["E2"], a) + _mul(c["Q"], 2 * nb - nv)
+        nc = nonlinear(cc)
+        return _mul(c["E"], v) + _mul(c["f1"], nv) + _mul(2 * c["f2"], na + nb) + _mul(c["f3"], nc)
+
+
+METHODS: dict[str, type[ETDRK]] = {"etdrk1": ETDRK1, "etdrk2": ETDRK2, "etdrk4": ETDRK4}
+"""The schemes by the name ``stepper`` and ``solve`` accept as ``method``."""
+
+
+def scheme(method: str) -> type[ETDRK]:
+    """The scheme named ``method`` (a key of :data:`METHODS`); ``ValueError`` naming the choices otherwise."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    return METHODS[method]
+
+
+def etd_coefficients(linear, h, method: str) -> dict:
+    """The coefficients of the scheme named ``method`` for the symbol ``linear`` and step ``h``."""
+    return scheme(method).coefficients(linear, h)
+
+
+def etd_step_hat(nonlinear: Callable, c: dict, method: str, v):
+    """One step of the scheme named ``method`` on a Fourier-space state ``v`` with coefficients ``c``."""
+    return METHODS[method].step(nonlinear, c, v)
 
 
 @pytree_dataclass
@@ -123,7 +215,8 @@ class ETDStepper:
     """Advances a state of ``pde`` by ``dt``: ``step(u) -> u``, pure, jit- and vmap-able.
 
     Build it with :func:`stepper`. ``u`` is an unbatched channels-last state
-    ``(*grid.shape, C)``; use ``jax.vmap`` for batches.
+    ``(*grid.shape, C)``; use ``jax.vmap`` for batches. ``coefficients`` are
+    those of the scheme ``METHODS[method]`` for the step ``dt``.
     """
 
     pde: SemiLinearPDE
@@ -138,7 +231,7 @@ class ETDStepper:
 
     def step_hat(self, u_hat):
         """One step on a Fourier-space state (no transforms)."""
-        return etd_step_hat(self.pde.nonlinear, self.coefficients, self.method, u_hat)
+        return METHODS[self.method].step(self.pde.nonlinear, self.coefficients, u_hat)
 
     def __call__(self, u):
         g = self.pde.grid
@@ -164,10 +257,9 @@ def stepper(pde: SemiLinearPDE, dt: float, method: str = "etdrk4") -> ETDStepper
     """
     if not isinstance(pde, SemiLinearPDE):
         raise ValueError(f"pde must be a time-dependent semi-linear PDE, got {type(pde).__name__}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    integrator = scheme(method)
     check_positive("dt", dt)
-    return ETDStepper(pde, dt, etd_coefficients(pde.linear(), dt, method), method)
+    return ETDStepper(pde, dt, integrator.coefficients(pde.linear(), dt), method)
 
 
 def rollout(step: Callable, u0, n: int):

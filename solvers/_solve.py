@@ -29,8 +29,11 @@ The promise checked before returning: ``error[i] <= rtol * RMS(u[i]) + atol``
 for every frame. When the propagated global error exceeds its half of the
 budget (error growth, e.g. chaos), the whole interval is integrated again
 with a proportionally smaller local tolerance (at most ``_REINTEGRATIONS``
-times). All stepping runs in one jitted ``lax.while_loop``; only the
-decisions between whole integrations happen on the host.
+times). All stepping runs in one jitted ``lax.while_loop`` (``_integrate``:
+its state a ``_Loop``, its result an ``_Integration`` whose ``_Status`` says
+why it stopped); only the decisions between whole integrations happen on the
+host. The scheme, its order ``p`` and its evaluations of ``N`` per step, is
+the one ``_etdrk.METHODS`` names.
 
 Caveats, measured. The Richardson factor ``2^p - 1`` assumes the classical
 order; where stiff modes carry energy ETDRK4's effective order drops towards 3
@@ -47,6 +50,8 @@ sets, recomputed every attempt (cheaper than caching them behind a
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import math
 import time
 from functools import partial
@@ -55,10 +60,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jaxtyping import Array, Complex, Float, Int
 
-from ._etdrk import METHODS, etd_coefficients, etd_step_hat
+from ._etdrk import METHODS, scheme
 from ._grid import Grid, resample
-from ._pde import ResolutionError, SemiLinearPDE, Solution, SolverDivergedError
+from ._pde import ResolutionError, SemiLinearPDE, Solution, SolverDivergedError, pytree_dataclass
 
 TIME_SAFETY = 2.0  # reported time error = TIME_SAFETY * RMS(propagated global error estimate)
 SPACE_SAFETY = 2.0  # reported space error = SPACE_SAFETY * RMS(upper band of resolved modes)
@@ -69,8 +75,16 @@ _MAX_CONSECUTIVE_REJECTS = 60
 # without end ("step size collapsed")
 _ROUNDING = float(np.finfo(np.float64).eps) / 4
 
-# status codes of the integration loop
-_RUNNING, _DONE, _NONFINITE, _STEP_COLLAPSE, _MAX_STEPS, _UNRESOLVED = range(6)
+
+class _Status(enum.IntEnum):
+    """Why the integration loop stopped (``RUNNING`` while it runs)."""
+
+    RUNNING = 0
+    DONE = 1  # every save time reached
+    NONFINITE = 2  # the attempted state stayed non-finite through more than 8 rejections in a row
+    STEP_COLLAPSE = 3  # the step size fell below rounding, or too many rejections in a row
+    MAX_STEPS = 4  # max_steps attempts used
+    UNRESOLVED = 5  # an accepted state's tail exceeds its half of the tolerance
 
 
 def _parseval_weights(grid: Grid) -> np.ndarray:
@@ -97,17 +111,72 @@ def _rms_hat(w, v_hat):
     return jnp.sqrt(jnp.sum(w[..., None] * jnp.abs(v_hat) ** 2) / c)
 
 
-@partial(jax.jit, static_argnames=("method", "stride"))
-def _integrate(pde, u0, t, rtol, atol, scale, h0, max_steps, *, method: str, stride: int):
-    """One adaptive integration of ``pde`` from ``u0`` at ``t[0]`` over ``t``, on ``pde.grid``.
+@pytree_dataclass
+class _Integration:
+    """What one adaptive integration returns: the saved frames, their error estimates and the loop's end.
 
-    Returns the saved frames (on the grid sub-sampled by ``stride``), the time
-    error estimate of each frame (RMS of ``g`` on those points), the running
-    maximum of the tail and of the band below it, counters, the time reached
-    and the status code.
+    Per save time ``i`` (arrays of length ``len(t)``): ``frames[i]`` on the grid
+    sub-sampled by ``stride``; ``gerr[i]``, the RMS of the propagated global
+    error ``g`` on those points; ``tails[i]``, the running maximum of the top
+    band's RMS, and ``belows[i]``, the RMS of the band below it where that
+    maximum occurred. At the end: the time reached ``t``, the counters, the
+    :class:`_Status` code, and the running ``tail``, ``below`` and the
+    tolerance ``tol`` of the last accepted state.
     """
+
+    frames: Float[Array, "n *sub c"]
+    gerr: Float[Array, " n"]
+    tails: Float[Array, " n"]
+    belows: Float[Array, " n"]
+    t: Float[Array, ""]
+    accepted: Int[Array, ""]
+    rejected: Int[Array, ""]
+    nfev: Int[Array, ""]
+    status: Int[Array, ""]
+    tail: Float[Array, ""]
+    below: Float[Array, ""]
+    tol: Float[Array, ""]
+
+
+@pytree_dataclass
+class _Loop:
+    """The adaptive loop's state between step attempts: the last accepted state and the outputs so far.
+
+    ``t``, ``v`` (Fourier space), ``g`` (its propagated global error, Fourier
+    space), ``tol`` (its tolerance), ``tail`` and ``below`` (running maximum of
+    the top band, and the band below at it) describe the last accepted step;
+    ``h`` is the step to try next, ``i`` the next save time, ``streak`` the
+    rejections in a row; the rest as in :class:`_Integration`.
+    """
+
+    t: Float[Array, ""]
+    h: Float[Array, ""]
+    v: Complex[Array, "*k c"]
+    g: Complex[Array, "*k c"]
+    i: Int[Array, ""]
+    frames: Float[Array, "n *sub c"]
+    gerr: Float[Array, " n"]
+    tails: Float[Array, " n"]
+    belows: Float[Array, " n"]
+    tail: Float[Array, ""]
+    below: Float[Array, ""]
+    tol: Float[Array, ""]
+    accepted: Int[Array, ""]
+    rejected: Int[Array, ""]
+    nfev: Int[Array, ""]
+    streak: Int[Array, ""]
+    status: Int[Array, ""]
+
+    def result(self) -> _Integration:
+        return _Integration(**{f.name: getattr(self, f.name) for f in dataclasses.fields(_Integration)})
+
+
+@partial(jax.jit, static_argnames=("method", "stride"))
+def _integrate(pde, u0, t, rtol, atol, scale, h0, max_steps, *, method: str, stride: int) -> _Integration:
+    """One adaptive integration of ``pde`` from ``u0`` at ``t[0]`` over ``t``, on ``pde.grid``."""
     grid = pde.grid
-    order = METHODS[method]
+    integrator = METHODS[method]
+    order = integrator.order
     weights = jnp.asarray(_parseval_weights(grid))
     top, below = (jnp.asarray(b) for b in _bands(grid))
     lin = pde.linear()
@@ -125,38 +194,35 @@ def _integrate(pde, u0, t, rtol, atol, scale, h0, max_steps, *, method: str, str
         x = grid.ifft(v_hat)[sub]
         return jnp.sqrt(jnp.mean(x**2))
 
+    def etd_step(c, v):
+        return integrator.step(pde.nonlinear, c, v)
+
     v0 = grid.fft(u0)
     tail0, below0 = band_rms(v0)
-    frames = jnp.zeros((n_save, *u0[sub].shape), u0.dtype).at[0].set(u0[sub])
-    gerr = jnp.zeros(n_save)
-    tails = jnp.zeros(n_save).at[0].set(tail0)
-    belows = jnp.zeros(n_save).at[0].set(below0)
-    status0 = jnp.where(SPACE_SAFETY * tail0 > 0.5 * tol_of(v0), _UNRESOLVED,
-                        jnp.where(n_save > 1, _RUNNING, _DONE))
+    status0 = jnp.where(SPACE_SAFETY * tail0 > 0.5 * tol_of(v0), _Status.UNRESOLVED,
+                        jnp.where(n_save > 1, _Status.RUNNING, _Status.DONE))
+    start = _Loop(t=t[0], h=jnp.asarray(h0, dtype=jnp.float64), v=v0, g=jnp.zeros_like(v0), i=jnp.asarray(1),
+                  frames=jnp.zeros((n_save, *u0[sub].shape), u0.dtype).at[0].set(u0[sub]),
+                  gerr=jnp.zeros(n_save), tails=jnp.zeros(n_save).at[0].set(tail0),
+                  belows=jnp.zeros(n_save).at[0].set(below0), tail=tail0, below=below0, tol=tol_of(v0),
+                  accepted=jnp.asarray(0), rejected=jnp.asarray(0), nfev=jnp.asarray(0), streak=jnp.asarray(0),
+                  status=status0)
 
-    def coefficients(h):
-        return etd_coefficients(lin, h, method), etd_coefficients(lin, h / 2, method)
-
-    state = dict(t=t[0], h=jnp.asarray(h0, dtype=jnp.float64), v=v0, g=jnp.zeros_like(v0), i=jnp.asarray(1),
-                 frames=frames, gerr=gerr, tails=tails, belows=belows, tail=tail0, below=below0, tol=tol_of(v0),
-                 accepted=jnp.asarray(0), rejected=jnp.asarray(0), nfev=jnp.asarray(0), streak=jnp.asarray(0),
-                 status=status0)
-
-    def body(s):
-        target = t[s["i"]]
-        remaining = target - s["t"]
+    def body(s: _Loop) -> _Loop:
+        target = t[s.i]
+        remaining = target - s.t
         # split what is left of the save interval into equal steps no longer than the wanted h, so the
         # last one lands exactly on the save time without a sliver step
-        n_left = jnp.maximum(jnp.ceil(remaining / s["h"] * (1 - 1e-12)), 1.0)
+        n_left = jnp.maximum(jnp.ceil(remaining / s.h * (1 - 1e-12)), 1.0)
         landing = n_left <= 1
         h = remaining / n_left
         # recomputed every attempt: with one exponential per mode this costs less than caching them
         # behind a lax.cond did (measured)
-        c_full, c_half = coefficients(h)
-        v = s["v"]
+        c_full, c_half = integrator.coefficients(lin, h), integrator.coefficients(lin, h / 2)
+        v = s.v
         # the whole step and its tangent along the carried global error g (see the module docstring)
-        u_full, dg = jax.jvp(lambda x: etd_step_hat(pde.nonlinear, c_full, method, x), (v,), (s["g"],))
-        u_half = etd_step_hat(pde.nonlinear, c_half, method, etd_step_hat(pde.nonlinear, c_half, method, v))
+        u_full, dg = jax.jvp(lambda x: etd_step(c_full, x), (v,), (s.g,))
+        u_half = etd_step(c_half, etd_step(c_half, v))
         e = (u_half - u_full) / (2**order - 1)
         err = _rms_hat(weights, e)
         v_new = u_half + e
@@ -164,11 +230,11 @@ def _integrate(pde, u0, t, rtol, atol, scale, h0, max_steps, *, method: str, str
         finite = jnp.isfinite(err) & jnp.all(jnp.isfinite(v_new))
         accept = finite & (err <= allowed)
         g_new = dg + e
-        t_new = jnp.where(landing, target, s["t"] + h)
+        t_new = jnp.where(landing, target, s.t + h)
         tail, below = band_rms(v_new)
-        grow_tail = tail > s["tail"]
-        tail_max = jnp.where(grow_tail, tail, s["tail"])
-        below_at = jnp.where(grow_tail, below, s["below"])
+        grow_tail = tail > s.tail
+        tail_max = jnp.where(grow_tail, tail, s.tail)
+        below_at = jnp.where(grow_tail, below, s.below)
         unresolved = SPACE_SAFETY * tail > 0.5 * tol_of(v_new)
 
         # step size for the next attempt (error per unit step: err ~ h^(p+1), allowed ~ h)
@@ -178,42 +244,34 @@ def _integrate(pde, u0, t, rtol, atol, scale, h0, max_steps, *, method: str, str
         h_next = h * factor
 
         save = accept & landing
-        i = s["i"]
+        i = s.i
 
         def store(bufs):
             frames, gerr, tails, belows = bufs
             return (frames.at[i].set(grid.ifft(v_new)[sub]), gerr.at[i].set(sub_rms(g_new)),
                     tails.at[i].set(tail_max), belows.at[i].set(below_at))
 
-        out = dict(s)
-        bufs = (s["frames"], s["gerr"], s["tails"], s["belows"])
-        out["frames"], out["gerr"], out["tails"], out["belows"] = lax.cond(save, store, lambda b: b, bufs)
-        out["tol"] = jnp.where(accept, tol_of(v_new), s["tol"])
-        out["t"] = jnp.where(accept, t_new, s["t"])
-        out["v"] = jnp.where(accept, v_new, v)
-        out["g"] = jnp.where(accept, g_new, s["g"])
-        out["tail"] = jnp.where(accept, tail_max, s["tail"])
-        out["below"] = jnp.where(accept, below_at, s["below"])
-        out["i"] = jnp.where(save, i + 1, i)
-        out["h"] = h_next
-        out["accepted"] = s["accepted"] + accept
-        out["rejected"] = s["rejected"] + (~accept)
-        out["nfev"] = s["nfev"] + 3 * {"etdrk1": 1, "etdrk2": 2, "etdrk4": 4}[method] + 2
-        out["streak"] = jnp.where(accept, 0, s["streak"] + 1)
-        status = jnp.where(accept & (i + 1 >= n_save) & landing, _DONE, _RUNNING)
-        status = jnp.where(accept & unresolved, _UNRESOLVED, status)
-        status = jnp.where(~finite & (out["streak"] > 8), _NONFINITE, status)
-        status = jnp.where(h_next < 1e-13 * (jnp.abs(s["t"]) + span), _STEP_COLLAPSE, status)
-        status = jnp.where(out["streak"] > _MAX_CONSECUTIVE_REJECTS, _STEP_COLLAPSE, status)
-        status = jnp.where((status == _RUNNING) & (out["accepted"] + out["rejected"] >= max_steps), _MAX_STEPS,
+        frames, gerr, tails, belows = lax.cond(save, store, lambda b: b, (s.frames, s.gerr, s.tails, s.belows))
+        accepted = s.accepted + accept
+        rejected = s.rejected + (~accept)
+        streak = jnp.where(accept, 0, s.streak + 1)
+        status = jnp.where(accept & (i + 1 >= n_save) & landing, _Status.DONE, _Status.RUNNING)
+        status = jnp.where(accept & unresolved, _Status.UNRESOLVED, status)
+        status = jnp.where(~finite & (streak > 8), _Status.NONFINITE, status)
+        status = jnp.where(h_next < 1e-13 * (jnp.abs(s.t) + span), _Status.STEP_COLLAPSE, status)
+        status = jnp.where(streak > _MAX_CONSECUTIVE_REJECTS, _Status.STEP_COLLAPSE, status)
+        status = jnp.where((status == _Status.RUNNING) & (accepted + rejected >= max_steps), _Status.MAX_STEPS,
                            status)
-        out["status"] = status
-        return out
+        return dataclasses.replace(
+            s, frames=frames, gerr=gerr, tails=tails, belows=belows,
+            tol=jnp.where(accept, tol_of(v_new), s.tol), t=jnp.where(accept, t_new, s.t),
+            v=jnp.where(accept, v_new, v), g=jnp.where(accept, g_new, s.g),
+            tail=jnp.where(accept, tail_max, s.tail), below=jnp.where(accept, below_at, s.below),
+            i=jnp.where(save, i + 1, i), h=h_next, accepted=accepted, rejected=rejected,
+            nfev=s.nfev + 3 * integrator.evaluations + 2,  # three steps per attempt: whole, two halves
+            streak=streak, status=status)
 
-    s = lax.while_loop(lambda s: s["status"] == _RUNNING, body, state)
-    return dict(frames=s["frames"], gerr=s["gerr"], tails=s["tails"], belows=s["belows"], t=s["t"],
-                accepted=s["accepted"], rejected=s["rejected"], nfev=s["nfev"], status=s["status"],
-                tail=s["tail"], below=s["below"], tol=s["tol"])
+    return lax.while_loop(lambda s: s.status == _Status.RUNNING, body, start).result()
 
 
 def _check_tolerance(name, value):
@@ -232,13 +290,13 @@ def _needed_grid(grid: Grid, tail: float, below: float, target: float) -> Grid:
     return grid.refined(int(f))
 
 
-def solve(pde, u0=None, t=None, rtol: float = 1e-6, atol: float = 1e-10, refine: bool = True,
+def solve(pde: SemiLinearPDE, u0=None, t=None, rtol: float = 1e-6, atol: float = 1e-10, refine: bool = True,
           method: str = "etdrk4", max_steps: int = 100_000, max_refinements: int = 2) -> Solution:
     """Integrate ``pde`` from ``u0`` at ``t[0]``, saving exactly at ``t``, to a stated tolerance.
 
     Args:
-        pde: a semi-linear PDE (``Burgers``, ``KuramotoSivashinsky``, ...), or a steady
-            ``Darcy`` problem (then ``u0`` and ``t`` are not used; see ``Darcy.solve_steady``).
+        pde: a semi-linear PDE (``Burgers``, ``KuramotoSivashinsky``, ...). A steady ``Darcy``
+            problem is not integrated in time: solve it with ``Darcy.solve_steady(rtol, atol)``.
         u0: the initial state ``(*grid.shape, C)`` at time ``t[0]``.
         t: strictly increasing save times; ``t[0]`` is the initial time, so ``sol.u[0] == u0``.
         rtol, atol: the per-frame tolerance ``rtol * RMS(u[i]) + atol`` (RMS over grid points
@@ -256,17 +314,16 @@ def solve(pde, u0=None, t=None, rtol: float = 1e-6, atol: float = 1e-10, refine:
         ``error[i] <= rtol * RMS(u[i]) + atol``.
 
     Raises:
-        ValueError: a bad argument (named, with its value).
+        ValueError: a bad argument (named, with its value), or a ``pde`` that is not a
+            ``SemiLinearPDE``.
         ResolutionError: the grid is too coarse and ``refine`` is off or exhausted.
         SolverDivergedError: a non-finite state, a collapsed step size or ``max_steps``
             attempts; the message gives the time reached.
     """
-    if hasattr(pde, "solve_steady") and not isinstance(pde, SemiLinearPDE):
-        return pde.solve_steady(rtol=rtol, atol=atol)
     if not isinstance(pde, SemiLinearPDE):
-        raise ValueError(f"pde must be a semi-linear PDE or Darcy, got {type(pde).__name__}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+        raise ValueError(f"pde must be a semi-linear PDE (solvers.SemiLinearPDE), got {type(pde).__name__}; "
+                         f"a steady Darcy problem is solved by Darcy.solve_steady(rtol, atol)")
+    scheme(method)  # ValueError naming the methods for an unknown one
     _check_tolerance("rtol", rtol)
     _check_tolerance("atol", atol)
     if rtol == 0 and atol == 0:
@@ -306,27 +363,27 @@ def solve(pde, u0=None, t=None, rtol: float = 1e-6, atol: float = 1e-10, refine:
             out = _integrate(fine_pde, fine_u0, jnp.asarray(t), rtol, atol, scale, span / 100, max_steps,
                              method=method, stride=stride)
             out = jax.device_get(out)
-            stats["accepted"] += int(out["accepted"])
-            stats["rejected"] += int(out["rejected"])
-            stats["nfev"] += int(out["nfev"])
+            stats["accepted"] += int(out.accepted)
+            stats["rejected"] += int(out.rejected)
+            stats["nfev"] += int(out.nfev)
             stats["integrations"] += 1
-            status = int(out["status"])
-            if status in (_NONFINITE, _STEP_COLLAPSE, _MAX_STEPS):
-                why = {_NONFINITE: "the state became non-finite",
-                       _STEP_COLLAPSE: "the step size collapsed (repeated rejections)",
-                       _MAX_STEPS: f"max_steps={max_steps} step attempts were used"}[status]
+            status = _Status(int(out.status))
+            if status in (_Status.NONFINITE, _Status.STEP_COLLAPSE, _Status.MAX_STEPS):
+                why = {_Status.NONFINITE: "the state became non-finite",
+                       _Status.STEP_COLLAPSE: "the step size collapsed (repeated rejections)",
+                       _Status.MAX_STEPS: f"max_steps={max_steps} step attempts were used"}[status]
                 raise SolverDivergedError(
-                    f"{type(pde).__name__} solve stopped at t={float(out['t']):.6g} of {float(t[-1]):.6g}: "
+                    f"{type(pde).__name__} solve stopped at t={float(out.t):.6g} of {float(t[-1]):.6g}: "
                     f"{why}; the solution may blow up, or try a finer grid or a larger max_steps")
-            u = np.asarray(out["frames"])
+            u = np.asarray(out.frames)
             rms_u = np.sqrt(np.mean(u**2, axis=tuple(range(1, u.ndim))))
             tol = rtol * rms_u + atol
             # the fine-grid tail RMS bounds the RMS over the sub-sampled points up to sqrt(stride^d)
-            space = SPACE_SAFETY * np.asarray(out["tails"]) * math.sqrt(stride**grid.ndim)
-            post_check = status != _UNRESOLVED
+            space = SPACE_SAFETY * np.asarray(out.tails) * math.sqrt(stride**grid.ndim)
+            post_check = status != _Status.UNRESOLVED
             if not post_check:
                 break
-            time_err = TIME_SAFETY * np.asarray(out["gerr"])
+            time_err = TIME_SAFETY * np.asarray(out.gerr)
             space = np.maximum.accumulate(space)
             error = time_err + space
             if np.all(error <= tol):
@@ -334,7 +391,6 @@ def solve(pde, u0=None, t=None, rtol: float = 1e-6, atol: float = 1e-10, refine:
                 return Solution(u=jnp.asarray(u), t=jnp.asarray(t), error=jnp.asarray(error), rtol=float(rtol),
                                 atol=float(atol), grid=grid, solve_grid=solve_grid, stats=stats)
             if np.any(space > 0.5 * tol):
-                status = _UNRESOLVED
                 break
             # the propagated global error outgrew its half of the budget: integrate again, tighter
             excess = np.max(time_err / (tol - space))
@@ -357,13 +413,13 @@ def solve(pde, u0=None, t=None, rtol: float = 1e-6, atol: float = 1e-10, refine:
             # factors) against half the frame's tolerance
             worst = int(np.argmax(space / tol))
             factor = SPACE_SAFETY * math.sqrt(stride**grid.ndim)
-            tail_val, below_val = float(out["tails"][worst]), float(out["belows"][worst])
+            tail_val, below_val = float(out.tails[worst]), float(out.belows[worst])
             estimate, limit, t_at = float(space[worst]), 0.5 * float(tol[worst]), float(t[worst])
         else:
             # the in-loop check: SPACE_SAFETY * tail of the accepted step against half its tolerance
             factor = SPACE_SAFETY
-            tail_val, below_val = float(out["tail"]), float(out["below"])
-            estimate, limit, t_at = factor * tail_val, 0.5 * float(out["tol"]), float(out["t"])
+            tail_val, below_val = float(out.tail), float(out.below)
+            estimate, limit, t_at = factor * tail_val, 0.5 * float(out.tol), float(out.t)
         if not refine or level >= max_refinements:
             need = _needed_grid(solve_grid, tail_val, below_val, limit / factor)
             reason = "refine=False" if not refine else f"max_refinements={max_refinements} reached"

@@ -167,10 +167,16 @@ def test_bad_tolerances_raise():
         d.solve_steady(rtol=0.0, atol=0.0)
 
 
-def test_generic_solve_dispatches_to_solve_steady():
+def test_solve_steady_is_deterministic_and_bounds_true_error():
     d = solvers.Darcy(grid(16), coefficient=a_smooth, source=f_manufactured)
-    sol = solvers.solve(d, rtol=1e-2, atol=0.0)
+    sol = d.solve_steady(rtol=1e-2, atol=0.0)
     direct = d.solve_steady(rtol=1e-2, atol=0.0)
     np.testing.assert_array_equal(sol.u, direct.u)
     np.testing.assert_array_equal(sol.error, direct.error)
     assert true_error(16, sol.u) <= float(sol.error[0])
+
+
+def test_generic_solve_refuses_darcy_and_names_solve_steady():
+    d = solvers.Darcy(grid(16), coefficient=a_smooth, source=f_manufactured)
+    with pytest.raises(ValueError, match=r"pde must be a semi-linear PDE.*got Darcy.*Darcy\.solve_steady"):
+        solvers.solve(d, rtol=1e-2, atol=0.0)

@@ -1,6 +1,6 @@
 """``solve``'s failure modes: an unresolved grid (refine or ResolutionError naming the grid, the tail
 energy and the grid needed), blow-up (SolverDivergedError with the time reached), bad arguments
-(ValueError naming the argument and its value), and dispatch of steady problems."""
+(ValueError naming the argument and its value, or the pde when it is not semi-linear)."""
 
 import dataclasses
 
@@ -99,7 +99,7 @@ def test_max_steps_raises_solver_diverged_error():
         solve(Burgers(GRID, nu=NU), U0, TS, rtol=1e-6, max_steps=3)
 
 
-def test_steady_problems_dispatch_to_solve_steady():
+def test_a_steady_problem_is_refused_with_a_pointer_to_solve_steady():
     calls = []
 
     class Steady:
@@ -107,8 +107,9 @@ def test_steady_problems_dispatch_to_solve_steady():
             calls.append((rtol, atol))
             return "solution"
 
-    assert solve(Steady(), rtol=1e-7, atol=1e-9) == "solution"
-    assert calls == [(1e-7, 1e-9)]
+    with pytest.raises(ValueError, match=r"semi-linear PDE.*got Steady.*solve_steady\(rtol, atol\)"):
+        solve(Steady(), rtol=1e-7, atol=1e-9)
+    assert calls == []
 
 
 def test_first_frame_is_the_initial_condition_and_single_time_works():
