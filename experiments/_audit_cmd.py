@@ -1,7 +1,7 @@
 """``byai audit CONFIG.toml --data DIR --model DIR --out DIR [--require "METRIC<=VALUE"]``.
 
 Loads ``DIR/test.h5`` and ``DIR/calibration.h5`` (``datasets.open``), the model
-(``surrogates.load_stepper``), runs :func:`audit.run` with the config's
+(``surrogates.load``), runs :func:`audit.run` with the config's
 ``[audit]`` section (defaults when the section is absent) and writes
 ``OUT/report.json``, ``OUT/report.html`` and ``OUT/predictions.h5``.
 Exit status: 0 when the requirement holds, 1 when it fails, 2 on bad input
@@ -15,14 +15,14 @@ import hashlib
 import sys
 from pathlib import Path
 
-from experiments._cli import UsageError
-from experiments._toml import ConfigError, from_dict, load_toml
+from experiments._cli import UsageError, input_folder, output_folder
+from experiments._config import ExperimentConfig, load
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="experiment TOML (its [audit] section; defaults when absent)")
     parser.add_argument("--data", required=True, help="folder holding test.h5 and calibration.h5")
-    parser.add_argument("--model", required=True, help="trained model folder (surrogates.load_stepper)")
+    parser.add_argument("--model", required=True, help="trained model folder (byai train --out)")
     parser.add_argument("--out", required=True, help="report folder (report.json, report.html, predictions.h5)")
     parser.add_argument("--require", default=None, metavar="METRIC<=VALUE",
                         help="override the config's requirement, e.g. 'rel_l2<=0.05' or 'rel_l2<=300x' "
@@ -30,54 +30,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress messages")
 
 
-def load_config(path):
-    """The ``[audit]`` section of ``path`` as an :class:`audit.AuditConfig` (defaults when absent)."""
-    import audit
-
-    raw = load_toml(path)
-    try:
-        return from_dict(audit.AuditConfig, raw.get("audit", {}), "audit")
-    except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
-
-
 def load_model(model_dir: Path):
     """``(stepper, info, with_params)`` of a trained model folder.
 
     A model trained with per-sample physics parameters gives ``stepper(u, p)``
     (``with_params`` True; the audit passes each sample's ``params``); any
-    other gives ``stepper(u)`` from ``surrogates.load_stepper``.
+    other gives ``stepper(u)``.
     """
     import surrogates
 
-    if hasattr(surrogates, "load") and hasattr(surrogates, "as_stepper"):
-        model, stats, info = surrogates.load(model_dir)
-        input_stats = (info or {}).get("input_stats")  # a steady map's input normalisation
-        if int(getattr(model, "num_params", 0) or 0):
-            def stepper(u, p):
-                return surrogates.as_stepper(model, stats, params=p, input_stats=input_stats)(u)
+    model, stats, info = surrogates.load(model_dir)
+    info = dict(info or {})
+    input_stats = info.get("input_stats")  # a steady map's input normalisation
+    if model.num_params:
+        def stepper(u, p):
+            return surrogates.as_stepper(model, stats, params=p, input_stats=input_stats)(u)
 
-            return stepper, dict(info or {}), True
-        return surrogates.as_stepper(model, stats, input_stats=input_stats), dict(info or {}), False
-    if not hasattr(surrogates, "load_stepper"):
-        raise UsageError("surrogates.load_stepper is not available in this byai")
-    stepper, info = surrogates.load_stepper(model_dir)
-    return stepper, dict(info or {}), False
+        return stepper, info, True
+    return surrogates.as_stepper(model, stats, input_stats=input_stats), info, False
 
 
 def run(args) -> int:
+    return stage(load(args.config, sections=("audit",)), data=args.data, model=args.model, out=args.out,
+                 quiet=args.quiet, require=args.require)
+
+
+def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, require: str | None = None) -> int:
+    """Audit the model in ``model`` on ``data/test.h5`` (calibrated on ``data/calibration.h5``) into ``out``.
+
+    Args:
+        config: the experiment; its ``[audit]`` section (``audit.AuditConfig`` defaults when absent).
+        data: the dataset folder (``test.h5``, ``calibration.h5``; ``train.h5`` for provenance).
+        model: the trained model folder.
+        out: the report folder (``report.json``, ``report.html``, ``predictions.h5``).
+        quiet: no progress messages (also when stderr is not a terminal).
+        require: ``"METRIC<=VALUE"`` replacing the config's requirement (``--require``).
+    Returns:
+        0 when the requirement holds, 1 when it fails.
+    """
     import audit
     import datasets
 
-    cfg = load_config(args.config)
-    requirement = cfg.to_requirement(args.require)
-    data, model, out = Path(args.data), Path(args.model), Path(args.out)
-    if not data.is_dir():
-        raise FileNotFoundError(f"--data {data} is not a folder")
-    if not model.is_dir():
-        raise FileNotFoundError(f"--model {model} is not a folder")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
+    cfg = config.section("audit") or audit.AuditConfig()
+    try:
+        requirement = cfg.to_requirement(require)
+    except ValueError as e:  # a malformed --require text (audit's message names the option)
+        raise UsageError(str(e)) from None
+    data = input_folder(data, "--data", "run byai generate first")
+    model = input_folder(model, "--model", "run byai train first")
+    out = output_folder(out)
     test = datasets.open(data / "test.h5", verify=True)  # the checksums the report cites are checked
     calibration = datasets.open(data / "calibration.h5", verify=True)
     stepper, info, with_params = load_model(model)
@@ -90,8 +91,7 @@ def run(args) -> int:
         provenance["train_sha256"] = train_sha
         provenance["dataset_matches_training"] = bool(train_sha and train_sha == str(info["dataset_sha256"]))
     report = audit.run(stepper, test, calibration, requirement, config=cfg, out_dir=out, model_info=info,
-                       provenance=provenance, with_params=with_params,
-                       quiet=args.quiet or not sys.stderr.isatty())
+                       provenance=provenance, with_params=with_params, quiet=quiet or not sys.stderr.isatty())
     print(one_line(report.summary))
     return 0 if report.passed else 1
 

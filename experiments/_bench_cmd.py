@@ -229,7 +229,7 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "(no output)"
 
 
-# Other engineers' workloads ----------------------------------------------------------------
+# Training, adaptive-solve and generation workloads -----------------------------------------
 def _other_bench(args) -> dict:
     module, func, pos = OTHER_WORKLOADS[args.workload]
     if args.peer and args.workload not in PEER_SCRIPTS:

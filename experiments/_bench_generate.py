@@ -17,7 +17,6 @@ import tracemalloc
 from pathlib import Path
 
 
-
 def bench(samples: int = 4, t_end: float = 10.0, n_times: int = 101, rtol: float = 1e-6, atol: float = 1e-8) -> dict:
     """Generate a ks1d-sized split and time solving vs writing.
 

@@ -4,15 +4,14 @@
 adaptively at ``rtol=1e-8`` and measures its true error against the exact
 Cole-Hopf solution. It then finds the largest fixed ETDRK4 step (on the grid the
 adaptive solve used, saving at the same times) whose error is no larger, and
-times both the same way: compilation excluded, median of three runs.
-The issue's target: adaptive wall time <= 2 x fixed.
+times both the same way, with ``audit``'s timing routine: compilation excluded,
+the fastest of three runs.
+The target: adaptive wall time <= 2 x fixed.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
@@ -39,24 +38,16 @@ def burgers_exact(x, t: float, nu: float, points: int = 4001) -> np.ndarray:
     return (w @ (s / t)) / w.sum(axis=1)
 
 
-def _median_time(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def bench_adaptive(nu: float = 0.05, n: int = 512, t_end: float = 1.0, frames: int = 5,
                    rtol: float = 1e-8, atol: float = 1e-12) -> dict:
     """Wall time of adaptive ``solve`` vs the best fixed ETDRK4 step at equal true error.
 
-    Returns a dict: ``adaptive_s``, ``fixed_s`` (median of 3, compile excluded), ``ratio``
+    Returns a dict: ``adaptive_s``, ``fixed_s`` (fastest of 3, compile excluded), ``ratio``
     (adaptive / fixed, target <= 2), the adaptive true and reported errors (max over frames),
     the fixed step count and its true error, and the problem's parameters.
     """
-    from solvers import Burgers, Grid, rollout, solve, stepper
+    from audit._equal_accuracy import time_call
+    from solvers import Burgers, Grid, solve, stepper
 
     grid = Grid((n,))
     (x,) = grid.coordinates()
@@ -68,8 +59,8 @@ def bench_adaptive(nu: float = 0.05, n: int = 512, t_end: float = 1.0, frames: i
     def true_error(u):
         return float(np.max(np.sqrt(np.mean((np.asarray(u) - exact) ** 2, axis=(1, 2)))))
 
-    sol = solve(pde, u0, ts, rtol=rtol, atol=atol)  # compiles
-    adaptive_s = _median_time(lambda: solve(pde, u0, ts, rtol=rtol, atol=atol).u)
+    sol = solve(pde, u0, ts, rtol=rtol, atol=atol)
+    adaptive_s, _ = time_call(lambda: solve(pde, u0, ts, rtol=rtol, atol=atol).u)
     err_adaptive = true_error(sol.u)
     fine = sol.solve_grid
     fine_pde = pde.with_grid(fine)
@@ -106,8 +97,7 @@ def bench_adaptive(nu: float = 0.05, n: int = 512, t_end: float = 1.0, frames: i
             lo = mid
     m = hi
     err_fixed = fixed_error(m)
-    run = lambda: fixed_run(fine_u0, m)  # noqa: E731
-    fixed_s = _median_time(run)
+    fixed_s, _ = time_call(fixed_run, fine_u0, m)
     return dict(problem=f"burgers nu={nu} u0=sin(x) N={n} T={t_end} frames={frames}", rtol=rtol, atol=atol,
                 solve_grid=list(fine.shape), adaptive_s=adaptive_s, fixed_s=fixed_s,
                 ratio=adaptive_s / fixed_s, adaptive_true_error=err_adaptive,

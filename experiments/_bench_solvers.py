@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import solvers
+from experiments._cli import UsageError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +63,7 @@ WORKLOADS = {
 
 def workload(name: str) -> Workload:
     if name not in WORKLOADS:
-        raise ValueError(f"workload must be one of {sorted(WORKLOADS)}, got {name!r}")
+        raise UsageError(f"workload must be one of {sorted(WORKLOADS)}, got {name!r}")
     return WORKLOADS[name]
 
 
@@ -130,7 +131,7 @@ def final_states(name: str, u0, dt_factor: int = 1):
 def bench(name: str, repeats: int = 5) -> dict:
     """Time the workload: sample-steps per second from the median of ``repeats`` timed runs."""
     if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
+        raise UsageError(f"repeats must be >= 1, got {repeats}")
     w = workload(name)
     u0 = initial_conditions(name)
     roll = make_rollout(name)

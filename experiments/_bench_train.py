@@ -14,6 +14,8 @@ from __future__ import annotations
 import statistics
 import time
 
+from experiments._cli import UsageError
+
 WORKLOADS = {
     # name: (space, batch, modes, width, depth), as in ../shared/bench/README.md
     "fno1d": ((1024,), 32, (16,), 64, 4),
@@ -29,7 +31,7 @@ def bench(name: str, *, steps: int = 20, repeats: int = 5, transform: str | None
     the spectral convolution's transform (``"fft"`` or ``"dft"``; default: the model's choice).
     """
     if name not in WORKLOADS:
-        raise ValueError(f"workload: must be one of {', '.join(WORKLOADS)}, got {name!r}")
+        raise UsageError(f"workload: must be one of {', '.join(WORKLOADS)}, got {name!r}")
     import jax
     import numpy as np
     from flax import nnx

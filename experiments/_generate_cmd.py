@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
-from experiments._cli import UsageError
-from experiments._toml import from_dict, load_toml
+from experiments._cli import output_folder
+from experiments._config import ExperimentConfig, load
+
+SPLITS = ("train", "val", "calibration", "test")
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("config", help="experiment TOML with a [data] section")
     parser.add_argument("--out", required=True, help="output folder for train.h5, val.h5, calibration.h5, test.h5")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--split", action="append", choices=("train", "val", "calibration", "test"),
+    parser.add_argument("--split", action="append", choices=SPLITS,
                         help="generate only this split (repeatable; default: all)")
 
 
 def run(args) -> int:
+    return stage(load(args.config, sections=("data",)), out=args.out, quiet=args.quiet, splits=args.split)
+
+
+def stage(config: ExperimentConfig, *, out, quiet: bool = False, splits=None) -> int:
+    """Generate the dataset of ``config``'s ``[data]`` section into the folder ``out``.
+
+    Args:
+        config: the experiment; its ``[data]`` section is required.
+        out: the dataset folder (created; an interrupted generation there resumes).
+        quiet: no progress bar and no list of the files written.
+        splits: the splits to generate (default: every split with samples).
+    Returns:
+        0.
+    """
     import datasets
 
-    table = load_toml(args.config)
-    if "data" not in table:
-        raise UsageError(f"{args.config}: no [data] section")
-    spec = from_dict(datasets.DatasetSpec, table["data"], "data")
-    paths = datasets.generate(spec, args.out, quiet=args.quiet, splits=args.split)
-    if not args.quiet:
+    spec = config.require("data")
+    paths = datasets.generate(spec, output_folder(out), quiet=quiet, splits=splits)
+    if not quiet:
         for split, path in paths.items():
             print(f"{split}: {path}")
     return 0

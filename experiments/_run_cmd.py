@@ -1,36 +1,39 @@
 """``byai run CONFIG.toml --out DIR``: generate, train, audit and hybrid for one config.
 
-Each stage is the verb of the same name run on the same config, into
-``DIR/data``, ``DIR/model``, ``DIR/audit`` and ``DIR/hybrid``. ``DIR/run.json``
-records which stages completed and the fingerprint (sha256) of the config
-sections each depended on: rerunning the command skips a complete stage whose
-sections did not change and reruns the others (the verbs resume their own
-partial work: generation continues from the last complete sample, training
-from its last checkpoint). A stage that cannot run (its section is missing,
-or its package does not provide it yet) is skipped with the reason, and so is
-every stage after it. The audit failing its requirement is a result, not an
-error: the hybrid stage still runs and the command exits 1, like ``byai audit``.
+Each stage is the ``stage`` function of the verb of the same name, called with
+the loaded config, into ``DIR/data``, ``DIR/model``, ``DIR/audit`` and
+``DIR/hybrid`` (the hybrid reads its one-step bound from ``DIR/audit``).
+``DIR/run.json`` records which stages completed and the fingerprint (sha256)
+of the config sections each depended on: rerunning the command skips a
+complete stage whose sections did not change and reruns the others (the
+stages resume their own partial work: generation continues from the last
+complete sample, training from its last checkpoint). A stage that cannot run
+(a section it needs is missing, or its config class cannot be imported) is
+skipped with the reason, and so is every stage after it. The audit failing its
+requirement is a result, not an error: the hybrid stage still runs and the
+command exits 1, like ``byai audit``.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
-from experiments._cli import UsageError, _one_line
+from experiments import _audit_cmd, _generate_cmd, _hybrid_cmd, _train_cmd
+from experiments._cli import UsageError, one_line, output_folder
 from experiments._config import STAGES, ExperimentConfig, load
+from solvers import ByaiError
 
 OUT_DIRS = {"generate": "data", "train": "model", "audit": "audit", "hybrid": "hybrid"}
 STATE_FILE = "run.json"
 
 
-class RunError(Exception):
-    """A stage of ``byai run`` failed (its own error was printed above): one line, exit 2."""
+class RunError(ByaiError):
+    """A stage of ``byai run`` failed; the message names the stage and its own error."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,9 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     config = load(args.config)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a folder")
+    out = output_folder(args.out)
     out.mkdir(parents=True, exist_ok=True)
     state = _read_state(out / STATE_FILE)
     results: dict[str, str] = {}
@@ -75,10 +76,8 @@ def run(args) -> int:
         start = time.perf_counter()
         try:
             rc = _run_stage(stage, config, out, quiet=args.quiet)
-        except Exception as e:
-            if _is_user_error(e):  # the stage's own one-line error, with the stage named
-                raise RunError(f"{stage} stage: {_one_line(e)}") from None
-            raise
+        except ByaiError as e:  # the stage's own one-line error, with the stage named
+            raise RunError(f"{stage} stage: {one_line(e)}") from None
         seconds = time.perf_counter() - start
         if rc not in ((0, 1) if stage == "audit" else (0,)):
             state.pop(stage, None)
@@ -97,56 +96,32 @@ def run(args) -> int:
     return 1 if audit_rc == 1 else 0
 
 
-def _is_user_error(e: BaseException) -> bool:
-    """The errors ``byai`` prints as one line (see ``experiments._cli.main``)."""
-    if isinstance(e, (UsageError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError)):
-        return True
-    return type(e).__name__.endswith("Error") and type(e).__module__.split(".")[0] in (
-        "solvers", "datasets", "surrogates", "audit", "experiments")
-
-
 def _unavailable(config: ExperimentConfig, stage: str) -> str | None:
-    """Why ``stage`` cannot run with this config and these packages, or ``None``."""
+    """Why ``stage`` cannot run with this config, or ``None``."""
     for name in STAGES[stage]:
         if name in config.unavailable:
-            return f"the [{name}] section cannot be read yet (its config class is not in this byai)"
+            return f"the [{name}] section cannot be read (its config class cannot be imported)"
         if name not in config.raw:
             return f"the config has no [{name}] section"
-    try:
-        module = importlib.import_module(f"experiments._{stage}_cmd")
-    except ImportError as e:
-        return f"`byai {stage}` is not available in this byai ({e})"
-    if not (hasattr(module, "run") and hasattr(module, "add_arguments")):
-        return f"`byai {stage}` is not available in this byai"
     return None
 
 
-def stage_argv(stage: str, config: ExperimentConfig, out: Path) -> list[str]:
-    """The command line ``byai run`` gives the verb of ``stage``."""
-    argv = [str(config.path)]
-    if stage == "generate":
-        return argv + ["--out", str(out / "data")]
-    argv += ["--data", str(out / "data")]
-    if stage == "train":
-        return argv + ["--out", str(out / "model")]
-    return argv + ["--model", str(out / "model"), "--out", str(out / OUT_DIRS[stage])]
-
-
 def _run_stage(stage: str, config: ExperimentConfig, out: Path, *, quiet: bool) -> int:
-    module = importlib.import_module(f"experiments._{stage}_cmd")
-    parser = argparse.ArgumentParser(prog=f"byai {stage}")
-    module.add_arguments(parser)
-    argv = stage_argv(stage, config, out)
-    options = parser._option_string_actions  # the verb's own options decide what run can pass
-    if quiet and "--quiet" in options:
-        argv.append("--quiet")
-    if stage == "train" and "--resume" in options and _has_checkpoint(out / "model"):
-        argv.append("--resume")
-    return int(module.run(parser.parse_args(argv)) or 0)
+    """Call the ``stage`` function of ``stage``'s verb on the run folder ``out`` (each stage reads the folders of
+    the stages before it); returns its exit status."""
+    data, model, audit, where = (out / OUT_DIRS[s] for s in ("generate", "train", "audit", stage))
+    if stage == "generate":
+        return _generate_cmd.stage(config, out=where, quiet=quiet)
+    if stage == "train":
+        return _train_cmd.stage(config, data=data, out=where, quiet=quiet, resume=_has_checkpoint(where))
+    if stage == "audit":
+        return _audit_cmd.stage(config, data=data, model=model, out=where, quiet=quiet)
+    return _hybrid_cmd.stage(config, data=data, model=model, out=where, quiet=quiet, audit=audit)
 
 
 def _has_checkpoint(model_dir: Path) -> bool:
-    return model_dir.is_dir() and any(model_dir.iterdir())
+    """Whether ``model_dir`` holds a training run to resume (what ``surrogates.train`` refuses without resume)."""
+    return (model_dir / "byai_model.json").exists() or (model_dir / "checkpoints").is_dir()
 
 
 def _read_state(path: Path) -> dict:
@@ -155,9 +130,9 @@ def _read_state(path: Path) -> dict:
     try:
         state = json.loads(path.read_text())
     except (OSError, ValueError):
-        raise ValueError(f"{path} is not a byai run record; remove it or choose another --out") from None
+        raise UsageError(f"{path} is not a byai run record; remove it or choose another --out") from None
     if not isinstance(state, dict) or not all(isinstance(v, dict) for v in state.values()):
-        raise ValueError(f"{path} is not a byai run record; remove it or choose another --out")
+        raise UsageError(f"{path} is not a byai run record; remove it or choose another --out")
     return state
 
 

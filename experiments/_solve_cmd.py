@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from experiments._cli import UsageError
+
 PDES = ("burgers", "ks", "heat")
 
 
@@ -80,9 +82,11 @@ def _rms(a, axes=None):
 
 def run(args) -> int:
     if not (math.isfinite(args.rtol) and args.rtol >= 0):
-        raise ValueError(f"--rtol must be a finite number >= 0, got {args.rtol}")
+        raise UsageError(f"--rtol must be a finite number >= 0, got {args.rtol}")
     if not (math.isfinite(args.atol) and args.atol >= 0):
-        raise ValueError(f"--atol must be a finite number >= 0, got {args.atol}")
+        raise UsageError(f"--atol must be a finite number >= 0, got {args.atol}")
+    if args.rtol == 0 and args.atol == 0:  # checked before the convergence table, not after it
+        raise UsageError("--rtol and --atol must not both be 0")
     import solvers
 
     pde, u0, t_end, exact, what = _problem(args.pde)

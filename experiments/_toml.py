@@ -16,10 +16,12 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
+from solvers import ByaiError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(ByaiError, ValueError):
     """A config file or value is invalid; the message names the file or key."""
 
 
@@ -114,8 +116,3 @@ def _convert(tp, value, key: str):
         return value
     raise TypeError(f"unsupported config type {tp} for {key}")
 
-
-def check(condition: bool, name: str, message: str, value) -> None:
-    """Raise ``ValueError("name: message, got value")`` unless ``condition``."""
-    if not condition:
-        raise ValueError(f"{name}: {message}, got {value!r}")

@@ -14,8 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-from experiments._cli import UsageError
-from experiments._toml import ConfigError, from_dict, load_toml
+from experiments._cli import UsageError, output_folder
+from experiments._config import ExperimentConfig, load
+from experiments._toml import ConfigError
 
 
 def add_arguments(parser) -> None:
@@ -25,20 +26,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="train until this global step (default train.steps)")
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def read_configs(path):
-    """``(ModelConfig, TrainConfig)`` from an experiment TOML (errors name the key)."""
-    from surrogates import ModelConfig, TrainConfig
-
-    raw = load_toml(path)
-    for name in ("model", "train"):
-        if name not in raw:
-            raise ConfigError(f"{path}: [{name}] section is missing")
-    try:
-        return from_dict(ModelConfig, raw["model"], "model"), from_dict(TrainConfig, raw["train"], "train")
-    except ConfigError as e:
-        raise ConfigError(f"{Path(path).name}: {e}") from None
 
 
 def distributed_settings(cfg) -> tuple[str | None, int | None, int | None]:
@@ -98,15 +85,31 @@ def _windows(path: Path, input_steps: int, target_steps: int) -> int:
 
 
 def run(args) -> int:
-    model_cfg, train_cfg = read_configs(args.config)
-    if args.steps is not None and args.steps < 1:
-        raise UsageError(f"--steps: must be >= 1, got {args.steps}")
-    data, out = Path(args.data), Path(args.out)
+    return stage(load(args.config, sections=("model", "train")), data=args.data, out=args.out, quiet=args.quiet,
+                 resume=args.resume, steps=args.steps)
+
+
+def stage(config: ExperimentConfig, *, data, out, quiet: bool = False, resume: bool = False,
+          steps: int | None = None) -> int:
+    """Train the surrogate of ``config``'s ``[model]`` and ``[train]`` sections on ``data/train.h5``.
+
+    Args:
+        config: the experiment; its ``[model]`` and ``[train]`` sections are required.
+        data: the dataset folder (``train.h5``; ``val.h5`` for the validation loss when present).
+        out: the model folder (checkpoints, ``byai_model.json``, ``metrics.jsonl``).
+        quiet: no progress bar.
+        resume: continue from the last checkpoint in ``out`` (without it, a checkpoint there is refused).
+        steps: train until this global step (default ``train.steps``; the schedule still spans ``train.steps``).
+    Returns:
+        0.
+    """
+    model_cfg, train_cfg = config.require("model"), config.require("train")
+    if steps is not None and steps < 1:
+        raise UsageError(f"--steps: must be >= 1, got {steps}")
+    data, out = Path(data), output_folder(out)
     train_file, val_file = data / "train.h5", data / "val.h5"
     if not train_file.is_file():
-        raise FileNotFoundError(f"--data {data}: no train.h5 (generate it with `byai generate`)")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
+        raise UsageError(f"--data {data}: no train.h5 (generate it with `byai generate`)")
     initialize_distributed(train_cfg)
 
     import jax
@@ -131,8 +134,8 @@ def run(args) -> int:
                                   target_steps=train_cfg.unroll, seed=train_cfg.seed, shuffle=False,
                                   sharding=sharding, stats=loader.stats, input_stats=loader.input_stats)
     try:
-        result = surrogates.train(model_cfg, train_cfg, loader, out, val_loader=val, until=args.steps,
-                                  resume=args.resume, quiet=args.quiet, mesh=mesh, data_info=data_info(train_file))
+        result = surrogates.train(model_cfg, train_cfg, loader, out, val_loader=val, until=steps,
+                                  resume=resume, quiet=quiet, mesh=mesh, data_info=data_info(train_file))
     finally:
         loader.close()
         if val is not None:
