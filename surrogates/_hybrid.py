@@ -226,7 +226,10 @@ class HybridStepper:
 
 @dataclasses.dataclass(frozen=True)
 class HybridConfig:
-    """The ``[hybrid]`` section of an experiment TOML (pure data; ``byai hybrid`` reads it).
+    """The ``[hybrid]`` section of an experiment TOML (pure data; ``audit.compare_hybrid`` takes it).
+
+    A steady map (no time steps) takes ``tolerance``, ``guard = "residual"``,
+    ``samples`` and ``repeats`` only; the other keys are time-stepping settings.
 
     Args:
         tolerance: the error budget of a hybrid run: absolute RMS error (over grid

@@ -140,3 +140,54 @@ def test_steps_beyond_the_test_file_name_the_key(tmp_path, capsys, data_dir, fak
     model = fake_model(1e-5)
     rc, _, err = _run(capsys, _config(tmp_path, tolerance=1e-3, steps=50), data_dir, model, tmp_path / "out")
     assert rc == 2 and "hybrid.steps" in err
+
+
+def _audit_report(tmp_path, data_dir, *, alpha, bound):
+    """An audit folder whose report.json states ``bound`` for the calibration split at ``alpha``."""
+    folder = tmp_path / "audit"
+    folder.mkdir()
+    sha = str(datasets.open(data_dir / "calibration.h5").attrs["sha256"])
+    report = {"conformal": {"alpha": alpha, "one_step_rmse_bound": bound}, "provenance": {"calibration_sha256": sha}}
+    (folder / "report.json").write_text(json.dumps(report))
+    return folder
+
+
+def test_conformal_bound_is_read_from_a_matching_audit_report(tmp_path, capsys, data_dir, fake_model):
+    model = fake_model(1e-5)
+    audit = _audit_report(tmp_path, data_dir, alpha=0.1, bound=2.5e-5)
+    out = tmp_path / "out"
+    rc, _, err = _run(capsys, _config(tmp_path, tolerance=1e-3, guard="conformal"), data_dir, model, out,
+                      "--audit", str(audit))
+    assert rc == 0, err
+    r = json.loads((out / "hybrid.json").read_text())
+    assert r["conformal_one_step_bound"] == 2.5e-5 and r["alpha"] == 0.1
+    assert r["surrogate_steps"] == 3 * (N_FRAMES - 1) and r["estimate_max"] == pytest.approx(8 * 2.5e-5)
+
+
+def test_audit_report_of_another_alpha_is_not_used(tmp_path, capsys, data_dir, fake_model):
+    model = fake_model(1e-5)
+    audit = _audit_report(tmp_path, data_dir, alpha=0.05, bound=2.5e-5)
+    out = tmp_path / "out"
+    rc, _, err = _run(capsys, _config(tmp_path, tolerance=1e-3, guard="conformal"), data_dir, model, out,
+                      "--audit", str(audit))
+    assert rc == 0, err
+    assert 0.9e-5 <= json.loads((out / "hybrid.json").read_text())["conformal_one_step_bound"] <= 1.1e-5
+
+
+def test_missing_audit_report_is_one_line_exit_2(tmp_path, capsys, data_dir, fake_model):
+    model = fake_model(1e-5)
+    (tmp_path / "empty").mkdir()
+    rc, _, err = _run(capsys, _config(tmp_path, tolerance=1e-3, guard="conformal"), data_dir, model,
+                      tmp_path / "out", "--audit", str(tmp_path / "empty"))
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "report.json" in err
+
+
+def test_stage_takes_a_loaded_config(tmp_path, capsys, data_dir, fake_model):
+    from experiments._config import load
+
+    model = fake_model(1e-5)
+    config = load(_config(tmp_path, tolerance=1e-3, guard="residual"))
+    assert _hybrid_cmd.stage(config, data=data_dir, model=model, out=tmp_path / "out", quiet=True,
+                             tolerance=5e-4) == 0
+    r = json.loads((tmp_path / "out" / "hybrid.json").read_text())
+    assert r["tolerance"] == 5e-4 and r["guard"] == "residual" and "within" in capsys.readouterr().out

@@ -1,0 +1,179 @@
+"""``audit.compare_hybrid``: the guarded hybrid stepper against the solver alone, on a dataset's test split.
+
+The comparison depends on the test file's problem kind (``datasets.problem_of``):
+
+* a trajectory (:mod:`audit._hybrid_trajectory`): solver alone and hybrid
+  (``surrogates.HybridStepper`` with a conformal or residual guard) rolled out
+  from every test initial condition, errors against the reference frames,
+  wall times and a per-step cost model;
+* a steady map (:mod:`audit._hybrid_steady`): the surrogate's prediction as a
+  residual-guarded shortcut of the linear solve.
+
+Each kind supplies ``check_config``, ``compare``, ``line`` and ``plot``; the
+table :data:`KINDS` maps a kind's type to them.
+
+The conformal guard's one-step bound is the audit's
+(``report.json["conformal"]["one_step_rmse_bound"]``): read from the report of
+an audit folder when that report is of the same model, calibration data and
+alpha, computed with :func:`audit.one_step_bound` otherwise.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Callable
+
+import datasets
+import surrogates
+from datasets import Problem, SteadyMap, Trajectory
+
+from . import _hybrid_steady, _hybrid_trajectory
+from ._config import AuditError
+from ._hybrid_trajectory import HybridCurves
+from ._run import _check_model_info, _jsonable, one_step_bound
+
+__all__ = ["HybridResult", "check_hybrid_config", "compare_hybrid"]
+
+# problem kind -> the module holding its comparison (check_config, compare, line, plot)
+KINDS = {Trajectory: _hybrid_trajectory, SteadyMap: _hybrid_steady}
+
+
+def _kind(problem: Problem):
+    try:
+        return KINDS[type(problem)]
+    except KeyError:
+        raise AuditError(f"byai hybrid has no comparison for a {problem.name} dataset") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class HybridResult:
+    """What :func:`compare_hybrid` returns.
+
+    Attributes:
+        problem: the test file's problem kind.
+        summary: the content of ``hybrid.json`` (plain JSON types, in its key order).
+        curves: per-frame errors, carried estimate and step choice (a trajectory;
+            ``None`` for a steady map).
+    """
+
+    problem: Problem
+    summary: dict
+    curves: HybridCurves | None = None
+
+    def to_json(self) -> dict:
+        """The content of ``hybrid.json``."""
+        return copy.deepcopy(self.summary)
+
+    def line(self) -> str:
+        """One line: the error against the tolerance, the steps each side took and the speedup."""
+        return _kind(self.problem).line(self.summary)
+
+    def plot(self, path) -> None:
+        """Write ``hybrid.png``: error and step choice against time (a trajectory) or CG iterations per
+        sample (a steady map)."""
+        _kind(self.problem).plot(self.summary, self.curves, Path(path))
+
+
+def check_hybrid_config(problem: Problem, config: surrogates.HybridConfig) -> None:
+    """Refuse ``[hybrid]`` settings that do not apply to ``problem`` (``AuditError`` naming the key)."""
+    _kind(problem).check_config(config)
+
+
+def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: Callable, *,
+                   with_params: bool = False, model_info: dict | None = None, alpha: float = 0.1,
+                   audit_dir=None, log: Callable[[str], None] | None = None) -> HybridResult:
+    """Run the solver alone and the guarded hybrid on the ``test`` split and compare both with its reference.
+
+    Args:
+        config: the ``[hybrid]`` settings.
+        test: the test split (``datasets.open``); its problem kind chooses the comparison.
+        calibration: the calibration split, for the conformal guard's one-step bound
+            (``None`` when the guard is ``"residual"``).
+        stepper: the surrogate ``step(u) -> u`` over one save interval (``step(u, p)``
+            with ``with_params``).
+        with_params: the stepper takes each sample's physics parameters ``params``.
+        model_info: the model's info (``pde``, ``pde_params``, ``grid_shape``, ...,
+            ``checkpoint_sha256``); a model of another PDE or grid is refused.
+        alpha: the conformal level of the one-step bound (the ``[audit]`` alpha).
+        audit_dir: an audit output folder whose ``report.json`` gives the one-step
+            bound when it audited this model on this calibration data at this alpha.
+        log: progress messages (``None``: silent).
+
+    Raises:
+        AuditError: a setting that does not apply to the test file's problem kind, a model
+            of another PDE, too many steps for the test file, or an unreadable report.
+    """
+    say = log or (lambda message: None)
+    problem = datasets.problem_of(test.attrs)
+    kind = _kind(problem)
+    kind.check_config(config)
+    _check_model_info(model_info, dict(test.attrs))
+    bound = None
+    if config.guard == "conformal":
+        if calibration is None:
+            raise AuditError("the conformal guard needs the calibration split")
+        bound = _conformal_bound(stepper, calibration, alpha, with_params=with_params,
+                                 checkpoint_sha256=(model_info or {}).get("checkpoint_sha256"), audit_dir=audit_dir,
+                                 say=say)
+    summary, curves = kind.compare(config, test, stepper, bound=bound, alpha=alpha, with_params=with_params,
+                                   say=say)
+    return HybridResult(problem=problem, summary=summary, curves=curves)
+
+
+def _conformal_bound(stepper, calibration, alpha: float, *, with_params: bool, checkpoint_sha256, audit_dir,
+                     say) -> float:
+    """The audit's one-step RMS error bound: from ``audit_dir/report.json`` when it matches, else computed."""
+    if audit_dir is not None:
+        path = Path(audit_dir) / "report.json"
+        bound, mismatch = report_one_step_bound(_read_report(path), alpha=alpha,
+                                                calibration_sha256=calibration.attrs.get("sha256"),
+                                                checkpoint_sha256=checkpoint_sha256)
+        if bound is not None:
+            say(f"conformal one-step RMS error bound (alpha={alpha:g}) from {path}: {bound:.3g}")
+            return bound
+        say(f"{path} does not give this run's bound ({mismatch}); computing it")
+    bound = float(one_step_bound(stepper, calibration, alpha, with_params=with_params))
+    say(f"conformal one-step RMS error bound (alpha={alpha:g}): {bound:.3g}")
+    return bound
+
+
+def _read_report(path: Path) -> dict:
+    try:
+        report = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise AuditError(f"{path} does not exist (run byai audit into that folder first)") from None
+    except (OSError, ValueError) as e:
+        raise AuditError(f"{path} is not a byai audit report ({' '.join(str(e).split())})") from None
+    if not isinstance(report, dict):
+        raise AuditError(f"{path} is not a byai audit report")
+    return report
+
+
+def report_one_step_bound(report: dict, *, alpha: float, calibration_sha256=None,
+                          checkpoint_sha256=None) -> tuple[float | None, str]:
+    """``(bound, "")``: a ``report.json``'s one-step RMS error bound when it applies, else ``(None, why not)``.
+
+    It applies when the report's conformal ``alpha`` equals ``alpha`` and every
+    identity the report states (``provenance.calibration_sha256``,
+    ``provenance.checkpoint_sha256``) equals the one given here.
+    """
+    conformal = report.get("conformal")
+    conformal = conformal if isinstance(conformal, dict) else {}
+    bound = conformal.get("one_step_rmse_bound")
+    if isinstance(bound, bool) or not isinstance(bound, int | float) or not (math.isfinite(bound) and bound >= 0):
+        return None, "it states no finite one-step RMS error bound"
+    report_alpha = conformal.get("alpha")
+    if not isinstance(report_alpha, int | float) or not math.isclose(report_alpha, alpha, rel_tol=1e-12):
+        return None, f"its alpha {report_alpha} is not {alpha:g}"
+    provenance = report.get("provenance")
+    provenance = provenance if isinstance(provenance, dict) else {}
+    for key, ours, what in (("calibration_sha256", calibration_sha256, "calibration data"),
+                            ("checkpoint_sha256", checkpoint_sha256, "model checkpoint")):
+        theirs = provenance.get(key)
+        if theirs is not None and (ours is None or _jsonable(theirs) != _jsonable(ours)):
+            return None, f"it audited another {what}" if ours is not None else f"this {what} has no {key}"
+    return float(bound), ""

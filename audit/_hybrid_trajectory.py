@@ -1,0 +1,288 @@
+"""The guarded hybrid against the solver alone on a trajectory dataset (a time-dependent PDE).
+
+From every test initial condition the solver alone and the hybrid stepper
+(``surrogates.HybridStepper``: surrogate steps where the guard and the error
+budget allow them, solver steps otherwise) are rolled out over the test time
+axis and compared with the file's high-precision reference frames.
+
+Norm. Every error is the RMS over grid points and channels of a frame's
+difference to the reference (the norm of ``solvers.Solution.error``);
+``error_vs_reference`` is the worst over samples and frames, and the
+tolerance is in that norm.
+
+Cost. Both runs go sample by sample (``lax.map``) so that the hybrid's
+``lax.cond`` really skips the branch not taken; timings (:func:`time_call`)
+exclude compilation and keep the fastest of ``repeats``. The hybrid's time
+includes every guard evaluation and every surrogate proposal that was
+refused. A cost model from separately timed single steps gives the saving
+(or loss) per step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jaxtyping import Bool, Float
+
+import datasets
+import solvers
+import surrogates
+
+from ._config import AuditError
+from ._equal_accuracy import time_call
+from ._guards import conformal_guard, residual_guard
+from ._run import _params
+
+COST_FORMULA = "surrogate_steps*(surrogate+guard) + rejected*(surrogate+guard+solver) + (solver_steps-rejected)*solver"
+ERROR_NORM = ("RMS over grid points and channels of one frame minus the test file's reference, worst over samples "
+              "and frames")
+EXECUTION = ("one sample at a time (lax.map) for both runs, compiled once, fastest of repeats (XLA drops work whose "
+             "result is unused, e.g. the surrogate when a constant conformal bound already refuses every step)")
+
+
+@dataclasses.dataclass(frozen=True)
+class HybridCurves:
+    """Per-frame curves of a trajectory comparison (what ``hybrid.png`` plots).
+
+    Attributes:
+        t: ``(T,)`` times of the frames, the initial one included.
+        hybrid, solver: ``(S, T)`` RMS error against the reference of the hybrid and of the solver alone.
+        estimate: ``(S, T)`` the hybrid's carried error estimate.
+        surrogate: ``(S, T - 1)`` True where step i (frame i to i + 1) was a surrogate step.
+    """
+
+    t: Float[np.ndarray, " t"]
+    hybrid: Float[np.ndarray, "s t"]
+    solver: Float[np.ndarray, "s t"]
+    estimate: Float[np.ndarray, "s t"]
+    surrogate: Bool[np.ndarray, "s n"]
+
+
+class StepCosts(NamedTuple):
+    """Seconds per call of one solver step, one surrogate step and one guard call (one sample)."""
+
+    solver: float
+    surrogate: float
+    guard: float
+
+
+@dataclasses.dataclass(frozen=True)
+class _Test:
+    """The part of the test split a comparison runs on."""
+
+    u: Float[np.ndarray, "s t *space c"]  # reference frames, float64, initial frame included
+    t: Float[np.ndarray, " t"]
+    dt: float
+    pdes: list  # one solvers PDE per sample
+    params: Float[np.ndarray, "s p"]  # per-sample physics parameters (p = 0 unless the model takes them)
+
+
+def check_config(cfg: surrogates.HybridConfig) -> None:
+    """Every ``[hybrid]`` key applies to a trajectory: nothing to refuse."""
+
+
+def _read_test(cfg: surrogates.HybridConfig, test, with_params: bool) -> _Test:
+    """The first ``cfg.samples`` test samples over ``cfg.steps`` save intervals, with their PDEs."""
+    u = np.asarray(test["u"].values, dtype=np.float64)
+    t = np.asarray(test["time"].values, dtype=np.float64)
+    n_samples = u.shape[0] if cfg.samples is None else min(cfg.samples, u.shape[0])
+    n_steps = u.shape[1] - 1 if cfg.steps is None else cfg.steps
+    if n_steps > u.shape[1] - 1:
+        raise AuditError(f"hybrid.steps: must be <= {u.shape[1] - 1} (the test file's save intervals), "
+                         f"got {n_steps}")
+    dts = np.diff(t)
+    dt = float(dts[0])
+    if not np.allclose(dts, dt, rtol=1e-9):
+        raise datasets.DatasetError("the test file's time axis is not uniform; hybrid needs equal save intervals")
+    pdes = [datasets.pde_from_attrs(test, sample=i)[0] for i in range(n_samples)]
+    params = _params(test, "test", with_params)[:n_samples]
+    return _Test(u=u[:n_samples, : n_steps + 1], t=t[: n_steps + 1], dt=dt, pdes=pdes, params=params)
+
+
+def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, bound: float | None, alpha: float,
+            with_params: bool, say: Callable[[str], None]) -> tuple[dict, HybridCurves]:
+    """Solver alone and hybrid from the test initial conditions: the content of ``hybrid.json`` and its curves.
+
+    Args:
+        cfg: the ``[hybrid]`` settings.
+        test: the test split (``datasets.open``), a trajectory dataset.
+        stepper: the surrogate, ``step(u)`` (or ``step(u, p)`` with ``with_params``).
+        bound: the conformal one-step RMS error bound (``guard = "conformal"``), else None.
+        alpha: the conformal level of ``bound``.
+        with_params: the stepper takes each sample's physics parameters.
+        say: progress messages.
+    """
+    data = _read_test(cfg, test, with_params)
+    n_samples, n_steps = data.u.shape[0], data.u.shape[1] - 1
+    pde_batch = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *data.pdes)
+
+    def surrogate_for(p):
+        """The surrogate stepper ``u -> u`` of a sample with physics parameters ``p``."""
+        return (lambda u: stepper(u, p)) if with_params else stepper
+
+    def solver_step(pde):
+        sub = solvers.stepper(pde, data.dt / cfg.solver_substeps, method=cfg.solver_method)
+        return lambda u: lax.fori_loop(0, cfg.solver_substeps, lambda _, v: sub(v), u)
+
+    def make_guard(pde):
+        if cfg.guard == "conformal":
+            return conformal_guard(bound, cfg.tolerance)
+        return residual_guard(pde, data.dt, cfg.tolerance)
+
+    def make_hybrid(pde, p):
+        return surrogates.HybridStepper(solver_step(pde), surrogate_for(p), make_guard(pde),
+                                        tolerance=cfg.tolerance, correct_every=cfg.correct_every, growth=cfg.growth)
+
+    @jax.jit
+    def solver_run(pde_batch, u0):
+        return lax.map(lambda a: solvers.rollout(solver_step(a[0]), a[1], n_steps), (pde_batch, u0))
+
+    @jax.jit
+    def hybrid_run(pde_batch, u0, p):
+        return lax.map(lambda a: make_hybrid(a[0], a[2]).rollout(a[1], n_steps), (pde_batch, u0, p))
+
+    u0, p = jnp.asarray(data.u[:, 0]), jnp.asarray(data.params)
+    say(f"solver alone: {n_samples} samples x {n_steps} steps ({cfg.solver_substeps} substeps each)")
+    solver_seconds, solver_traj = time_call(solver_run, pde_batch, u0, repeats=cfg.repeats)
+    say(f"hybrid ({cfg.guard} guard): {n_samples} samples x {n_steps} steps")
+    hybrid_seconds, traj = time_call(hybrid_run, pde_batch, u0, p, repeats=cfg.repeats)
+    costs = step_costs(solver_step(data.pdes[0]), surrogate_for(p[0]), make_guard(data.pdes[0]), u0[0],
+                       repeats=cfg.repeats)
+
+    curves = HybridCurves(t=data.t, hybrid=_frame_rms(np.asarray(traj.u) - data.u),
+                          solver=_frame_rms(np.asarray(solver_traj) - data.u), estimate=np.asarray(traj.error),
+                          surrogate=np.asarray(traj.surrogate))
+    final = jax.tree.map(np.asarray, traj.final)
+    return _summary(cfg, curves, final, costs, solver_seconds, hybrid_seconds, bound, alpha, data.dt), curves
+
+
+def _summary(cfg, curves: HybridCurves, final, costs: StepCosts, solver_seconds: float, hybrid_seconds: float,
+             bound: float | None, alpha: float, dt: float) -> dict:
+    """The content of ``hybrid.json``."""
+    n_samples, n_steps = curves.surrogate.shape
+    sur_steps, sol_steps = int(final.surrogate_steps.sum()), int(final.solver_steps.sum())
+    rejected, exhausted = int(final.rejected.sum()), int(final.exhausted.sum())
+    error, solver_error = float(curves.hybrid.max()), float(curves.solver.max())
+    forced = sol_steps - rejected
+    modeled_hybrid = (sur_steps * (costs.surrogate + costs.guard)
+                      + rejected * (costs.surrogate + costs.guard + costs.solver) + forced * costs.solver)
+    modeled_solver = n_samples * n_steps * costs.solver
+    return {
+        "tolerance": cfg.tolerance,
+        "error_vs_reference": error,
+        "solver_error_vs_reference": solver_error,
+        "error_norm": ERROR_NORM,
+        "solver_steps": sol_steps,
+        "surrogate_steps": sur_steps,
+        "rejected_by_guard": rejected,
+        "samples_budget_exhausted": exhausted,
+        "solver_seconds": solver_seconds,
+        "hybrid_seconds": hybrid_seconds,
+        "speedup_vs_solver": solver_seconds / hybrid_seconds,
+        "within_tolerance": bool(error <= cfg.tolerance),
+        "estimate_max": float(curves.estimate.max()),
+        "estimate_bounds_error": bool(np.all(curves.hybrid <= curves.estimate + curves.solver + 1e-15)),
+        "guard": cfg.guard,
+        "conformal_one_step_bound": bound,
+        "alpha": alpha if cfg.guard == "conformal" else None,
+        "correct_every": cfg.correct_every,
+        "growth": cfg.growth,
+        "samples": n_samples,
+        "steps_per_sample": n_steps,
+        "save_interval": dt,
+        "solver_substeps": cfg.solver_substeps,
+        "solver_method": cfg.solver_method,
+        "cost_model": {
+            "seconds_per_solver_step": costs.solver,
+            "seconds_per_surrogate_step": costs.surrogate,
+            "seconds_per_guard_call": costs.guard,
+            "modeled_solver_seconds": modeled_solver,
+            "modeled_hybrid_seconds": modeled_hybrid,
+            "modeled_speedup": modeled_solver / modeled_hybrid if modeled_hybrid > 0 else None,
+            "formula": COST_FORMULA,
+        },
+        "execution": EXECUTION,
+        "note": _note(sur_steps, exhausted, error, solver_error, cfg.tolerance),
+    }
+
+
+def _note(surrogate_steps: int, exhausted: int, error: float, solver_error: float, tolerance: float) -> str:
+    notes = []
+    if surrogate_steps == 0:
+        notes.append("the surrogate is too poor for this tolerance: no step was accepted, the hybrid ran "
+                     "solver-only")
+    elif exhausted:
+        notes.append(f"the error budget ran out on {exhausted} sample(s); the solver finished those intervals")
+    if solver_error > tolerance:
+        notes.append(f"the solver alone misses the tolerance ({solver_error:.3g} > {tolerance:.3g}); "
+                     "raise hybrid.solver_substeps")
+    elif error > tolerance:
+        notes.append("the hybrid missed the tolerance: its error estimate was not an upper bound here "
+                     "(raise hybrid.growth or lower alpha)")
+    return "; ".join(notes)
+
+
+def step_costs(solver_step: Callable, surrogate: Callable, guard: Callable, u0, *, repeats: int,
+               n: int = 20) -> StepCosts:
+    """Seconds per call of one solver step, one surrogate step and one guard call on ``u0``.
+
+    Each is timed as a jitted chain of ``n`` calls (``lax.fori_loop``) divided by ``n``, so
+    the per-call dispatch of a small step does not dominate; the guard's output feeds the
+    next call so that XLA cannot drop it.
+    """
+    proposal = surrogate(u0)
+
+    def per_call(f):
+        chain = jax.jit(lambda u: lax.fori_loop(0, n, lambda _, v: f(v), u))
+        return time_call(chain, u0, repeats=repeats)[0] / n
+
+    return StepCosts(solver=per_call(solver_step), surrogate=per_call(surrogate),
+                     guard=per_call(lambda v: v + 0.0 * guard(v, proposal)[1]))
+
+
+def _frame_rms(d: np.ndarray) -> np.ndarray:
+    """RMS over all axes after (sample, time)."""
+    return np.sqrt(np.mean(d**2, axis=tuple(range(2, d.ndim))))
+
+
+def line(summary: dict) -> str:
+    """The one-line result ``byai hybrid`` prints."""
+    s = summary
+    return (f"hybrid: error {s['error_vs_reference']:.3g} vs tolerance {s['tolerance']:.3g} "
+            f"({'within' if s['within_tolerance'] else 'NOT within'}), {s['surrogate_steps']} surrogate / "
+            f"{s['solver_steps']} solver steps, speedup vs solver {s['speedup_vs_solver']:.3g}"
+            + (f"; {s['note']}" if s.get("note") else ""))
+
+
+def plot(summary: dict, curves: HybridCurves, path: Path) -> None:
+    """Error against time (worst sample) and the fraction of samples taking surrogate steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = curves.t
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    floor = 1e-18  # the initial frame (error 0) is left out of the log plot
+    ax1.semilogy(t[1:], np.maximum(curves.hybrid.max(axis=0)[1:], floor), label="hybrid (worst sample)")
+    ax1.semilogy(t[1:], np.maximum(curves.solver.max(axis=0)[1:], floor), label="solver alone (worst sample)")
+    ax1.semilogy(t[1:], np.maximum(curves.estimate.max(axis=0)[1:], floor), "--",
+                 label="hybrid's carried estimate (worst sample)")
+    ax1.axhline(summary["tolerance"], color="k", lw=0.8, label="tolerance")
+    ax1.set_ylabel("RMS error vs reference")
+    ax1.legend(fontsize=8)
+    ax1.set_title(f"hybrid ({summary['guard']} guard): {summary['surrogate_steps']} surrogate / "
+                  f"{summary['solver_steps']} solver steps, speedup {summary['speedup_vs_solver']:.2f}x", fontsize=9)
+    ax2.step(t[1:], curves.surrogate.mean(axis=0), where="pre")
+    ax2.set_ylim(-0.05, 1.05)
+    ax2.set_ylabel("surrogate\nfraction")
+    ax2.set_xlabel("t")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
