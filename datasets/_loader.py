@@ -18,6 +18,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from solvers import InputError
+
 from ._problem import Problem, Trajectory, problem_of
 from ._storage import check_file
 
@@ -186,7 +188,7 @@ class Loader:
         if sharding is not None:
             n_shards = sharding.mesh.size
             if batch_size % n_shards:
-                raise ValueError(f"batch_size: {batch_size} does not split evenly over the {n_shards} devices of "
+                raise InputError(f"batch_size: {batch_size} does not split evenly over the {n_shards} devices of "
                                  "the sharding; use a multiple")
         self.batch_size, self.input_steps, self.target_steps = int(batch_size), int(input_steps), int(target_steps)
         self.seed, self.shuffle, self.sharding = int(seed), bool(shuffle), sharding
@@ -197,18 +199,18 @@ class Loader:
         self.space, self.channels = tuple(u.shape[2:-1]), u.shape[-1]
         self.windows_per_sample = self.n_time - self.input_steps - self.target_steps + 1
         if self.windows_per_sample < 1:
-            raise ValueError(f"input_steps + target_steps = {self.input_steps + self.target_steps} exceeds the "
+            raise InputError(f"input_steps + target_steps = {self.input_steps + self.target_steps} exceeds the "
                              f"{self.n_time} frames of {self.path}")
         if self.n_samples * self.windows_per_sample < self.batch_size and self.drop_remainder:
-            raise ValueError(f"batch_size: {self.batch_size} exceeds the {len(self)} windows of {self.path}")
+            raise InputError(f"batch_size: {self.batch_size} exceeds the {len(self)} windows of {self.path}")
         self.stats = stats if stats is not None else compute_stats(self.path)
         if self.stats.mean.shape != (self.channels,):
-            raise ValueError(f"stats: {self.stats.mean.shape[0]} channels, the file has {self.channels}")
+            raise InputError(f"stats: {self.stats.mean.shape[0]} channels, the file has {self.channels}")
         self.input_stats = None
         if self.problem.input_frames:
             self.input_stats = input_stats if input_stats is not None else compute_input_stats(self.path)
             if self.input_stats.mean.shape != (self.channels,):
-                raise ValueError(f"input_stats: {self.input_stats.mean.shape[0]} channels, the file has "
+                raise InputError(f"input_stats: {self.input_stats.mean.shape[0]} channels, the file has "
                                  f"{self.channels}")
         self.params = self._file["params"][...].astype(np.float32) if "params" in self._file else None
         frame_bytes = int(np.prod(self.space)) * self.channels * 4

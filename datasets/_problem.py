@@ -149,6 +149,9 @@ class Trajectory(Problem):
                 if name not in allowed:
                     raise ValueError(f"{field}.{name}: unknown parameter for {spec.pde} "
                                      f"(allowed: {', '.join(allowed) or 'none'}), got {value!r}")
+        n = min(spec.shape)
+        if 2 * spec.ic.cutoff >= n:
+            raise ValueError(f"ic.cutoff: must be < N/2 = {n // 2} for grid {list(spec.shape)}, got {spec.ic.cutoff}")
         spec.example_pde()  # the PDE's own checks of the fixed physics (e.g. nu > 0)
 
     def identity(self, spec, d: dict) -> dict:
@@ -341,7 +344,7 @@ class SteadyMap(Problem):
     def check_windows(self, path, input_steps: int, target_steps: int) -> None:
         for name, v in (("input_steps", input_steps), ("target_steps", target_steps)):
             if v != 1:
-                raise ValueError(f"{name}: a steady map ({path}) has one input and one output stage, so "
+                raise solvers.InputError(f"{name}: a steady map ({path}) has one input and one output stage, so "
                                  f"it must be 1 (train.input_steps and train.unroll = 1), got {v}")
 
 

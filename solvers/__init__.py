@@ -10,7 +10,7 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from ._errors import ByaiError, ResolutionError, SolverDivergedError  # noqa: E402
+from ._errors import ByaiError, InputError, ResolutionError, SolverDivergedError  # noqa: E402
 from ._grid import Grid, resample  # noqa: E402
 from ._pde import PDE, SemiLinearPDE, Solution, pytree_dataclass, rms, static_field  # noqa: E402
 from ._equations import (  # noqa: E402
@@ -23,7 +23,7 @@ from ._darcy import Darcy, solve_steady  # noqa: E402
 PDES = (Advection, Diffusion, Burgers, KdV, KuramotoSivashinsky, AllenCahn, GrayScott, NavierStokes2D, Darcy)
 
 __all__ = [
-    "ByaiError", "ResolutionError", "SolverDivergedError", "Grid", "resample", "PDE", "SemiLinearPDE",
+    "ByaiError", "InputError", "ResolutionError", "SolverDivergedError", "Grid", "resample", "PDE", "SemiLinearPDE",
     "pytree_dataclass", "static_field", "Solution", "rms", "PDES",
     "Advection", "AllenCahn", "Burgers", "Diffusion", "GrayScott", "KdV", "KuramotoSivashinsky", "NavierStokes2D",
     "Darcy", "ETDStepper", "stepper", "rollout", "solve", "solve_steady",

@@ -12,6 +12,10 @@ class ByaiError(Exception):
     """A user-facing error whose message says, in one sentence, what is wrong and what to do."""
 
 
+class InputError(ByaiError, ValueError):
+    """An argument, setting or file content that cannot be used (the message names it)."""
+
+
 class ResolutionError(ByaiError, RuntimeError):
     """The grid cannot represent the solution to the requested tolerance."""
 

@@ -27,7 +27,7 @@ own estimate.
 
 Re-anchoring. With ``correct_every=k > 0`` every k-th step is a solver step
 whatever the guard says, so the surrogate never runs more than ``k - 1``
-steps in a row (the third policy of the issue; combine it with either guard).
+steps in a row (combine it with either guard).
 
 Cost. The guard runs on every step that tries the surrogate, and a rejected
 step pays for the surrogate, the guard *and* the solver; wall-clock timings
