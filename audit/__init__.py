@@ -4,25 +4,46 @@
 every test initial condition, measures PDEBench / The Well metrics per sample
 and step, states them as multiples of the reference solver's tolerance, gives a
 split-conformal error bound with its coverage, compares with the solver at
-equal accuracy (McGreivy & Hakim 2024) and checks the PDE residual and
-conservation. ``conformal_guard`` and ``residual_guard`` build the guards the
-hybrid stepper (``surrogates.hybrid``) takes.
+equal accuracy (McGreivy & Hakim 2024) and audits the physics. It runs in
+stages, each returning a frozen result that :class:`Report` holds: load and
+validate, rollouts, scores (metrics, tolerance multiples, conformal bounds, the
+verdict), physics, equal accuracy; ``report.json`` is ``Report.summary``.
+``one_step_bound`` is the calibrated one-step RMS error bound that
+``conformal_guard`` takes; ``conformal_guard`` and ``residual_guard`` build the
+guards the hybrid stepper (``surrogates.hybrid``) takes; ``time_call`` is
+byai's one timing routine (compilation excluded).
 
 The verdict (:class:`Requirement`): each test sample's score is the worst value
 of the requirement's metric over rollout steps ``1..horizon``; the requirement
-holds when the ``quantile`` of the test scores AND the split-conformal bound of
-the score at level ``1 - alpha`` (from the calibration split) are both at most
-the threshold. ``"rel_l2<=300x"`` states the threshold as 300 times the
-reference solver's per-frame tolerance ``rtol * RMS(u_ref) + atol``.
+holds when the ``quantile`` (an upper order statistic) of the test scores AND
+the split-conformal bound of the score at level ``1 - alpha`` (the
+``ceil((n + 1)(1 - alpha))``-th smallest of the ``n`` calibration scores) are
+both at most the threshold. ``"rel_l2<=300x"`` states the threshold as 300
+times the reference solver's per-frame tolerance ``rtol * RMS(u_ref) + atol``.
 
-Steady maps (test file attribute ``problem = "steady_map"``, e.g. Darcy ``a -> u``): the
-stepper is the map itself, applied once to stage 0 (the coefficient); the horizon is 1, every
-metric, tolerance multiple (against the file's ``rtol``/``atol`` and each sample's stored
-error bound) and the conformal bound are those of the predicted solution; ``physics`` holds
-the discrete residual ``RMS(f - A_h u)`` of prediction and reference; ``equal_accuracy``
-reruns the Darcy solver on coarser cells (coefficient block-averaged, solution interpolated
-bilinearly back to the test cell centres, both counted in cost and error) with looser CG
-tolerances; ``problem`` says which kind was audited.
+Problem kinds: the test file's kind (``datasets.problem_of``: a ``Trajectory``
+or a ``SteadyMap``; both splits must be of the same kind) picks the audit's
+per-kind behaviour by its type (``audit._kinds``):
+
+``Trajectory`` (``u`` dims ``(sample, time, ...)``)
+    the stepper advances one save interval; the horizon is ``requirement.horizon``
+    or the whole test time axis; ``physics`` is the one-step PDE residual
+    ``RMS(u[n+1] - S_dt(u[n]))`` against the solver's fine step and the drift of
+    the quantities the PDE conserves; ``equal_accuracy`` reruns the solver on
+    coarser grids, with fewer steps, lower-order methods and the adaptive solver
+    at looser tolerances. Both need the PDE (given, or rebuilt from the test
+    file's attributes); without it both are ``"unknown"``.
+``SteadyMap`` (``u`` dims ``(sample, stage, x, y, channel)``, e.g. Darcy ``a -> u``)
+    the stepper is the map itself, applied once to stage 0 (the coefficient);
+    the horizon is 1; every metric, tolerance multiple (against the file's
+    ``rtol``/``atol`` and each sample's stored error bound) and the conformal
+    bound are those of the predicted solution; ``physics`` holds the discrete
+    residual ``RMS(f - A_h u)`` of prediction and reference; ``equal_accuracy``
+    reruns the Darcy solver on coarser cells (coefficient block-averaged,
+    solution interpolated bilinearly back to the test cell centres, both counted
+    in cost and error) with looser CG tolerances.
+
+``problem`` in ``report.json`` is the kind's name (``"trajectory"``, ``"steady_map"``).
 
 ``report.json`` (written by ``run(..., out_dir=...)`` and ``byai audit``):
 
@@ -65,13 +86,14 @@ tolerances; ``problem`` says which kind was audited.
 
 from ._config import AuditConfig, AuditError, EqualAccuracyConfig, Requirement
 from ._conformal import conformal_bound, conformal_bounds, coverage, min_calibration_size
+from ._equal_accuracy import time_call
 from ._guards import conformal_guard, residual_guard
 from ._metrics import band_errors, correlation, correlation_time, field_metrics, radial_spectrum, summarize
 from ._physics import conserved_quantities, defects, drift
-from ._run import Report, run
+from ._run import Report, one_step_bound, run
 
 __all__ = [
-    "AuditConfig", "AuditError", "EqualAccuracyConfig", "Requirement", "Report", "run",
+    "AuditConfig", "AuditError", "EqualAccuracyConfig", "Requirement", "Report", "run", "one_step_bound", "time_call",
     "conformal_bound", "conformal_bounds", "coverage", "min_calibration_size",
     "conformal_guard", "residual_guard",
     "field_metrics", "band_errors", "correlation", "correlation_time", "radial_spectrum", "summarize",

@@ -174,3 +174,16 @@ def upper_quantile(values, q: float) -> float:
         raise ValueError("no values to take a quantile of")
     k = max(int(np.ceil(q * v.size - 1e-12)), 1)
     return float(v[k - 1])
+
+
+def summarize_steps(values, horizon: int) -> dict:
+    """:func:`summarize` of ``(sample, frame)`` values over frames ``1..horizon``, with ``per_step`` curves.
+
+    ``per_step`` holds the ``mean``, ``q95`` and ``max`` over samples at each step
+    ``1..horizon`` (frame 0, the initial condition, is left out of both).
+    """
+    v = np.asarray(values)[:, 1:horizon + 1]
+    out = summarize(v)
+    out["per_step"] = {"mean": np.mean(v, axis=0).tolist(), "q95": np.quantile(v, 0.95, axis=0).tolist(),
+                       "max": np.max(v, axis=0).tolist()}
+    return out

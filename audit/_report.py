@@ -42,7 +42,9 @@ def write_predictions(path: Path, pred, t, test, provenance: dict) -> None:
     predictions carry no solver tolerance (``rtol = atol = NaN``,
     ``tolerance_known = 0``) and a NaN ``error_estimate`` (a surrogate states
     no bound); ``source = "byai audit predictions"``, ``reference_sha256`` is
-    the test file's checksum and ``provenance`` (JSON) the report's.
+    the test file's checksum and ``provenance`` (JSON) the report's. The
+    ``problem`` attribute and, where they differ from the grid's periodic nodes
+    (a steady map's cell centres), the coordinates are the test file's.
     """
     import datasets
 
@@ -71,17 +73,15 @@ def write_predictions(path: Path, pred, t, test, provenance: dict) -> None:
         except json.JSONDecodeError:
             pde_params = {}
     params = param_names = None
-    if "params" in getattr(test, "variables", {}):
+    if "params" in test.variables:
         params = np.asarray(test["params"].values, np.float64)
         param_names = [str(n.decode() if isinstance(n, bytes) else n) for n in np.asarray(test["param"].values)]
     pde = attrs.get("pde", "unknown")
-    extra = {}
-    if "problem" in attrs:  # a steady map: the stage axis (input, output) and the cell-centre coordinates
-        extra["problem"] = datasets.problem_of(attrs)
-        if grid is not None and not all(
-                d in test.coords and np.allclose(test.coords[d].values, c)
-                for d, c in zip(space_dims, grid.coordinates())):
-            grid, coords = None, [np.asarray(test.coords[d].values, np.float64) for d in space_dims]
+    # the test file's own coordinates where they are not the grid's periodic nodes (a steady map's cell centres)
+    if grid is not None and all(d in test.coords for d in space_dims) and not all(
+            np.allclose(test.coords[d].values, c) for d, c in zip(space_dims, grid.coordinates())):
+        grid, coords = None, [np.asarray(test.coords[d].values, np.float64) for d in space_dims]
+    extra = {"problem": attrs["problem"]} if "problem" in attrs else {}  # the test file's kind, as it states it
     tmp = path.with_name(path.name + ".tmp")
     datasets.write(tmp, np.ascontiguousarray(pred, dtype=np.float64), t=np.asarray(t), grid=grid, coords=coords,
                    channel_names=channels, pde=str(pde.decode() if isinstance(pde, bytes) else pde),

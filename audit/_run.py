@@ -1,8 +1,17 @@
-"""``audit.run``: roll a stepper out from the test initial conditions and judge it against a requirement."""
+"""``audit.run``: roll a stepper out from the test initial conditions and judge it against a requirement.
+
+:func:`run` is five stages, each returning a frozen result: :func:`_load` (:class:`Inputs`: the validated
+splits, requirement, horizon, tolerance, provenance and the problem kind's audit with its PDE),
+:func:`_roll_out` (:class:`Rollouts`), :func:`_score` (:class:`Scores`: metrics, tolerance multiples,
+conformal bounds and coverages, the verdict), the kind's physics (:class:`audit._kinds.Physics`) and
+:func:`_equal_accuracy_stage` (:class:`audit._kinds.EqualAccuracy`). :class:`Report` holds them all;
+``report.json`` is :attr:`Report.summary`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import sys
@@ -15,47 +24,313 @@ import numpy as np
 
 import datasets
 import solvers
+from datasets import Problem
 
-from . import _conformal, _equal_accuracy, _metrics, _physics
+from . import _conformal, _kinds, _metrics
 from ._config import ABSOLUTE_METRICS, RELATIVE_METRICS, AuditConfig, AuditError, Requirement
+from ._equal_accuracy import time_call
+from ._kinds import EqualAccuracy, Physics, ProblemAudit, score_name
+
+
+# ------------------------------------------------------------------------------------- stage results
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """What :func:`_load` validated: the splits, the requirement and what the audit knows of the problem.
+
+    Attributes:
+        requirement: the requirement judged.
+        config: the audit settings.
+        kind: the problem kind of both splits (``datasets.problem_of``).
+        problem: the kind's audit (:mod:`audit._kinds`), holding the PDE when one is known.
+        ref, cal_ref: ``(S, T, *space, C)`` float64 test and calibration references (every frame).
+        t: ``(T,)`` the test frame coordinates (save times; a steady map's stages 0, 1).
+        error_estimate: ``(S, T)`` the test reference's stored error bound, or None.
+        params_test, params_cal: ``(S, P)`` per-sample physics parameters (``P = 0`` unless ``with_params``).
+        horizon: rollout steps audited.
+        dt: the save interval (one stepper step).
+        tolerance: the reference's ``(rtol, atol)``, None when unknown (imported data).
+        provenance: the report's provenance entries.
+        pde_name: the test file's ``pde`` attribute.
+    """
+
+    requirement: Requirement
+    config: AuditConfig
+    kind: Problem
+    problem: ProblemAudit
+    ref: np.ndarray
+    cal_ref: np.ndarray
+    t: np.ndarray
+    error_estimate: np.ndarray | None
+    params_test: np.ndarray
+    params_cal: np.ndarray
+    horizon: int
+    dt: float
+    tolerance: tuple[float, float] | None
+    provenance: dict
+    pde_name: object
+
+
+@dataclasses.dataclass(frozen=True)
+class Rollouts:
+    """What :func:`_roll_out` produced: ``(S, horizon + 1, *space, C)`` predictions from the test and
+    calibration initial conditions (frame 0 included), the references cut to the horizon, and the wall
+    time (s) of the test rollouts (fastest repeat, compilation excluded)."""
+
+    pred: np.ndarray
+    cal_pred: np.ndarray
+    ref: np.ndarray
+    cal_ref: np.ndarray
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Scores:
+    """What :func:`_score` measured and decided.
+
+    Attributes:
+        metrics: ``name -> (S, horizon + 1)`` per-frame metrics of the test predictions (with
+            ``tolerance_multiple`` when the tolerance is known).
+        tolerance: ``(S, horizon + 1)`` per-frame tolerance ``rtol * RMS(u_ref) + atol`` of the test
+            reference, or None.
+        multiples: ``name -> (S, horizon + 1)`` test metrics in units of the tolerance, or None.
+        values, cal_values: ``(S, horizon)`` the requirement's metric (or its tolerance multiple) at
+            steps ``1..horizon`` on the test and calibration splits.
+        score, cal_score: ``(S,)`` each sample's worst value over the steps.
+        test_quantile: the requirement's quantile of ``score``.
+        bound: the split-conformal bound of the score at level ``1 - alpha``.
+        per_step_bound: ``(horizon,)`` conformal bounds of each step's value.
+        one_step_bound: :func:`one_step_bound` of the stepper on the calibration split.
+        one_step_frames: the reference frames ``0..one_step_frames-1`` one-step errors start from.
+        one_step_coverage_test: the fraction of test samples whose one-step score is within it.
+        correlation_time, censored: ``(S,)`` steps the correlation stays above the threshold, and
+            whether it never drops.
+        passed: the verdict (see :class:`Requirement`).
+    """
+
+    metrics: dict
+    tolerance: np.ndarray | None
+    multiples: dict | None
+    values: np.ndarray
+    cal_values: np.ndarray
+    score: np.ndarray
+    cal_score: np.ndarray
+    test_quantile: float
+    bound: float
+    per_step_bound: np.ndarray
+    one_step_bound: float
+    one_step_frames: int
+    one_step_coverage_test: float
+    correlation_time: np.ndarray
+    censored: np.ndarray
+    passed: bool
 
 
 @dataclasses.dataclass(frozen=True)
 class Report:
-    """The result of :func:`run`.
+    """The result of :func:`run`: every stage's result; :attr:`summary` is ``report.json``.
 
     Attributes:
-        passed: whether the requirement holds (see :class:`Requirement`).
-        summary: the content of ``report.json`` (plain JSON types).
-        predictions: ``(sample, horizon + 1, *space, C)`` float64 rollouts from the test
-            initial conditions, the initial frame included.
-        metrics: ``name -> (sample, horizon + 1)`` per-frame metrics on the test split
-            (frame 0 is the initial condition; summaries exclude it).
-        files: paths written (``report.json``, ``report.html``, ``predictions.h5``), if any.
+        inputs, rollouts, scores, physics, equal_accuracy: the stage results.
+        files: paths written (``json``, ``html``, ``predictions``), if any.
     """
 
-    passed: bool
-    summary: dict
-    predictions: np.ndarray
-    metrics: dict
-    files: dict
+    inputs: Inputs
+    rollouts: Rollouts
+    scores: Scores
+    physics: Physics
+    equal_accuracy: EqualAccuracy
+    files: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """Whether the requirement holds (see :class:`Requirement`)."""
+        return self.scores.passed
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """``(sample, horizon + 1, *space, C)`` float64 rollouts from the test initial conditions."""
+        return self.rollouts.pred
+
+    @property
+    def metrics(self) -> dict:
+        """``name -> (sample, horizon + 1)`` per-frame test metrics (frame 0 is the initial condition)."""
+        return self.scores.metrics
+
+    @functools.cached_property
+    def summary(self) -> dict:
+        """The content of ``report.json`` (plain JSON types; keys in the package docstring)."""
+        i, s = self.inputs, self.scores
+        req, h = i.requirement, i.horizon
+        conformal = _conformal_json(i, s)
+        return _jsonable({
+            "passed": s.passed,
+            "verdict": "pass" if s.passed else "fail",
+            "requirement": {**dataclasses.asdict(req), "horizon": h, "text": str(req)},
+            "score": {"definition": conformal["score"], "test_quantile": s.test_quantile, "quantile": req.quantile,
+                      "threshold": req.threshold, "worst_sample": int(np.argmax(s.score)),
+                      "per_sample": s.score.tolist()},
+            "metrics": _metrics_json(i, s),
+            "solver_tolerance": _solver_tolerance_json(i, s),
+            "tolerance_multiple": _tolerance_multiple_json(i, s),
+            "conformal": conformal,
+            "equal_accuracy": self.equal_accuracy.to_json(),
+            "physics": self.physics.to_json(h),
+            "samples": {"test": int(i.ref.shape[0]), "calibration": int(i.cal_ref.shape[0])},
+            "time": {"dt": i.dt, "t0": float(i.t[0]), "horizon": h},
+            "provenance": i.provenance,
+            "pde": _jsonable(i.pde_name),
+            "problem": i.kind.name,
+        })
 
 
-# ----------------------------------------------------------------------------------------- input
-def _attrs(ds) -> dict:
-    return dict(getattr(ds, "attrs", {}) or {})
+# ----------------------------------------------------------------------------------------------- run
+def run(stepper: Callable, test, calibration, requirement: Requirement | str | None = None, *,
+        config: AuditConfig | None = None, pde=None, out_dir=None, model_info: dict | None = None,
+        provenance: dict | None = None, solver_stepper_factory: Callable | None = None,
+        with_params: bool = False, quiet: bool = True) -> Report:
+    """Audit ``stepper`` on the ``test`` split against ``requirement``.
+
+    Rolls ``stepper`` out (``jax.jit`` of ``jax.vmap`` of ``solvers.rollout``)
+    from every test and calibration initial condition over the requirement's
+    horizon, computes the metrics of :mod:`audit._metrics` per sample and step,
+    states them as multiples of the reference tolerance, bounds the error by
+    split conformal prediction on the calibration split, decides the requirement
+    (see :class:`Requirement`), audits the physics and reruns the solver at
+    cheaper settings for the speedup at equal accuracy. The test file's problem
+    kind decides the horizon rule, the physics and the search (:mod:`audit._kinds`):
+    a steady map is one application of ``stepper`` to stage 0 (horizon 1), with the
+    discrete Darcy residual as its physics and coarser grids / looser CG tolerances
+    at equal accuracy.
+
+    Args:
+        stepper: ``step(u) -> u`` on one ``(*space, C)`` state over one save interval.
+        test, calibration: ``xarray.Dataset``s in the dataset layout (``u`` with dims
+            ``(sample, time, x[, y], channel)``, a steady map's ``(sample, stage, x, y, channel)``,
+            ``error_estimate``, attrs ``pde``, ``rtol``, ``atol``, ``sha256``, ...), e.g. from
+            ``datasets.open``.
+        requirement: a :class:`Requirement`, a ``"METRIC<=VALUE[x]"`` string, or None for
+            ``config``'s.
+        config: the ``[audit]`` settings (defaults: ``AuditConfig()``).
+        pde: the reference PDE on the data grid; None rebuilds it from the test file's
+            attributes (``datasets.pde_from_attrs``); when that fails the physics and the
+            equal-accuracy comparison are reported as ``"unknown"``.
+        out_dir: when given, ``report.json``, ``report.html`` and ``predictions.h5`` are written there.
+        model_info: the surrogate's info (``pde``, ``dataset_sha256``, ``checkpoint_sha256``, ...);
+            a model of another PDE is refused.
+        provenance: extra provenance entries for the report.
+        solver_stepper_factory: ``factory(pde, dt, method) -> stepper`` for the equal-accuracy
+            search (default ``solvers.stepper``).
+        with_params: the stepper is ``step(u, p)`` and takes each sample's physics parameters
+            ``p = split["params"][i]`` (``(P,)``), for surrogates trained with per-sample physics.
+        quiet: no progress messages on stderr.
+
+    Raises:
+        AuditError: on input that allows no verdict (wrong shape or non-finite rollouts,
+            calibration too small for alpha, a tolerance-multiple requirement without a
+            known tolerance, a model of another PDE, too short a test file).
+    """
+    config = config or AuditConfig()
+    say = (lambda msg: None) if quiet else (lambda msg: print(f"byai audit: {msg}", file=sys.stderr))
+    inputs = _load(test, calibration, _requirement(requirement, config), config, pde=pde, model_info=model_info,
+                   provenance=provenance, with_params=with_params)
+    rollouts = _roll_out(stepper, inputs, with_params, say)
+    scores = _score(inputs, rollouts, stepper, calibration, with_params)
+    physics = inputs.problem.physics(rollouts.pred, rollouts.ref, inputs.dt, scores.tolerance,
+                                     config.residual_substeps, say)
+    equal = _equal_accuracy_stage(inputs, rollouts, scores, solver_stepper_factory, say)
+    report = Report(inputs, rollouts, scores, physics, equal)
+    if out_dir is None:
+        return report
+    from ._report import write_outputs
+
+    files = write_outputs(Path(out_dir), report.summary, rollouts.pred, rollouts.ref, inputs.t[:inputs.horizon + 1],
+                          test, scores.values, scores.tolerance, scores.score, scores.cal_score)
+    return dataclasses.replace(report, files=files)
 
 
-def _split_arrays(ds, name: str):
-    """``u`` as float64 ``(S, T, *space, C)``, the time axis, and the ``error_estimate`` (or None)."""
-    if "u" not in getattr(ds, "variables", {}):
+def one_step_bound(stepper: Callable, calibration, alpha: float, *, horizon: int | None = None,
+                   with_params: bool = False) -> float:
+    """The split-conformal bound (level ``1 - alpha``) of the stepper's one-step RMS error.
+
+    A calibration sample's score is ``max_n RMS(step(u_ref[n]) - u_ref[n+1])`` over its
+    reference frames ``n = 0..horizon-1``; the bound is the ``ceil((S + 1)(1 - alpha))``-th
+    smallest of the ``S`` scores (:func:`audit.conformal_bound`). It is
+    ``report.json["conformal"]["one_step_rmse_bound"]`` and what :func:`audit.conformal_guard` takes.
+
+    Args:
+        stepper: ``step(u) -> u`` (``step(u, p)`` with ``with_params``) over one save interval.
+        calibration: the calibration split, an ``xarray.Dataset`` as from ``datasets.open``.
+        alpha: miscoverage in ``(0, 1)``, e.g. 0.1.
+        horizon: the frames one-step errors start from (``0..horizon-1``); None: every frame but the last.
+        with_params: the stepper takes each sample's physics parameters ``params[i]``.
+
+    Raises:
+        AuditError: a malformed split, a horizon beyond its frames, or too few samples for ``alpha``.
+    """
+    ref, _, _ = _split_arrays(calibration, "calibration", datasets.problem_of(calibration.attrs))
+    n = ref.shape[1] - 1 if horizon is None else horizon
+    if not 1 <= n <= ref.shape[1] - 1:
+        raise AuditError(f"one-step errors from frames 0..{n - 1}: the calibration split has frames "
+                         f"0..{ref.shape[1] - 1}; pass a horizon from 1 to {ref.shape[1] - 1}")
+    scores = _one_step_scores(_bind(stepper, with_params), ref[:, :n + 1],
+                              _params(calibration, "calibration", with_params))
+    return _conformal.conformal_bound(scores, alpha)
+
+
+def _requirement(requirement: Requirement | str | None, config: AuditConfig) -> Requirement:
+    if requirement is None:
+        return config.to_requirement()
+    if isinstance(requirement, str):
+        return Requirement.parse(requirement, horizon=config.horizon, quantile=config.quantile, alpha=config.alpha)
+    return requirement
+
+
+# ----------------------------------------------------------------------------------- 1. load, validate
+def _load(test, calibration, req: Requirement, config: AuditConfig, *, pde, model_info: dict | None,
+          provenance: dict | None, with_params: bool) -> Inputs:
+    """Read and check both splits, the time axis, the tolerance and the model; build the kind's audit."""
+    attrs = dict(test.attrs)
+    kind, cal_kind = datasets.problem_of(attrs), datasets.problem_of(calibration.attrs)
+    if cal_kind != kind:
+        raise AuditError(f"the calibration split is a {cal_kind.name} dataset, the test split a {kind.name}")
+    ref, t, est = _split_arrays(test, "test", kind)
+    cal_ref, cal_t, _ = _split_arrays(calibration, "calibration", kind)
+    if cal_ref.shape[2:] != ref.shape[2:]:
+        raise AuditError(f"calibration states {cal_ref.shape[2:]} differ from test states {ref.shape[2:]}")
+    problem = _kinds.problem_audit(kind, test, pde)
+    horizon = problem.horizon(req, ref.shape[1], cal_ref.shape[1])
+    dts = np.diff(t[:horizon + 1])
+    dt = float(dts[0])
+    if not (dt > 0 and np.allclose(dts, dt, rtol=1e-9, atol=0)):
+        raise AuditError("the test time axis must be uniformly spaced (one stepper step per save interval)")
+    if len(cal_t) > 1 and not np.isclose(cal_t[1] - cal_t[0], dt, rtol=1e-9):
+        raise AuditError(f"calibration save interval {cal_t[1] - cal_t[0]:g} differs from the test's {dt:g}")
+    tol = _tolerance(attrs)
+    if req.threshold_kind == "tolerance_multiple" and tol is None:
+        raise AuditError(f"the requirement {req} is a multiple of the solver tolerance, but the test data's "
+                         "tolerance is unknown (imported data); state an absolute threshold instead")
+    prov = {"test_sha256": _jsonable(attrs.get("sha256")),
+            "calibration_sha256": _jsonable(calibration.attrs.get("sha256"))}
+    prov.update(_check_model_info(model_info, attrs))
+    prov.update(_jsonable(provenance or {}))
+    if model_info and "dataset_sha256" in model_info:
+        prov.setdefault("dataset_matches_training", None)  # the CLI fills it in from train.h5
+    p_test, p_cal = _params(test, "test", with_params), _params(calibration, "calibration", with_params)
+    if p_test.shape[1] != p_cal.shape[1]:
+        raise AuditError(f"test and calibration splits have {p_test.shape[1]} and {p_cal.shape[1]} parameters")
+    return Inputs(req, config, kind, problem, ref, cal_ref, t, est, p_test, p_cal, horizon, dt, tol, prov,
+                  attrs.get("pde"))
+
+
+def _split_arrays(ds, name: str, kind: Problem):
+    """``u`` as float64 ``(S, T, *space, C)``, its frame axis, and the ``error_estimate`` (or None)."""
+    if "u" not in ds.variables:
         raise AuditError(f"the {name} split has no variable 'u'")
-    u_var = ds["u"]
-    dims = tuple(u_var.dims)
-    if len(dims) < 4 or dims[0] != "sample" or dims[1] not in ("time", "stage") or dims[-1] != "channel":
-        raise AuditError(f"{name} 'u' must have dims (sample, time, x[, y], channel) (a steady map: stage for "
-                         f"time), got {dims}")
-    u = np.asarray(u_var.values, dtype=np.float64)
+    dims = tuple(ds["u"].dims)
+    if len(dims) < 4 or dims[0] != "sample" or dims[1] != kind.frame_axis or dims[-1] != "channel":
+        raise AuditError(f"{name} 'u' must have dims (sample, {kind.frame_axis}, x[, y], channel) in a "
+                         f"{kind.name} dataset, got {dims}")
+    u = np.asarray(ds["u"].values, dtype=np.float64)
     if u.shape[0] < 1 or u.shape[1] < 2:
         raise AuditError(f"{name} 'u' needs at least one sample and two frames (a rollout to audit), got shape "
                          f"{u.shape}")
@@ -63,7 +338,7 @@ def _split_arrays(ds, name: str):
         raise AuditError(f"the {name} split holds non-finite values in 'u'")
     t = np.asarray(ds[dims[1]].values if dims[1] in ds.coords else np.arange(u.shape[1]), dtype=np.float64)
     est = None
-    if "error_estimate" in getattr(ds, "variables", {}):
+    if "error_estimate" in ds.variables:
         est = np.asarray(ds["error_estimate"].values, dtype=np.float64)
         if est.shape != u.shape[:2]:
             raise AuditError(f"{name} 'error_estimate' must have shape {u.shape[:2]}, got {est.shape}")
@@ -82,21 +357,6 @@ def _tolerance(attrs) -> tuple[float, float] | None:
     if rtol == 0 and atol == 0:
         return None
     return rtol, atol
-
-
-def _pde_for(test, pde):
-    """``(pde, per_sample, reason)``: the PDE of the test split, from ``pde`` or the file's attributes."""
-    if pde is not None:
-        return pde, False, None
-    fn = datasets.pde_from_attrs
-    try:
-        if "params" in getattr(test, "variables", {}):
-            pdes = [fn(test, sample=i)[0] for i in range(test.sizes["sample"])]
-            stacked = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x, jnp.float64) for x in xs]), *pdes)
-            return stacked, True, None
-        return fn(test)[0], False, None
-    except Exception as e:  # an imported file or a PDE the solvers do not know: physics is unknown
-        return None, False, f"the test file's PDE could not be rebuilt ({' '.join(str(e).split())})"
 
 
 def _check_model_info(info: dict | None, test_attrs: dict) -> dict:
@@ -137,6 +397,7 @@ def _norm(v):
 
 
 def _jsonable(v):
+    """``v`` with plain JSON types: numpy to lists and floats, bytes decoded, non-finite floats as strings."""
     if isinstance(v, dict):
         return {str(k): _jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
@@ -152,18 +413,36 @@ def _jsonable(v):
     return str(v)
 
 
-# -------------------------------------------------------------------------------------- rollouts
-def _check_stepper(f, state_shape, n_params: int):
-    spec = jax.ShapeDtypeStruct(state_shape, jnp.float64)
-    try:
-        out = jax.eval_shape(f, spec, jax.ShapeDtypeStruct((n_params,), jnp.float64))
-    except Exception as e:
-        raise AuditError(f"the stepper fails on a state of shape {state_shape} "
-                         f"(*grid.shape, channels): {' '.join(str(e).split())[:300]}") from None
-    shape = getattr(out, "shape", None)
-    if shape is None or tuple(shape) != tuple(state_shape):
-        raise AuditError(f"the stepper must return a state of shape {state_shape}, got "
-                         f"{tuple(shape) if shape is not None else type(out).__name__}")
+def _params(ds, name: str, with_params: bool) -> np.ndarray:
+    """``(S, P)`` physics parameters per sample (``P = 0`` unless ``with_params``)."""
+    n = ds["u"].shape[0]
+    if not with_params:
+        return np.zeros((n, 0))
+    if "params" not in ds.variables:
+        raise AuditError(f"the stepper takes per-sample physics parameters but the {name} split has no 'params'")
+    p = np.asarray(ds["params"].values, dtype=np.float64).reshape(n, -1)
+    if not np.all(np.isfinite(p)):
+        raise AuditError(f"the {name} split's 'params' are not finite")
+    return p
+
+
+# ------------------------------------------------------------------------------------------ 2. rollouts
+def _roll_out(stepper: Callable, inputs: Inputs, with_params: bool, say) -> Rollouts:
+    """Check the stepper's output shape, then roll it out from every test (timed) and calibration state."""
+    f = _bind(stepper, with_params)
+    h, state_shape = inputs.horizon, inputs.ref.shape[2:]
+    _check_stepper(f, state_shape, inputs.params_test.shape[1])
+    say(f"rolling out {inputs.ref.shape[0]} test and {inputs.cal_ref.shape[0]} calibration samples over {h} steps")
+    roll = jax.jit(jax.vmap(lambda u0, p: solvers.rollout(lambda u: f(u, p), u0, h)))
+    seconds, pred = time_call(roll, jnp.asarray(inputs.ref[:, 0]), jnp.asarray(inputs.params_test),
+                              repeats=inputs.config.equal_accuracy.repeats)
+    pred = np.asarray(pred, dtype=np.float64)
+    if pred.shape != (inputs.ref.shape[0], h + 1, *state_shape):
+        raise AuditError(f"the rollout has shape {pred.shape}, expected {(inputs.ref.shape[0], h + 1, *state_shape)}")
+    _first_nonfinite(pred, "test")
+    cal_pred = np.asarray(roll(jnp.asarray(inputs.cal_ref[:, 0]), jnp.asarray(inputs.params_cal)), dtype=np.float64)
+    _first_nonfinite(cal_pred, "calibration")
+    return Rollouts(pred, cal_pred, inputs.ref[:, :h + 1], inputs.cal_ref[:, :h + 1], seconds)
 
 
 def _bind(stepper, with_params: bool):
@@ -173,24 +452,17 @@ def _bind(stepper, with_params: bool):
     return lambda u, p: stepper(u).astype(jnp.float64)
 
 
-def _params(ds, name: str, with_params: bool) -> np.ndarray:
-    """``(S, P)`` physics parameters per sample (``P = 0`` unless ``with_params``)."""
-    n = ds["u"].shape[0]
-    if not with_params:
-        return np.zeros((n, 0))
-    if "params" not in getattr(ds, "variables", {}):
-        raise AuditError(f"the stepper takes per-sample physics parameters but the {name} split has no 'params'")
-    p = np.asarray(ds["params"].values, dtype=np.float64).reshape(n, -1)
-    if not np.all(np.isfinite(p)):
-        raise AuditError(f"the {name} split's 'params' are not finite")
-    return p
-
-
-def _rollout_fn(f, horizon: int):
-    def one(u0, p):
-        return solvers.rollout(lambda u: f(u, p), u0, horizon)
-
-    return jax.jit(jax.vmap(one))
+def _check_stepper(f, state_shape, n_params: int):
+    """AuditError unless ``f`` maps a ``state_shape`` state to one of the same shape (traced, not run)."""
+    spec = jax.ShapeDtypeStruct(state_shape, jnp.float64)
+    try:
+        out = jax.eval_shape(f, spec, jax.ShapeDtypeStruct((n_params,), jnp.float64))
+    except (TypeError, ValueError, IndexError, AttributeError) as e:  # shapes that do not fit, or not an array
+        raise AuditError(f"the stepper fails on a state of shape {state_shape} "
+                         f"(*grid.shape, channels): {' '.join(str(e).split())[:300]}") from None
+    if not isinstance(out, jax.ShapeDtypeStruct) or tuple(out.shape) != tuple(state_shape):
+        got = tuple(out.shape) if isinstance(out, jax.ShapeDtypeStruct) else type(out).__name__
+        raise AuditError(f"the stepper must return a state of shape {state_shape}, got {got}")
 
 
 def _first_nonfinite(pred, name):
@@ -201,7 +473,43 @@ def _first_nonfinite(pred, name):
                          f"rollout step {n} of {pred.shape[1] - 1}): the surrogate diverged, no verdict is possible")
 
 
-# --------------------------------------------------------------------------------------- metrics
+# -------------------------------------------------------------------------------------------- 3. scores
+def _score(inputs: Inputs, rollouts: Rollouts, stepper: Callable, calibration, with_params: bool) -> Scores:
+    """Metrics and tolerance multiples of both splits, the requirement's scores, the conformal bounds with
+    their coverages, the one-step bound and the verdict."""
+    req, config, r = inputs.requirement, inputs.config, rollouts
+    energy = inputs.problem.conserves_energy
+    m_test = _metrics.field_metrics(r.pred, r.ref, band_edges=config.band_edges, energy=energy)
+    m_cal = _metrics.field_metrics(r.cal_pred, r.cal_ref, band_edges=config.band_edges, energy=energy)
+    tol = mult_test = mult_cal = None
+    if inputs.tolerance is not None:
+        tol = _frame_tolerance(r.ref, inputs.tolerance)
+        mult_test = _with_multiples(m_test, r.ref, tol)
+        mult_cal = _with_multiples(m_cal, r.cal_ref, _frame_tolerance(r.cal_ref, inputs.tolerance))
+        m_test["tolerance_multiple"] = mult_test["rmse"]
+        m_cal["tolerance_multiple"] = mult_cal["rmse"]
+    v_test = _requirement_values(req, m_test, mult_test)[:, 1:]
+    v_cal = _requirement_values(req, m_cal, mult_cal)[:, 1:]
+    score_test, score_cal = np.max(v_test, axis=1), np.max(v_cal, axis=1)
+    bound = _conformal.conformal_bound(score_cal, req.alpha)
+    per_step_bound = _conformal.conformal_bounds(v_cal, req.alpha)
+    test_q = _metrics.upper_quantile(score_test, req.quantile)
+    # one-step errors from every reference frame both splits hold (not only the horizon's)
+    n1 = min(inputs.cal_ref.shape[1], inputs.ref.shape[1]) - 1
+    one_bound = one_step_bound(stepper, calibration, req.alpha, horizon=n1, with_params=with_params)
+    one_test = _one_step_scores(_bind(stepper, with_params), inputs.ref[:, :n1 + 1], inputs.params_test)
+    ctime, censored = _metrics.correlation_time(m_test["correlation"][:, 1:], config.correlation_threshold)
+    return Scores(m_test, tol, mult_test, v_test, v_cal, score_test, score_cal, test_q, bound, per_step_bound,
+                  one_bound, n1, _conformal.coverage(one_test, one_bound), ctime, censored,
+                  bool(test_q <= req.threshold and bound <= req.threshold))
+
+
+def _frame_tolerance(ref, tolerance: tuple[float, float]) -> np.ndarray:
+    """``(S, T)`` per-frame tolerance ``rtol * RMS(u_ref) + atol``."""
+    rtol, atol = tolerance
+    return rtol * np.sqrt(np.mean(ref**2, axis=tuple(range(2, ref.ndim)))) + atol
+
+
 def _with_multiples(m: dict, ref, tol) -> dict:
     """Each metric divided by the per-frame tolerance (absolute metrics) or relative tolerance (relative)."""
     ax = tuple(range(2, ref.ndim))
@@ -214,6 +522,7 @@ def _with_multiples(m: dict, ref, tol) -> dict:
 
 
 def _requirement_values(req: Requirement, metrics: dict, multiples: dict | None) -> np.ndarray:
+    """``(S, T)`` the requirement's metric, or its tolerance multiple, per frame."""
     if req.metric == "tolerance_multiple" or req.threshold_kind == "tolerance_multiple":
         key = "rmse" if req.metric == "tolerance_multiple" else req.metric
         if multiples is None:
@@ -226,300 +535,24 @@ def _requirement_values(req: Requirement, metrics: dict, multiples: dict | None)
     return metrics[req.metric]
 
 
-def _curves(values, horizon) -> dict:
-    v = np.asarray(values)[:, 1:horizon + 1]
-    return {"mean": np.mean(v, axis=0).tolist(), "q95": np.quantile(v, 0.95, axis=0).tolist(),
-            "max": np.max(v, axis=0).tolist()}
+def _one_step_scores(f, ref, params) -> np.ndarray:
+    """``(S,)`` max over frames ``n = 0..T-2`` of ``RMS(f(ref[:, n]) - ref[:, n+1])`` of ``(S, T, ...)`` references."""
+    s = jax.jit(jax.vmap(lambda fr, p: jax.vmap(lambda u: f(u, p))(fr)))(jnp.asarray(ref[:, :-1]),
+                                                                         jnp.asarray(params))
+    rms = np.sqrt(np.mean((np.asarray(s) - ref[:, 1:]) ** 2, axis=tuple(range(2, ref.ndim))))
+    return np.max(rms, axis=1)
 
 
-def _metric_block(values, horizon) -> dict:
-    out = _metrics.summarize(np.asarray(values)[:, 1:horizon + 1])
-    out["per_step"] = _curves(values, horizon)
-    return out
-
-
-def _one_step_rmse(f, ref, params, horizon: int) -> np.ndarray:
-    """``(S, horizon)`` RMS error of one stepper step from each reference frame ``n = 0..horizon-1``."""
-    frames = jnp.asarray(ref[:, :horizon])
-    s = jax.jit(jax.vmap(lambda fr, p: jax.vmap(lambda u: f(u, p))(fr)))(frames, jnp.asarray(params))
-    return np.sqrt(np.mean((np.asarray(s) - ref[:, 1:horizon + 1]) ** 2, axis=tuple(range(2, ref.ndim))))
-
-
-# -------------------------------------------------------------------------------------------- run
-def run(stepper: Callable, test, calibration, requirement: Requirement | str | None = None, *,
-        config: AuditConfig | None = None, pde=None, out_dir=None, model_info: dict | None = None,
-        provenance: dict | None = None, solver_stepper_factory: Callable | None = None,
-        with_params: bool = False, quiet: bool = True) -> Report:
-    """Audit ``stepper`` on the ``test`` split against ``requirement``.
-
-    Rolls ``stepper`` out (``jax.jit`` of ``jax.vmap`` of ``solvers.rollout``)
-    from every test and calibration initial condition over the requirement's
-    horizon, computes the metrics of :mod:`audit._metrics` per sample and step,
-    states them as multiples of the reference tolerance, bounds the error by
-    split conformal prediction on the calibration split, reruns the solver at
-    cheaper settings for the speedup at equal accuracy, checks the PDE residual
-    and conservation, and decides the requirement (see :class:`Requirement`).
-    A steady map (``problem = "steady_map"`` in the test file's attributes) is audited
-    as one application of ``stepper`` to stage 0 (horizon 1), with the discrete
-    Darcy residual as its physics and coarser grids / looser CG tolerances at
-    equal accuracy (see the package docstring).
-
-    Args:
-        stepper: ``step(u) -> u`` on one ``(*space, C)`` state over one save interval.
-        test, calibration: ``xarray.Dataset``s in the dataset layout (``u`` with dims
-            ``(sample, time, x[, y], channel)``, ``error_estimate``, attrs ``pde``, ``rtol``,
-            ``atol``, ``sha256``, ...), e.g. from ``datasets.open``.
-        requirement: a :class:`Requirement`, a ``"METRIC<=VALUE[x]"`` string, or None for
-            ``config``'s.
-        config: the ``[audit]`` settings (defaults: ``AuditConfig()``).
-        pde: the reference PDE on the data grid; None rebuilds it from the test file's
-            attributes (``datasets.pde_from_attrs``); when that fails the physics and the
-            equal-accuracy comparison are reported as ``"unknown"``.
-        out_dir: when given, ``report.json``, ``report.html`` and ``predictions.h5`` are written there.
-        model_info: the surrogate's info (``pde``, ``dataset_sha256``, ``checkpoint_sha256``, ...);
-            a model of another PDE is refused.
-        provenance: extra provenance entries for the report.
-        solver_stepper_factory: ``factory(pde, dt, method) -> stepper`` for the equal-accuracy
-            search (default ``solvers.stepper``).
-        with_params: the stepper is ``step(u, p)`` and takes each sample's physics parameters
-            ``p = split["params"][i]`` (``(P,)``), for surrogates trained with per-sample physics.
-        quiet: no progress messages on stderr.
-
-    Raises:
-        AuditError: on input that allows no verdict (wrong shape or non-finite rollouts,
-            calibration too small for alpha, a tolerance-multiple requirement without a
-            known tolerance, a model of another PDE, too short a test file).
-    """
-    config = config or AuditConfig()
-    if requirement is None:
-        req = config.to_requirement()
-    elif isinstance(requirement, str):
-        req = Requirement.parse(requirement, horizon=config.horizon, quantile=config.quantile, alpha=config.alpha)
-    else:
-        req = requirement
-    say = (lambda msg: None) if quiet else (lambda msg: print(f"byai audit: {msg}", file=sys.stderr))
-
-    ref, t, est = _split_arrays(test, "test")
-    cal_ref, cal_t, _ = _split_arrays(calibration, "calibration")
-    attrs = _attrs(test)
-    problem, cal_problem = datasets.problem_of(attrs), datasets.problem_of(_attrs(calibration))
-    steady = problem == "steady_map"
-    if steady and req.horizon not in (None, 1):
-        raise AuditError(f"the requirement's horizon {req.horizon} does not apply to a steady map a -> u: it is "
-                         "audited as one application (horizon 1); set audit.horizon = 1 or leave it out")
-    if cal_problem != problem:
-        raise AuditError(f"the calibration split is a {cal_problem} dataset, the test split a {problem}")
-    if cal_ref.shape[2:] != ref.shape[2:]:
-        raise AuditError(f"calibration states {cal_ref.shape[2:]} differ from test states {ref.shape[2:]}")
-    horizon = req.horizon or ref.shape[1] - 1
-    for name, n in (("test", ref.shape[1]), ("calibration", cal_ref.shape[1])):
-        if horizon > n - 1:
-            raise AuditError(f"the requirement's horizon {horizon} exceeds the {n - 1} steps of the {name} split")
-    dts = np.diff(t[:horizon + 1])
-    dt = float(dts[0])
-    if not (dt > 0 and np.allclose(dts, dt, rtol=1e-9, atol=0)):
-        raise AuditError("the test time axis must be uniformly spaced (one stepper step per save interval)")
-    if len(cal_t) > 1 and not np.isclose(cal_t[1] - cal_t[0], dt, rtol=1e-9):
-        raise AuditError(f"calibration save interval {cal_t[1] - cal_t[0]:g} differs from the test's {dt:g}")
-    tol_pair = _tolerance(attrs)
-    if req.threshold_kind == "tolerance_multiple" and tol_pair is None:
-        raise AuditError(f"the requirement {req} is a multiple of the solver tolerance, but the test data's "
-                         "tolerance is unknown (imported data); state an absolute threshold instead")
-    prov = {"test_sha256": _jsonable(attrs.get("sha256")),
-            "calibration_sha256": _jsonable(_attrs(calibration).get("sha256"))}
-    prov.update(_check_model_info(model_info, attrs))
-    prov.update(_jsonable(provenance or {}))
-    if model_info and "dataset_sha256" in model_info:
-        prov.setdefault("dataset_matches_training", None)  # the CLI fills it in from train.h5
-
-    state_shape = ref.shape[2:]
-    f = _bind(stepper, with_params)
-    p_test, p_cal = _params(test, "test", with_params), _params(calibration, "calibration", with_params)
-    if p_test.shape[1] != p_cal.shape[1]:
-        raise AuditError(f"test and calibration splits have {p_test.shape[1]} and {p_cal.shape[1]} parameters")
-    _check_stepper(f, state_shape, p_test.shape[1])
-
-    # -------------------------------------------------------------- rollouts
-    say(f"rolling out {ref.shape[0]} test and {cal_ref.shape[0]} calibration samples over {horizon} steps")
-    roll = _rollout_fn(f, horizon)
-    u0 = jnp.asarray(ref[:, 0])
-    surrogate_seconds, pred = _equal_accuracy.time_call(roll, u0, jnp.asarray(p_test),
-                                                        repeats=config.equal_accuracy.repeats)
-    pred = np.asarray(pred, dtype=np.float64)
-    if pred.shape != (ref.shape[0], horizon + 1, *state_shape):
-        raise AuditError(f"the rollout has shape {pred.shape}, expected {(ref.shape[0], horizon + 1, *state_shape)}")
-    _first_nonfinite(pred, "test")
-    cal_pred = np.asarray(roll(jnp.asarray(cal_ref[:, 0]), jnp.asarray(p_cal)), dtype=np.float64)
-    _first_nonfinite(cal_pred, "calibration")
-    ref_h, cal_h = ref[:, :horizon + 1], cal_ref[:, :horizon + 1]
-
-    # -------------------------------------------------------------- physics knowledge
-    pde_, per_sample, pde_reason = (None, False, "a steady map") if steady else _pde_for(test, pde)
-    conserved = None
-    if pde_ is not None:
-        try:
-            conserved = _physics.conserved_quantities(
-                jax.tree.map(lambda x: x[0], pde_) if per_sample else pde_)
-        except Exception as e:
-            pde_, pde_reason = None, f"the PDE could not be evaluated ({e})"
-    energy = bool(conserved and conserved["energy"])
-
-    # -------------------------------------------------------------- metrics
-    m_test = _metrics.field_metrics(pred, ref_h, band_edges=config.band_edges, energy=energy)
-    m_cal = _metrics.field_metrics(cal_pred, cal_h, band_edges=config.band_edges, energy=energy)
-    ax = tuple(range(2, ref_h.ndim))
-    tol = tol_cal = mult_test = mult_cal = None
-    if tol_pair is not None:
-        rtol, atol = tol_pair
-        tol = rtol * np.sqrt(np.mean(ref_h**2, axis=ax)) + atol
-        tol_cal = rtol * np.sqrt(np.mean(cal_h**2, axis=ax)) + atol
-        mult_test = _with_multiples(m_test, ref_h, tol)
-        mult_cal = _with_multiples(m_cal, cal_h, tol_cal)
-        m_test["tolerance_multiple"] = mult_test["rmse"]
-        m_cal["tolerance_multiple"] = mult_cal["rmse"]
-
-    # -------------------------------------------------------------- verdict and conformal bound
-    v_test = _requirement_values(req, m_test, mult_test)[:, 1:]
-    v_cal = _requirement_values(req, m_cal, mult_cal)[:, 1:]
-    score_test, score_cal = np.max(v_test, axis=1), np.max(v_cal, axis=1)
-    bound = _conformal.conformal_bound(score_cal, req.alpha)
-    per_step_bound = _conformal.conformal_bounds(v_cal, req.alpha)
-    test_q = _metrics.upper_quantile(score_test, req.quantile)
-    passed = bool(test_q <= req.threshold and bound <= req.threshold)
-    # one-step errors from every reference frame (all calibration frames, as the hybrid stepper uses them)
-    n1 = min(cal_ref.shape[1], ref.shape[1]) - 1
-    one_step = _one_step_rmse(f, np.concatenate([cal_ref[:, :n1 + 1], ref[:, :n1 + 1]]),
-                              np.concatenate([p_cal, p_test]), n1)
-    one_step_cal, one_step_test = one_step[:cal_ref.shape[0]], one_step[cal_ref.shape[0]:]
-    one_step_bound = _conformal.conformal_bound(np.max(one_step_cal, axis=1), req.alpha)
-    conformal = {
-        "alpha": req.alpha, "level": 1 - req.alpha, "score": f"max over steps 1..{horizon} of {_score_name(req)}",
-        "n_calibration": int(score_cal.size), "bound": bound,
-        "coverage_calibration": _conformal.coverage(score_cal, bound),
-        "coverage_test": _conformal.coverage(score_test, bound),
-        "per_step": {"bound": per_step_bound.tolist(),
-                     "coverage_calibration": np.mean(v_cal <= per_step_bound, axis=0).tolist(),
-                     "coverage_test": np.mean(v_test <= per_step_bound, axis=0).tolist()},
-        "one_step_rmse_bound": one_step_bound,
-        "one_step_rmse_score": f"max over reference frames 0..{n1 - 1} of RMS(step(u_ref[n]) - u_ref[n+1])",
-        "one_step_rmse_coverage_test": _conformal.coverage(np.max(one_step_test, axis=1), one_step_bound),
-    }
-
-    # -------------------------------------------------------------- correlation time
-    ctime, censored = _metrics.correlation_time(m_test["correlation"][:, 1:], config.correlation_threshold)
-
-    # -------------------------------------------------------------- tolerance multiples
-    if tol is None:
-        tolerance_block = "unknown"
-        solver_tol = {"rtol": None, "atol": None, "known": False,
-                      "reason": "the test data does not state its solver tolerance (imported data)"}
-    else:
-        tolerance_block = {k: _metric_block(v, horizon) for k, v in mult_test.items()}
-        tolerance_block["definition"] = (
-            "metric / tol_n with tol_n = rtol * RMS(u_ref[n]) + atol for metrics in the units of u; "
-            "metric / (tol_n / RMS(u_ref[n])) for rel_l2 and nrmse")
-        if est is not None and np.all(np.isfinite(est[:, 1:horizon + 1])):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                em = m_test["rmse"] / est[:, :horizon + 1]
-            tolerance_block["error_estimate_multiple"] = _metric_block(np.where(np.isfinite(em), em, np.inf),
-                                                                       horizon)
-        solver_tol = {"rtol": tol_pair[0], "atol": tol_pair[1], "known": True,
-                      "per_step_mean": np.mean(tol[:, 1:], axis=0).tolist(),
-                      "mean": float(np.mean(tol[:, 1:]))}
-        if est is not None:
-            solver_tol["error_estimate_mean"] = float(np.nanmean(est[:, 1:horizon + 1]))
-
-    # -------------------------------------------------------------- physics
-    if steady:
-        say("discrete PDE residual of the predicted solutions")
-        physics = _map_physics(test, pred, ref_h, horizon)
-    elif pde_ is None:
-        physics = {"status": "unknown", "reason": pde_reason}
-    else:
-        say("PDE residual of the rollout")
-        both = np.concatenate([pred, ref_h])  # one compilation for both
-        pde_both = jax.tree.map(lambda x: jnp.concatenate([x, x]), pde_) if per_sample else pde_
-        d_both = _physics.defects(pde_both, dt, both, config.residual_substeps, per_sample)
-        d_pred, d_ref = d_both[:pred.shape[0]], d_both[pred.shape[0]:]
-        dr_pred, dr_ref = _physics.drift(pred, len(state_shape) - 1), _physics.drift(ref_h, len(state_shape) - 1)
-        physics = {
-            "residual": {"definition": f"RMS(u[n+1] - S_dt(u[n])), S_dt = {config.residual_substeps} "
-                                       "ETDRK4 steps of the reference PDE per save interval",
-                         "prediction": _metric_block(np.pad(d_pred, ((0, 0), (1, 0))), horizon),
-                         "reference": _metric_block(np.pad(d_ref, ((0, 0), (1, 0))), horizon)},
-            "conserved": conserved,
-            "drift": {q: {"prediction": _metric_block(dr_pred[q], horizon),
-                          "reference": _metric_block(dr_ref[q], horizon)}
-                      for q in ("mass", "energy") if conserved[q]},
-        }
-        if tol is not None:
-            physics["residual"]["tolerance_multiple"] = _metric_block(
-                np.pad(d_pred, ((0, 0), (1, 0))) / tol, horizon)
-
-    # -------------------------------------------------------------- equal accuracy
-    if steady:
-        equal = _map_equal_accuracy_block(req, config, test, ref_h, tol, surrogate_seconds, test_q, say)
-    else:
-        equal = _equal_accuracy_block(req, config, pde_, per_sample, pde_reason, ref_h, t[:horizon + 1], dt,
-                                      horizon, tol, surrogate_seconds, test_q, solver_stepper_factory, say)
-
-    # -------------------------------------------------------------- report
-    metrics_json = {k: _metric_block(v, horizon) for k, v in m_test.items()}
-    metrics_json["correlation_time"] = {
-        **_metrics.summarize(ctime), "threshold": config.correlation_threshold,
-        "censored_fraction": float(np.mean(censored)), "unit": "steps", "dt": dt}
-    summary = {
-        "passed": passed,
-        "verdict": "pass" if passed else "fail",
-        "requirement": {**dataclasses.asdict(req), "horizon": horizon, "text": str(req)},
-        "score": {"definition": conformal["score"], "test_quantile": test_q, "quantile": req.quantile,
-                  "threshold": req.threshold, "worst_sample": int(np.argmax(score_test)),
-                  "per_sample": score_test.tolist()},
-        "metrics": metrics_json,
-        "solver_tolerance": solver_tol,
-        "tolerance_multiple": tolerance_block,
-        "conformal": conformal,
-        "equal_accuracy": equal,
-        "physics": physics,
-        "samples": {"test": int(ref.shape[0]), "calibration": int(cal_ref.shape[0])},
-        "time": {"dt": dt, "t0": float(t[0]), "horizon": horizon},
-        "provenance": prov,
-        "pde": _jsonable(attrs.get("pde")),
-        "problem": problem,
-    }
-    summary = _jsonable(summary)
-    files = {}
-    if out_dir is not None:
-        from ._report import write_outputs
-        files = write_outputs(Path(out_dir), summary, pred, ref_h, t[:horizon + 1], test, v_test, tol,
-                              score_test, score_cal)
-    return Report(passed, summary, pred, m_test, files)
-
-
-def _score_name(req: Requirement) -> str:
-    if req.threshold_kind == "tolerance_multiple":
-        return f"{req.metric} / solver tolerance"
-    return req.metric
-
-
-def _equal_accuracy_block(req, config, pde, per_sample, reason, ref_h, t, dt, horizon, tol, surrogate_seconds,
-                          surrogate_score, factory, say) -> dict:
-    base = {"surrogate_seconds": surrogate_seconds, "surrogate_error": surrogate_score,
-            "error_definition": f"q{req.quantile:g} over test samples of the max over steps of {_score_name(req)}"}
+# ------------------------------------------------------------------------------------ 5. equal accuracy
+def _equal_accuracy_stage(inputs: Inputs, rollouts: Rollouts, scores: Scores, factory: Callable | None,
+                          say) -> EqualAccuracy:
+    """The kind's equal-accuracy search at the surrogate's error (``skipped`` when the config disables it)."""
+    req, config, problem = inputs.requirement, inputs.config, inputs.problem
     if not config.equal_accuracy.enabled:
-        return {**base, "status": "skipped", "solver_seconds": None, "speedup": None, "solver_setting": None}
-    if pde is None:
-        return {**base, "status": "unknown", "reason": reason, "solver_seconds": None, "speedup": None,
-                "solver_setting": None}
-    grid = pde.grid
-    score = _score_fn(req, config, ref_h, tol)
-    say("equal-accuracy search over solver settings")
-    res = _equal_accuracy.search(pde, grid, jnp.asarray(ref_h[:, 0]), dt, horizon, score, surrogate_score,
-                                 config.equal_accuracy, per_sample_pde=per_sample, t=t,
-                                 factory=factory or _equal_accuracy.default_factory,
-                                 progress=lambda p: say(f"  {p['setting']}: {p['seconds']:.3g} s, "
-                                                        f"error {p['error']:.3g}"))
-    return {**base, **_chosen_block(res, surrogate_seconds)}
+        return EqualAccuracy(rollouts.seconds, scores.test_quantile, problem.error_definition(req), "skipped")
+    return problem.equal_accuracy(req, rollouts.ref, inputs.t[:inputs.horizon + 1], inputs.dt,
+                                  _score_fn(req, config, rollouts.ref, scores.tolerance), rollouts.seconds,
+                                  scores.test_quantile, config.equal_accuracy, factory, say)
 
 
 def _score_fn(req, config, ref_h, tol):
@@ -539,52 +572,52 @@ def _score_fn(req, config, ref_h, tol):
     return score
 
 
-def _chosen_block(res, surrogate_seconds: float) -> dict:
-    chosen = res["chosen"]
-    notes = {"exact": "the cheapest solver setting tried that is at least as accurate as the surrogate",
-             "upper": "the cheapest setting tried already matches: a cheaper solver may too, so the speedup "
-                      "is an upper bound",
-             "lower": "no setting tried reached the surrogate's accuracy: the most accurate one is given and the "
-                      "speedup is a lower bound"}
-    return {"status": "measured", "solver_seconds": chosen["seconds"],
-            "solver_error": chosen["error"], "speedup": chosen["seconds"] / surrogate_seconds,
-            "speedup_bound": res["bound"], "note": notes[res["bound"]],
-            "solver_setting": chosen["setting"], "points": res["points"]}
-
-
-# ----------------------------------------------------------------------------------- steady maps
-def _map_physics(test, pred, ref_h, horizon) -> dict:
-    """The discrete residual ``RMS(f - A_h u)`` of predicted and reference solutions of a Darcy map."""
-    grid = solvers.Grid(tuple(ref_h.shape[2:-1]), (1.0, 1.0))
-    source = datasets.map_source(test)
-
-    def residual(a, u):
-        return jnp.sqrt(jnp.mean(solvers.Darcy(grid, coefficient=a, source=source).residual(u) ** 2))
-
-    f = jax.jit(jax.vmap(residual))
-    a = jnp.asarray(ref_h[:, 0, ..., 0])
-    d_pred = np.asarray(f(a, jnp.asarray(pred[:, 1, ..., 0])))
-    d_ref = np.asarray(f(a, jnp.asarray(ref_h[:, 1, ..., 0])))
-    pad = lambda d: np.stack([np.zeros_like(d), d], axis=1)  # noqa: E731 (frame 0 is the input)
+# ---------------------------------------------------------------------------------------- report.json
+def _conformal_json(i: Inputs, s: Scores) -> dict:
+    req, n1 = i.requirement, s.one_step_frames
     return {
-        "residual": {"definition": "RMS(f - A_h u): the cell-centred finite-volume Darcy operator of the test "
-                                   "file's grid applied to the predicted (or reference) solution; the reference's is "
-                                   "its CG residual",
-                     "prediction": _metric_block(pad(d_pred), horizon),
-                     "reference": _metric_block(pad(d_ref), horizon)},
-        "conserved": {"mass": False, "energy": False},
-        "drift": {},
+        "alpha": req.alpha, "level": 1 - req.alpha,
+        "score": f"max over steps 1..{i.horizon} of {score_name(req)}",
+        "n_calibration": int(s.cal_score.size), "bound": s.bound,
+        "coverage_calibration": _conformal.coverage(s.cal_score, s.bound),
+        "coverage_test": _conformal.coverage(s.score, s.bound),
+        "per_step": {"bound": s.per_step_bound.tolist(),
+                     "coverage_calibration": np.mean(s.cal_values <= s.per_step_bound, axis=0).tolist(),
+                     "coverage_test": np.mean(s.values <= s.per_step_bound, axis=0).tolist()},
+        "one_step_rmse_bound": s.one_step_bound,
+        "one_step_rmse_score": f"max over reference frames 0..{n1 - 1} of RMS(step(u_ref[n]) - u_ref[n+1])",
+        "one_step_rmse_coverage_test": s.one_step_coverage_test,
     }
 
 
-def _map_equal_accuracy_block(req, config, test, ref_h, tol, surrogate_seconds, surrogate_score, say) -> dict:
-    base = {"surrogate_seconds": surrogate_seconds, "surrogate_error": surrogate_score,
-            "error_definition": f"q{req.quantile:g} over test samples of {_score_name(req)} of the solution"}
-    if not config.equal_accuracy.enabled:
-        return {**base, "status": "skipped", "solver_seconds": None, "speedup": None, "solver_setting": None}
-    say("equal-accuracy search over Darcy grids and CG tolerances")
-    res = _equal_accuracy.search_steady(ref_h[:, 0, ..., 0], datasets.map_source(test),
-                                        _score_fn(req, config, ref_h, tol), surrogate_score, config.equal_accuracy,
-                                        progress=lambda p: say(f"  {p['setting']}: {p['seconds']:.3g} s, "
-                                                               f"error {p['error']:.3g}"))
-    return {**base, **_chosen_block(res, surrogate_seconds)}
+def _metrics_json(i: Inputs, s: Scores) -> dict:
+    out = {k: _metrics.summarize_steps(v, i.horizon) for k, v in s.metrics.items()}
+    out["correlation_time"] = {
+        **_metrics.summarize(s.correlation_time), "threshold": i.config.correlation_threshold,
+        "censored_fraction": float(np.mean(s.censored)), "unit": "steps", "dt": i.dt}
+    return out
+
+
+def _solver_tolerance_json(i: Inputs, s: Scores) -> dict:
+    if i.tolerance is None:
+        return {"rtol": None, "atol": None, "known": False,
+                "reason": "the test data does not state its solver tolerance (imported data)"}
+    out = {"rtol": i.tolerance[0], "atol": i.tolerance[1], "known": True,
+           "per_step_mean": np.mean(s.tolerance[:, 1:], axis=0).tolist(), "mean": float(np.mean(s.tolerance[:, 1:]))}
+    if i.error_estimate is not None:
+        out["error_estimate_mean"] = float(np.nanmean(i.error_estimate[:, 1:i.horizon + 1]))
+    return out
+
+
+def _tolerance_multiple_json(i: Inputs, s: Scores) -> dict | str:
+    if s.multiples is None:
+        return "unknown"
+    h, est = i.horizon, i.error_estimate
+    out = {k: _metrics.summarize_steps(v, h) for k, v in s.multiples.items()}
+    out["definition"] = ("metric / tol_n with tol_n = rtol * RMS(u_ref[n]) + atol for metrics in the units of u; "
+                         "metric / (tol_n / RMS(u_ref[n])) for rel_l2 and nrmse")
+    if est is not None and np.all(np.isfinite(est[:, 1:h + 1])):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            em = s.metrics["rmse"] / est[:, :h + 1]
+        out["error_estimate_multiple"] = _metrics.summarize_steps(np.where(np.isfinite(em), em, np.inf), h)
+    return out

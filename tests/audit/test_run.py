@@ -2,6 +2,7 @@
 
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -59,7 +60,21 @@ def test_perturbed_stepper_fails(perturbed, splits):
     assert s["physics"]["residual"]["prediction"]["mean"] > 100 * s["physics"]["residual"]["reference"]["mean"]
     c = s["conformal"]
     assert c["n_calibration"] == 19 and c["coverage_calibration"] >= 0.9
-    assert c["bound"] >= max(s["score"]["per_sample"]) or c["coverage_test"] < 1
+    # the bound is the ceil((n + 1)(1 - alpha))-th smallest calibration score, recomputed here from an
+    # independent rollout of the calibration split (score: max over steps 1..8 of rel_l2)
+    _, cal = splits
+    ref_cal = cal["u"].values
+    step = jax.jit(jax.vmap(lambda u: solvers.rollout(solvers.stepper(solvers.Burgers(solvers.Grid((N,)), nu=0.05),
+                                                                      DT, "etdrk1"), u, 8)))
+    pred_cal = np.asarray(step(jnp.asarray(ref_cal[:, 0])))
+    rel = np.sqrt(np.sum((pred_cal - ref_cal) ** 2, axis=(2, 3)) / np.sum(ref_cal**2, axis=(2, 3)))
+    cal_scores = np.sort(np.max(rel[:, 1:], axis=1))
+    k = int(np.ceil((19 + 1) * (1 - 0.1)))
+    assert k == 18 and c["bound"] == pytest.approx(cal_scores[k - 1], rel=1e-9)
+    assert np.all(np.diff(cal_scores) > 1e-6 * cal_scores[1:])  # no ties: k of the n scores are within it
+    assert c["coverage_calibration"] == pytest.approx(k / 19)
+    assert c["coverage_test"] == pytest.approx(np.mean(np.asarray(s["score"]["per_sample"]) <= c["bound"]))
+    assert 0 < c["coverage_test"] <= 1 and min(s["score"]["per_sample"]) <= c["bound"]
     # the score is the max over steps of rel_l2 per sample
     assert s["score"]["per_sample"] == pytest.approx(np.max(report.metrics["rel_l2"][:, 1:], axis=1).tolist())
     # tolerance multiples: rmse / (rtol RMS(u) + atol)
@@ -111,6 +126,8 @@ def test_bad_steppers(burgers, splits):
 
     with pytest.raises(audit.AuditError, match="non-finite.*sample 0, rollout step 1"):
         audit.run(blows_up, test, cal, "rmse<=1", config=quick_config(), pde=burgers)
+    with pytest.raises(audit.AuditError, match="fails on a state"):  # not an array
+        audit.run(lambda u: (u, u), test, cal, "rmse<=1", config=quick_config())
 
 
 def test_bad_splits_and_models(burgers, splits):
@@ -124,6 +141,12 @@ def test_bad_splits_and_models(burgers, splits):
         audit.run(step, test, cal, "rmse<=1", config=quick_config(horizon=20), pde=burgers)
     with pytest.raises(audit.AuditError, match="energy_error"):
         audit.run(step, test, cal, "energy_error<=1", config=quick_config(), pde=burgers)
+    steady = {"problem": "steady_map"}
+    with pytest.raises(audit.AuditError, match="calibration split is a trajectory dataset, the test split a "
+                                               "steady_map"):
+        audit.run(step, test.assign_attrs(**steady), cal, "rmse<=1", config=quick_config())
+    with pytest.raises(audit.AuditError, match=r"dims \(sample, stage, x\[, y\], channel\)"):
+        audit.run(step, test.assign_attrs(**steady), cal.assign_attrs(**steady), "rmse<=1", config=quick_config())
 
 
 def test_horizon_and_unknown_pde(burgers, splits):
@@ -134,6 +157,26 @@ def test_horizon_and_unknown_pde(burgers, splits):
     assert r.predictions.shape[1] == 4
     assert r.summary["physics"]["status"] == "unknown"
     assert len(r.summary["metrics"]["rmse"]["per_step"]["mean"]) == 3
+    r = audit.run(fine(burgers, DT), test, cal, "rmse<=1e-6", config=quick_config(horizon=3), pde=object())
+    assert r.summary["physics"] == {"status": "unknown", "reason": "the PDE could not be evaluated (object is not "
+                                    "a solvers.SemiLinearPDE u_t = L u + N(u))"}
+
+
+def test_one_step_bound(burgers, splits, perturbed):
+    """``audit.one_step_bound``: the conformal bound of the worst one-step RMS error per calibration sample."""
+    _, cal = splits
+    step = solvers.stepper(burgers, DT, "etdrk1")
+    ref = cal["u"].values
+    one = np.asarray(jax.vmap(jax.vmap(step))(jnp.asarray(ref[:, :-1])))
+    scores = np.sort(np.max(np.sqrt(np.mean((one - ref[:, 1:]) ** 2, axis=(2, 3))), axis=1))
+    assert audit.one_step_bound(step, cal, 0.1) == pytest.approx(scores[17], rel=1e-9)  # k = ceil(20 * 0.9)
+    assert audit.one_step_bound(step, cal, 0.5) == pytest.approx(scores[9], rel=1e-9)  # k = ceil(20 * 0.5)
+    # the audit reports the same bound (its frames: all 8 steps both splits hold)
+    assert perturbed[0].summary["conformal"]["one_step_rmse_bound"] == audit.one_step_bound(step, cal, 0.1, horizon=8)
+    short = np.sort(np.sqrt(np.mean((one[:, 0] - ref[:, 1]) ** 2, axis=(1, 2))))
+    assert audit.one_step_bound(step, cal, 0.1, horizon=1) == pytest.approx(short[17], rel=1e-9)
+    with pytest.raises(audit.AuditError, match="horizon from 1 to 8"):
+        audit.one_step_bound(step, cal, 0.1, horizon=9)
 
 
 @pytest.mark.slow
