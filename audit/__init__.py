@@ -88,6 +88,7 @@ from ._config import AuditConfig, AuditError, EqualAccuracyConfig, Requirement
 from ._conformal import conformal_bound, conformal_bounds, coverage, min_calibration_size
 from ._equal_accuracy import time_call
 from ._guards import conformal_guard, residual_guard
+from ._hybrid import HybridResult, check_hybrid_config, compare_hybrid
 from ._metrics import band_errors, correlation, correlation_time, field_metrics, radial_spectrum, summarize
 from ._physics import conserved_quantities, defects, drift
 from ._run import Report, one_step_bound, run
@@ -96,6 +97,7 @@ __all__ = [
     "AuditConfig", "AuditError", "EqualAccuracyConfig", "Requirement", "Report", "run", "one_step_bound", "time_call",
     "conformal_bound", "conformal_bounds", "coverage", "min_calibration_size",
     "conformal_guard", "residual_guard",
+    "HybridResult", "compare_hybrid", "check_hybrid_config",
     "field_metrics", "band_errors", "correlation", "correlation_time", "radial_spectrum", "summarize",
     "conserved_quantities", "defects", "drift",
 ]

@@ -7,6 +7,8 @@ import math
 import re
 from typing import Literal
 
+from solvers import ByaiError
+
 METHODS = ("etdrk4", "etdrk2", "etdrk1")
 
 # Error metrics a requirement may name (lower is better), see ``audit._metrics``.
@@ -18,7 +20,7 @@ ABSOLUTE_METRICS = ("rmse", "max_error", "mass_error", "low_freq", "mid_freq", "
 RELATIVE_METRICS = ("rel_l2", "nrmse")
 
 
-class AuditError(ValueError):
+class AuditError(ByaiError, ValueError):
     """The audit cannot give a verdict on this input (the message says why and what to change)."""
 
 
