@@ -85,7 +85,7 @@ def check_hybrid_config(problem: Problem, config: surrogates.HybridConfig) -> No
 
 def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: Callable, *,
                    with_params: bool = False, model_info: dict | None = None, alpha: float = 0.1,
-                   audit_dir=None, log: Callable[[str], None] | None = None) -> HybridResult:
+                   audit_dir=None, pde_classes: tuple = (), log: Callable[[str], None] | None = None) -> HybridResult:
     """Run the solver alone and the guarded hybrid on the ``test`` split and compare both with its reference.
 
     Args:
@@ -101,6 +101,7 @@ def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: 
         alpha: the conformal level of the one-step bound (the ``[audit]`` alpha).
         audit_dir: an audit output folder whose ``report.json`` gives the one-step
             bound when it audited this model on this calibration data at this alpha.
+        pde_classes: PDE classes besides the built-ins the test file may name (never imported).
         log: progress messages (``None``: silent).
 
     Raises:
@@ -120,7 +121,7 @@ def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: 
                                  checkpoint_sha256=(model_info or {}).get("checkpoint_sha256"), audit_dir=audit_dir,
                                  say=say)
     summary, curves = kind.compare(config, test, stepper, bound=bound, alpha=alpha, with_params=with_params,
-                                   say=say)
+                                   pde_classes=tuple(pde_classes), say=say)
     return HybridResult(problem=problem, summary=summary, curves=curves)
 
 

@@ -55,7 +55,7 @@ def check_config(cfg: surrogates.HybridConfig) -> None:
 
 
 def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, bound: float | None, alpha: float,
-            with_params: bool, say: Callable[[str], None]) -> tuple[dict, None]:
+            with_params: bool, pde_classes: tuple = (), say: Callable[[str], None]) -> tuple[dict, None]:
     """Solver alone and the guarded hybrid on the test coefficients: the content of ``hybrid.json`` (no curves).
 
     Args:

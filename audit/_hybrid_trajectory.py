@@ -87,7 +87,7 @@ def check_config(cfg: surrogates.HybridConfig) -> None:
     """Every ``[hybrid]`` key applies to a trajectory: nothing to refuse."""
 
 
-def _read_test(cfg: surrogates.HybridConfig, test, with_params: bool) -> _Test:
+def _read_test(cfg: surrogates.HybridConfig, test, with_params: bool, pde_classes: tuple = ()) -> _Test:
     """The first ``cfg.samples`` test samples over ``cfg.steps`` save intervals, with their PDEs."""
     u = np.asarray(test["u"].values, dtype=np.float64)
     t = np.asarray(test["time"].values, dtype=np.float64)
@@ -100,13 +100,13 @@ def _read_test(cfg: surrogates.HybridConfig, test, with_params: bool) -> _Test:
     dt = float(dts[0])
     if not np.allclose(dts, dt, rtol=1e-9):
         raise datasets.DatasetError("the test file's time axis is not uniform; hybrid needs equal save intervals")
-    pdes = [datasets.pde_from_attrs(test, sample=i)[0] for i in range(n_samples)]
+    pdes = [datasets.pde_from_attrs(test, sample=i, known=pde_classes)[0] for i in range(n_samples)]
     params = _params(test, "test", with_params)[:n_samples]
     return _Test(u=u[:n_samples, : n_steps + 1], t=t[: n_steps + 1], dt=dt, pdes=pdes, params=params)
 
 
 def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, bound: float | None, alpha: float,
-            with_params: bool, say: Callable[[str], None]) -> tuple[dict, HybridCurves]:
+            with_params: bool, pde_classes: tuple = (), say: Callable[[str], None]) -> tuple[dict, HybridCurves]:
     """Solver alone and hybrid from the test initial conditions: the content of ``hybrid.json`` and its curves.
 
     Args:
@@ -116,9 +116,10 @@ def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, bound: flo
         bound: the conformal one-step RMS error bound (``guard = "conformal"``), else None.
         alpha: the conformal level of ``bound``.
         with_params: the stepper takes each sample's physics parameters.
+        pde_classes: PDE classes besides the built-ins the test file may name.
         say: progress messages.
     """
-    data = _read_test(cfg, test, with_params)
+    data = _read_test(cfg, test, with_params, pde_classes)
     n_samples, n_steps = data.u.shape[0], data.u.shape[1] - 1
     pde_batch = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *data.pdes)
 

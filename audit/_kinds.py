@@ -124,8 +124,9 @@ class ProblemAudit(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def build(cls, test, pde) -> ProblemAudit:
-        """The audit of the ``test`` split (``pde``: the reference PDE given to ``audit.run``, or None)."""
+    def build(cls, test, pde, pde_classes: tuple = ()) -> ProblemAudit:
+        """The audit of the ``test`` split (``pde``: the reference PDE given to ``audit.run``, or None;
+        ``pde_classes``: the classes besides the built-ins the file may name)."""
 
     @abc.abstractmethod
     def horizon(self, req: Requirement, test_frames: int, calibration_frames: int) -> int:
@@ -172,7 +173,7 @@ class TrajectoryAudit(ProblemAudit):
     reason: str | None = None
 
     @classmethod
-    def build(cls, test, pde) -> TrajectoryAudit:
+    def build(cls, test, pde, pde_classes: tuple = ()) -> TrajectoryAudit:
         """The PDE given, else rebuilt from the test file (``datasets.pde_from_attrs``, per sample when the
         file has ``params``); unknown when the file names no byai PDE (``DatasetError``), lacks the grid
         attributes (``KeyError``), or states an invalid grid or per-sample PDEs of different structure
@@ -181,11 +182,12 @@ class TrajectoryAudit(ProblemAudit):
         if pde is None:
             try:
                 if "params" in test.variables:
-                    pdes = [datasets.pde_from_attrs(test, sample=i)[0] for i in range(test.sizes["sample"])]
+                    pdes = [datasets.pde_from_attrs(test, sample=i, known=pde_classes)[0]
+                            for i in range(test.sizes["sample"])]
                     pde = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x, jnp.float64) for x in xs]), *pdes)
                     per_sample = True
                 else:
-                    pde = datasets.pde_from_attrs(test)[0]
+                    pde = datasets.pde_from_attrs(test, known=pde_classes)[0]
             except (datasets.DatasetError, KeyError, ValueError) as e:
                 return cls(None, reason=f"the test file's PDE could not be rebuilt ({' '.join(str(e).split())})")
         if not isinstance(pde, solvers.SemiLinearPDE):
@@ -247,7 +249,7 @@ class SteadyMapAudit(ProblemAudit):
     source: float
 
     @classmethod
-    def build(cls, test, pde) -> SteadyMapAudit:
+    def build(cls, test, pde, pde_classes: tuple = ()) -> SteadyMapAudit:
         """The map of the test file (its PDE depends on each sample's coefficient, so ``pde`` is not used)."""
         return cls(datasets.map_source(test))
 
@@ -297,11 +299,11 @@ AUDITS: dict[type[Problem], type[ProblemAudit]] = {Trajectory: TrajectoryAudit, 
 """The audit of each problem kind, by the kind's type."""
 
 
-def problem_audit(kind: Problem, test, pde=None) -> ProblemAudit:
+def problem_audit(kind: Problem, test, pde=None, pde_classes: tuple = ()) -> ProblemAudit:
     """The :class:`ProblemAudit` of ``kind`` for the ``test`` split (see :meth:`ProblemAudit.build`)."""
     try:
         cls = AUDITS[type(kind)]
     except KeyError:
         raise AuditError(f"the audit knows no problem kind {kind!r} (it audits "
                          f"{', '.join(k.name for k in AUDITS)})") from None
-    return cls.build(test, pde)
+    return cls.build(test, pde, pde_classes)

@@ -185,9 +185,9 @@ class Report:
 
 # ----------------------------------------------------------------------------------------------- run
 def run(stepper: Callable, test, calibration, requirement: Requirement | str | None = None, *,
-        config: AuditConfig | None = None, pde=None, out_dir=None, model_info: dict | None = None,
-        provenance: dict | None = None, solver_stepper_factory: Callable | None = None,
-        with_params: bool = False, quiet: bool = True) -> Report:
+        config: AuditConfig | None = None, pde=None, pde_classes: tuple = (), out_dir=None,
+        model_info: dict | None = None, provenance: dict | None = None,
+        solver_stepper_factory: Callable | None = None, with_params: bool = False, quiet: bool = True) -> Report:
     """Audit ``stepper`` on the ``test`` split against ``requirement``.
 
     Rolls ``stepper`` out (``jax.jit`` of ``jax.vmap`` of ``solvers.rollout``)
@@ -214,6 +214,8 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
         pde: the reference PDE on the data grid; None rebuilds it from the test file's
             attributes (``datasets.pde_from_attrs``); when that fails the physics and the
             equal-accuracy comparison are reported as ``"unknown"``.
+        pde_classes: PDE classes besides the built-ins that the test file may name (e.g. the
+            ``solvers.SemiLinearPDE`` of your own that a config names); a file's PDE is never imported.
         out_dir: when given, ``report.json``, ``report.html`` and ``predictions.h5`` are written there.
         model_info: the surrogate's info (``pde``, ``dataset_sha256``, ``checkpoint_sha256``, ...);
             a model of another PDE is refused.
@@ -231,7 +233,8 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
     """
     config = config or AuditConfig()
     say = (lambda msg: None) if quiet else (lambda msg: print(f"byai audit: {msg}", file=sys.stderr))
-    inputs = _load(test, calibration, _requirement(requirement, config), config, pde=pde, model_info=model_info,
+    inputs = _load(test, calibration, _requirement(requirement, config), config, pde=pde,
+                   pde_classes=tuple(pde_classes), model_info=model_info,
                    provenance=provenance, with_params=with_params)
     rollouts = _roll_out(stepper, inputs, with_params, say)
     scores = _score(inputs, rollouts, stepper, calibration, with_params)
@@ -286,7 +289,8 @@ def _requirement(requirement: Requirement | str | None, config: AuditConfig) -> 
 
 
 # ----------------------------------------------------------------------------------- 1. load, validate
-def _load(test, calibration, req: Requirement, config: AuditConfig, *, pde, model_info: dict | None,
+def _load(test, calibration, req: Requirement, config: AuditConfig, *, pde, pde_classes: tuple,
+          model_info: dict | None,
           provenance: dict | None, with_params: bool) -> Inputs:
     """Read and check both splits, the time axis, the tolerance and the model; build the kind's audit."""
     attrs = dict(test.attrs)
@@ -297,7 +301,7 @@ def _load(test, calibration, req: Requirement, config: AuditConfig, *, pde, mode
     cal_ref, cal_t, _ = _split_arrays(calibration, "calibration", kind)
     if cal_ref.shape[2:] != ref.shape[2:]:
         raise AuditError(f"calibration states {cal_ref.shape[2:]} differ from test states {ref.shape[2:]}")
-    problem = _kinds.problem_audit(kind, test, pde)
+    problem = _kinds.problem_audit(kind, test, pde, pde_classes)
     horizon = problem.horizon(req, ref.shape[1], cal_ref.shape[1])
     dts = np.diff(t[:horizon + 1])
     dt = float(dts[0])

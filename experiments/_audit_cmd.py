@@ -81,6 +81,7 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, re
     out = output_folder(out)
     test = datasets.open(data / "test.h5", verify=True)  # the checksums the report cites are checked
     calibration = datasets.open(data / "calibration.h5", verify=True)
+    config.check_data(data / "test.h5", test.attrs)
     stepper, info, with_params = load_model(model)
     provenance = {"model_dir": str(model.resolve()), "data_dir": str(data.resolve())}
     if info.get("checkpoint") and Path(info["checkpoint"]).exists():
@@ -90,7 +91,8 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, re
         train_sha = str(datasets.open(train).attrs.get("sha256", ""))
         provenance["train_sha256"] = train_sha
         provenance["dataset_matches_training"] = bool(train_sha and train_sha == str(info["dataset_sha256"]))
-    report = audit.run(stepper, test, calibration, requirement, config=cfg, out_dir=out, model_info=info,
+    report = audit.run(stepper, test, calibration, requirement, config=cfg, pde_classes=config.pde_classes(),
+                       out_dir=out, model_info=info,
                        provenance=provenance, with_params=with_params, quiet=quiet or not sys.stderr.isatty())
     print(one_line(report.summary))
     return 0 if report.passed else 1

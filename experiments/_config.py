@@ -99,6 +99,18 @@ class ExperimentConfig:
             raise ConfigError(f"{self.path}: [{name}] section is missing")
         return parsed
 
+    def pde_classes(self) -> tuple:
+        """The class the ``[data]`` section's ``pde`` names (so files of a PDE of your own can be read), or ``()``
+        without a ``[data]`` section."""
+        spec = self.section("data")
+        return () if spec is None else (spec.pde_class,)
+
+    def check_data(self, path, attrs) -> None:
+        """Refuse a data file whose recorded PDE is not the ``[data]`` section's (nothing to check without one)."""
+        spec = self.section("data")
+        if spec is not None:
+            spec.check_file(path, attrs)
+
     def fingerprint(self, stage: str) -> str:
         """sha256 of the sections ``stage`` depends on (a stage is redone when it changes)."""
         tables = {name: self.raw.get(name) for name in STAGES[stage]}

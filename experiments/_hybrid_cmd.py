@@ -77,12 +77,14 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, to
     out = output_folder(out)
 
     test = datasets.open(data / "test.h5")
+    config.check_data(data / "test.h5", test.attrs)
     calibration = datasets.open(data / "calibration.h5") if hybrid.guard == "conformal" else None
     stepper, info, with_params = load_model(model)
     if audit is not None and info.get("checkpoint") and Path(info["checkpoint"]).exists():
         info = {**info, "checkpoint_sha256": tree_sha256(Path(info["checkpoint"]))}  # as byai audit records it
     result = compare_hybrid(hybrid, test, calibration, stepper, with_params=with_params, model_info=info,
-                            alpha=alpha, audit_dir=audit, log=None if quiet else _log)
+                            alpha=alpha, audit_dir=audit, pde_classes=config.pde_classes(),
+                            log=None if quiet else _log)
     out.mkdir(parents=True, exist_ok=True)
     (out / "hybrid.json").write_text(json.dumps(result.to_json(), indent=2))
     result.plot(out / "hybrid.png")

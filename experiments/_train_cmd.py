@@ -118,6 +118,8 @@ def stage(config: ExperimentConfig, *, data, out, quiet: bool = False, resume: b
     import datasets
     import surrogates
 
+    with datasets.open(train_file) as ds:
+        config.check_data(train_file, ds.attrs)
     n_dev = jax.device_count()
     if train_cfg.batch_size % n_dev:
         raise ConfigError(f"train.batch_size: must be divisible by the {n_dev} devices, got {train_cfg.batch_size}")

@@ -126,3 +126,13 @@ def test_user_pde_runs_through_byai_run_with_honest_bounds(tmp_path, capsys, use
         ref = np.asarray(solvers.solve(pde, u0, t, rtol=1e-12, atol=1e-14).u)[:, ::2]
         true = np.sqrt(np.mean((u[i] - ref) ** 2, axis=(1, 2)))
         assert np.all(true <= err[i]), (i, true, err[i])
+
+    # data of the user's PDE with a config naming another PDE: refused in one line
+    other = tmp_path / "other.toml"
+    other.write_text(CONFIG.replace('pde = "my_pdes:DampedBurgers"\nparams = { nu = 0.2, damping = 0.3 }',
+                                    'pde = "burgers"\nparams = { nu = 0.2 }'))
+    for verb in (["audit", "--model", str(out / "model")], ["hybrid", "--model", str(out / "model")], ["train"]):
+        rc = main([verb[0], str(other), "--data", str(out / "data"), *verb[1:], "--out", str(tmp_path / verb[0])])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1, err
+        assert "holds data of pde 'DampedBurgers', but the config's [data] pde is 'burgers'" in err
