@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from experiments._cli import output_folder
 from experiments._config import ExperimentConfig, load
+from experiments._lock import output_lock
 
 SPLITS = ("train", "val", "calibration", "test")
 
@@ -31,10 +32,14 @@ def stage(config: ExperimentConfig, *, out, quiet: bool = False, splits=None) ->
     Returns:
         0.
     """
+    import jax
+
     import datasets
 
     spec = config.require("data")
-    paths = datasets.generate(spec, output_folder(out), quiet=quiet, splits=splits)
+    out = output_folder(out)
+    with output_lock(out, owner=jax.process_index() == 0):
+        paths = datasets.generate(spec, out, quiet=quiet, splits=splits)
     if not quiet:
         for split, path in paths.items():
             print(f"{split}: {path}")
