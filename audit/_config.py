@@ -133,7 +133,8 @@ class EqualAccuracyConfig:
         methods: ETDRK methods tried.
         rtols: tolerances of the adaptive solver tried, loosest first (``atol = 1e-3 * rtol``);
             empty to skip it.
-        repeats: timed repetitions per setting (the fastest is kept; compilation is excluded).
+
+    How often each setting is timed is an argument of the search (``audit.run``'s ``repeats``).
     """
 
     enabled: bool = True
@@ -141,7 +142,6 @@ class EqualAccuracyConfig:
     substeps: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     methods: tuple[Literal["etdrk4", "etdrk2", "etdrk1"], ...] = ("etdrk4", "etdrk2", "etdrk1")
     rtols: tuple[float, ...] = (1e-2, 1e-4)
-    repeats: int = 3
 
     def __post_init__(self):
         _check(len(self.coarsen) > 0 and all(isinstance(c, int) and c >= 1 for c in self.coarsen), "coarsen",
@@ -151,7 +151,6 @@ class EqualAccuracyConfig:
         _check(len(self.methods) > 0 and all(m in METHODS for m in self.methods), "methods",
                f"must be a non-empty list of {', '.join(METHODS)}", self.methods)
         _check(all(0 < r < 1 for r in self.rtols), "rtols", "must be tolerances in (0, 1)", self.rtols)
-        _check(isinstance(self.repeats, int) and self.repeats >= 1, "repeats", "must be >= 1", self.repeats)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -42,6 +42,13 @@ def default_factory(pde, dt: float, method: str):
     return solvers.stepper(pde, dt, method)
 
 
+def check_repeats(repeats) -> int:
+    """``repeats`` when it is a number of timed runs (an integer >= 1), else ``solvers.InputError`` naming it."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int | np.integer) or repeats < 1:
+        raise solvers.InputError(f"repeats: must be >= 1, got {repeats!r}")
+    return int(repeats)
+
+
 def time_call(f: Callable, *args, repeats: int = 3, min_seconds: float = 0.02) -> tuple[float, object]:
     """Wall time (s) of one call ``f(*args)``: the fastest of ``repeats`` timings after an untimed (compiling) call.
 
@@ -99,7 +106,7 @@ def adaptive_rollout(pde, u0s, t, rtol: float, *, per_sample_pde: bool = False) 
 
 
 def search(pde, grid, u0s, dt: float, horizon: int, score: Callable, target: float,
-           config: EqualAccuracyConfig, *, per_sample_pde: bool = False, t=None,
+           config: EqualAccuracyConfig, *, repeats: int = 3, per_sample_pde: bool = False, t=None,
            factory: Callable = default_factory, progress: Callable | None = None) -> dict:
     """Find the cheapest solver setting whose ``score`` is ``<= target``.
 
@@ -113,6 +120,7 @@ def search(pde, grid, u0s, dt: float, horizon: int, score: Callable, target: flo
             requirement's aggregate (lower is better); NaN counts as worse than any target.
         target: the surrogate's score.
         config: the settings to try.
+        repeats: timed runs per setting (the fastest is kept; compilation is excluded).
         t: the save times (from ``t[0]``); needed for the adaptive settings (``config.rtols``).
         factory: ``factory(pde, dt, method) -> stepper`` building the solver's step.
 
@@ -134,7 +142,7 @@ def search(pde, grid, u0s, dt: float, horizon: int, score: Callable, target: flo
                 setting = Setting(c, s, method)
                 f = solver_rollout(pde, grid, setting, dt, horizon, per_sample_pde=per_sample_pde,
                                    factory=factory)
-                seconds, traj = time_call(f, pde, u0s, repeats=config.repeats)
+                seconds, traj = time_call(f, pde, u0s, repeats=repeats)
                 if _add(points, setting.as_dict(grid.shape), seconds, float(score(np.asarray(traj))), target,
                         progress):
                     break
@@ -144,7 +152,7 @@ def search(pde, grid, u0s, dt: float, horizon: int, score: Callable, target: flo
             setting = {"adaptive": True, "rtol": rtol, "atol": 1e-3 * rtol, "grid": list(grid.shape),
                        "method": "etdrk4"}
             try:
-                seconds, traj = time_call(f, repeats=config.repeats)
+                seconds, traj = time_call(f, repeats=repeats)
                 err = float(score(np.asarray(traj)))
             except (solvers.SolverDivergedError, solvers.ResolutionError) as e:
                 points.append({"setting": setting, "seconds": float("inf"), "error": float("inf"),
@@ -214,14 +222,15 @@ def steady_solve(grid, source: float, setting: SteadySetting) -> Callable:
 
 
 def search_steady(a, source: float, score: Callable, target: float, config: EqualAccuracyConfig, *,
-                  progress: Callable | None = None) -> dict:
+                  repeats: int = 3, progress: Callable | None = None) -> dict:
     """Equal accuracy for a steady map ``a -> u`` (Darcy): the cheapest (grid, CG tolerance) at the surrogate's error.
 
     Settings: every coarsening of ``config.coarsen`` that divides ``n`` and leaves at
     least 4 cells per side (coarsest first) with the CG tolerances ``config.rtols``
     and the data's own ``1e-10`` (loosest first; a tighter one only costs more,
     so the loop stops at the first that matches). ``score`` takes the
-    ``(S, 2, n, n, 1)`` ``[a, u]`` array. Returns what :func:`search` returns.
+    ``(S, 2, n, n, 1)`` ``[a, u]`` array; each setting is timed ``repeats`` times (the fastest is
+    kept). Returns what :func:`search` returns.
     """
     a = jax.numpy.asarray(a)
     n = a.shape[1]
@@ -231,7 +240,7 @@ def search_steady(a, source: float, score: Callable, target: float, config: Equa
     for c in coarsen:
         for r in sorted(set(config.rtols) | {DATA_CG_RTOL}, reverse=True):
             setting = SteadySetting(c, float(r))
-            seconds, out = time_call(steady_solve(grid, source, setting), a, repeats=config.repeats)
+            seconds, out = time_call(steady_solve(grid, source, setting), a, repeats=repeats)
             if _add(points, setting.as_dict(grid.shape), seconds, float(score(np.asarray(out))), target, progress):
                 break
     return _choose(points, target)

@@ -28,11 +28,13 @@ from pathlib import Path
 from typing import Callable
 
 import datasets
+import solvers
 import surrogates
 from datasets import Problem, SteadyMap, Trajectory
 
 from . import _hybrid_steady, _hybrid_trajectory
 from ._config import AuditError
+from ._equal_accuracy import check_repeats
 from ._hybrid_trajectory import HybridCurves
 from ._run import _check_model_info, _jsonable, one_step_bound
 
@@ -84,8 +86,9 @@ def check_hybrid_config(problem: Problem, config: surrogates.HybridConfig) -> No
 
 
 def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: Callable, *,
-                   with_params: bool = False, model_info: dict | None = None, alpha: float = 0.1,
-                   audit_dir=None, pde_classes: tuple = (), log: Callable[[str], None] | None = None) -> HybridResult:
+                   samples: int | None = None, repeats: int = 3, with_params: bool = False,
+                   model_info: dict | None = None, alpha: float = 0.1, audit_dir=None, pde_classes: tuple = (),
+                   log: Callable[[str], None] | None = None) -> HybridResult:
     """Run the solver alone and the guarded hybrid on the ``test`` split and compare both with its reference.
 
     Args:
@@ -95,6 +98,8 @@ def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: 
             (``None`` when the guard is ``"residual"``).
         stepper: the surrogate ``step(u) -> u`` over one save interval (``step(u, p)``
             with ``with_params``).
+        samples: the first that many test samples are run (``None``: all of them).
+        repeats: timed runs of each side (the fastest is kept; compilation is excluded). Good values 2-5.
         with_params: the stepper takes each sample's physics parameters ``params``.
         model_info: the model's info (``pde``, ``pde_params``, ``grid_shape``, ...,
             ``checkpoint_sha256``); a model of another PDE or grid is refused.
@@ -107,7 +112,11 @@ def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: 
     Raises:
         AuditError: a setting that does not apply to the test file's problem kind, a model
             of another PDE, too many steps for the test file, or an unreadable report.
+        solvers.InputError: ``samples`` or ``repeats`` below 1.
     """
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
+        raise solvers.InputError(f"samples: must be >= 1, got {samples!r}")
+    repeats = check_repeats(repeats)
     say = log or (lambda message: None)
     problem = datasets.problem_of(test.attrs)
     kind = _kind(problem)
@@ -120,8 +129,8 @@ def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: 
         bound = _conformal_bound(stepper, calibration, alpha, with_params=with_params,
                                  checkpoint_sha256=(model_info or {}).get("checkpoint_sha256"), audit_dir=audit_dir,
                                  say=say)
-    summary, curves = kind.compare(config, test, stepper, bound=bound, alpha=alpha, with_params=with_params,
-                                   pde_classes=tuple(pde_classes), say=say)
+    summary, curves = kind.compare(config, test, stepper, samples=samples, repeats=repeats, bound=bound, alpha=alpha,
+                                   with_params=with_params, pde_classes=tuple(pde_classes), say=say)
     return HybridResult(problem=problem, summary=summary, curves=curves)
 
 

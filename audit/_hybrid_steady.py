@@ -54,14 +54,17 @@ def check_config(cfg: surrogates.HybridConfig) -> None:
                              f"{getattr(cfg, key)!r}")
 
 
-def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, bound: float | None, alpha: float,
-            with_params: bool, pde_classes: tuple = (), say: Callable[[str], None]) -> tuple[dict, None]:
+def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, samples: int | None, repeats: int,
+            bound: float | None, alpha: float, with_params: bool, pde_classes: tuple = (),
+            say: Callable[[str], None]) -> tuple[dict, None]:
     """Solver alone and the guarded hybrid on the test coefficients: the content of ``hybrid.json`` (no curves).
 
     Args:
         cfg: the ``[hybrid]`` settings (see :func:`check_config`).
         test: the test split (``datasets.open``), a steady-map dataset.
         stepper: the surrogate ``step(a) -> u`` on one ``(n, n, 1)`` coefficient.
+        samples: the first that many test coefficients are run (``None``: all).
+        repeats: timed runs of each side (the fastest is kept).
         bound, alpha: unused (a steady map is guarded by its residual).
         with_params: must be False (a Darcy map model takes the coefficient only).
         say: progress messages.
@@ -71,7 +74,7 @@ def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, bound: flo
         raise AuditError("the model takes per-sample physics parameters; a Darcy map model takes the coefficient "
                          "only")
     u = np.asarray(test["u"].values, dtype=np.float64)
-    n_samples = u.shape[0] if cfg.samples is None else min(cfg.samples, u.shape[0])
+    n_samples = u.shape[0] if samples is None else min(samples, u.shape[0])
     a, ref = u[:n_samples, 0, ..., 0], u[:n_samples, 1]
     grid = solvers.Grid(tuple(a.shape[1:]), (1.0, 1.0))
     source = datasets.map_source(test)
@@ -108,9 +111,9 @@ def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, bound: flo
 
     A = jnp.asarray(a)
     say(f"solver alone: PCG from zero on {n_samples} coefficients")
-    solver_seconds, (u_solver, it_solver) = time_call(solver_run, A, repeats=cfg.repeats)
+    solver_seconds, (u_solver, it_solver) = time_call(solver_run, A, repeats=repeats)
     say(f"hybrid (residual guard, tolerance {cfg.tolerance:g}): surrogate, then PCG where refused")
-    hybrid_seconds, (u_hybrid, it_hybrid, accepted, bounds, warm) = time_call(hybrid_run, A, repeats=cfg.repeats)
+    hybrid_seconds, (u_hybrid, it_hybrid, accepted, bounds, warm) = time_call(hybrid_run, A, repeats=repeats)
     err = np.sqrt(np.mean((np.asarray(u_hybrid)[..., None] - ref) ** 2, axis=(1, 2, 3)))
     err_solver = np.sqrt(np.mean((np.asarray(u_solver)[..., None] - ref) ** 2, axis=(1, 2, 3)))
     accepted, warm, bounds = np.asarray(accepted), np.asarray(warm), np.asarray(bounds)

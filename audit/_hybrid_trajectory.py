@@ -87,11 +87,12 @@ def check_config(cfg: surrogates.HybridConfig) -> None:
     """Every ``[hybrid]`` key applies to a trajectory: nothing to refuse."""
 
 
-def _read_test(cfg: surrogates.HybridConfig, test, with_params: bool, pde_classes: tuple = ()) -> _Test:
-    """The first ``cfg.samples`` test samples over ``cfg.steps`` save intervals, with their PDEs."""
+def _read_test(cfg: surrogates.HybridConfig, test, samples: int | None, with_params: bool,
+               pde_classes: tuple = ()) -> _Test:
+    """The first ``samples`` test samples (all when None) over ``cfg.steps`` save intervals, with their PDEs."""
     u = np.asarray(test["u"].values, dtype=np.float64)
     t = np.asarray(test["time"].values, dtype=np.float64)
-    n_samples = u.shape[0] if cfg.samples is None else min(cfg.samples, u.shape[0])
+    n_samples = u.shape[0] if samples is None else min(samples, u.shape[0])
     n_steps = u.shape[1] - 1 if cfg.steps is None else cfg.steps
     if n_steps > u.shape[1] - 1:
         raise AuditError(f"hybrid.steps: must be <= {u.shape[1] - 1} (the test file's save intervals), "
@@ -105,21 +106,24 @@ def _read_test(cfg: surrogates.HybridConfig, test, with_params: bool, pde_classe
     return _Test(u=u[:n_samples, : n_steps + 1], t=t[: n_steps + 1], dt=dt, pdes=pdes, params=params)
 
 
-def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, bound: float | None, alpha: float,
-            with_params: bool, pde_classes: tuple = (), say: Callable[[str], None]) -> tuple[dict, HybridCurves]:
+def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, samples: int | None, repeats: int,
+            bound: float | None, alpha: float, with_params: bool, pde_classes: tuple = (),
+            say: Callable[[str], None]) -> tuple[dict, HybridCurves]:
     """Solver alone and hybrid from the test initial conditions: the content of ``hybrid.json`` and its curves.
 
     Args:
         cfg: the ``[hybrid]`` settings.
         test: the test split (``datasets.open``), a trajectory dataset.
         stepper: the surrogate, ``step(u)`` (or ``step(u, p)`` with ``with_params``).
+        samples: the first that many test samples are run (``None``: all).
+        repeats: timed runs of each side and of each single-step cost (the fastest is kept).
         bound: the conformal one-step RMS error bound (``guard = "conformal"``), else None.
         alpha: the conformal level of ``bound``.
         with_params: the stepper takes each sample's physics parameters.
         pde_classes: PDE classes besides the built-ins the test file may name.
         say: progress messages.
     """
-    data = _read_test(cfg, test, with_params, pde_classes)
+    data = _read_test(cfg, test, samples, with_params, pde_classes)
     n_samples, n_steps = data.u.shape[0], data.u.shape[1] - 1
     pde_batch = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *data.pdes)
 
@@ -150,11 +154,11 @@ def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, bound: flo
 
     u0, p = jnp.asarray(data.u[:, 0]), jnp.asarray(data.params)
     say(f"solver alone: {n_samples} samples x {n_steps} steps ({cfg.solver_substeps} substeps each)")
-    solver_seconds, solver_traj = time_call(solver_run, pde_batch, u0, repeats=cfg.repeats)
+    solver_seconds, solver_traj = time_call(solver_run, pde_batch, u0, repeats=repeats)
     say(f"hybrid ({cfg.guard} guard): {n_samples} samples x {n_steps} steps")
-    hybrid_seconds, traj = time_call(hybrid_run, pde_batch, u0, p, repeats=cfg.repeats)
+    hybrid_seconds, traj = time_call(hybrid_run, pde_batch, u0, p, repeats=repeats)
     costs = step_costs(solver_step(data.pdes[0]), surrogate_for(p[0]), make_guard(data.pdes[0]), u0[0],
-                       repeats=cfg.repeats)
+                       repeats=repeats)
 
     curves = HybridCurves(t=data.t, hybrid=_frame_rms(np.asarray(traj.u) - data.u),
                           solver=_frame_rms(np.asarray(solver_traj) - data.u), estimate=np.asarray(traj.error),

@@ -149,9 +149,10 @@ class ProblemAudit(abc.ABC):
     @abc.abstractmethod
     def equal_accuracy(self, req: Requirement, ref, t, dt: float, score: Callable, surrogate_seconds: float,
                        surrogate_error: float, config: EqualAccuracyConfig, factory: Callable | None,
-                       say: Callable[[str], None]) -> EqualAccuracy:
+                       say: Callable[[str], None], *, repeats: int) -> EqualAccuracy:
         """The cheapest solver run at the surrogate's error (``score(traj)``, the requirement's aggregate
-        of a ``(S, horizon + 1, *space, C)`` run against ``ref``; ``t``: the ``horizon + 1`` frame times)."""
+        of a ``(S, horizon + 1, *space, C)`` run against ``ref``; ``t``: the ``horizon + 1`` frame times;
+        each setting timed ``repeats`` times)."""
 
 
 @final
@@ -229,15 +230,16 @@ class TrajectoryAudit(ProblemAudit):
         return f"q{req.quantile:g} over test samples of the max over steps of {score_name(req)}"
 
     def equal_accuracy(self, req, ref, t, dt, score, surrogate_seconds, surrogate_error, config, factory,
-                       say) -> EqualAccuracy:
+                       say, *, repeats) -> EqualAccuracy:
         """:func:`audit._equal_accuracy.search` from the test initial conditions (``unknown`` without a PDE)."""
         head = (surrogate_seconds, surrogate_error, self.error_definition(req))
         if self.pde is None:
             return EqualAccuracy(*head, "unknown", reason=self.reason)
         say("equal-accuracy search over solver settings")
         res = _equal_accuracy.search(self.pde, self.pde.grid, jnp.asarray(ref[:, 0]), dt, ref.shape[1] - 1, score,
-                                     surrogate_error, config, per_sample_pde=self.per_sample, t=t,
-                                     factory=factory or _equal_accuracy.default_factory, progress=_progress(say))
+                                     surrogate_error, config, repeats=repeats, per_sample_pde=self.per_sample,
+                                     t=t, factory=factory or _equal_accuracy.default_factory,
+                                     progress=_progress(say))
         return EqualAccuracy(*head, "measured", res)
 
 
@@ -287,11 +289,11 @@ class SteadyMapAudit(ProblemAudit):
         return f"q{req.quantile:g} over test samples of {score_name(req)} of the solution"
 
     def equal_accuracy(self, req, ref, t, dt, score, surrogate_seconds, surrogate_error, config, factory,
-                       say) -> EqualAccuracy:
+                       say, *, repeats) -> EqualAccuracy:
         """:func:`audit._equal_accuracy.search_steady` over coarser Darcy grids and looser CG tolerances."""
         say("equal-accuracy search over Darcy grids and CG tolerances")
         res = _equal_accuracy.search_steady(ref[:, 0, ..., 0], self.source, score, surrogate_error, config,
-                                            progress=_progress(say))
+                                            repeats=repeats, progress=_progress(say))
         return EqualAccuracy(surrogate_seconds, surrogate_error, self.error_definition(req), "measured", res)
 
 

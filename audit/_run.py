@@ -28,7 +28,7 @@ from datasets import Problem
 
 from . import _conformal, _kinds, _metrics
 from ._config import ABSOLUTE_METRICS, RELATIVE_METRICS, AuditConfig, AuditError, Requirement
-from ._equal_accuracy import time_call
+from ._equal_accuracy import check_repeats, time_call
 from ._kinds import EqualAccuracy, Physics, ProblemAudit, score_name
 
 
@@ -187,7 +187,8 @@ class Report:
 def run(stepper: Callable, test, calibration, requirement: Requirement | str | None = None, *,
         config: AuditConfig | None = None, pde=None, pde_classes: tuple = (), out_dir=None,
         model_info: dict | None = None, provenance: dict | None = None,
-        solver_stepper_factory: Callable | None = None, with_params: bool = False, quiet: bool = True) -> Report:
+        solver_stepper_factory: Callable | None = None, with_params: bool = False, repeats: int = 3,
+        quiet: bool = True) -> Report:
     """Audit ``stepper`` on the ``test`` split against ``requirement``.
 
     Rolls ``stepper`` out (``jax.jit`` of ``jax.vmap`` of ``solvers.rollout``)
@@ -224,6 +225,8 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
             search (default ``solvers.stepper``).
         with_params: the stepper is ``step(u, p)`` and takes each sample's physics parameters
             ``p = split["params"][i]`` (``(P,)``), for surrogates trained with per-sample physics.
+        repeats: timed runs of the surrogate's rollout and of each solver setting of the
+            equal-accuracy search (the fastest is kept; compilation is excluded). Good values 2-5.
         quiet: no progress messages on stderr.
 
     Raises:
@@ -232,15 +235,16 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
             known tolerance, a model of another PDE, too short a test file).
     """
     config = config or AuditConfig()
+    repeats = check_repeats(repeats)
     say = (lambda msg: None) if quiet else (lambda msg: print(f"byai audit: {msg}", file=sys.stderr))
     inputs = _load(test, calibration, _requirement(requirement, config), config, pde=pde,
                    pde_classes=tuple(pde_classes), model_info=model_info,
                    provenance=provenance, with_params=with_params)
-    rollouts = _roll_out(stepper, inputs, with_params, say)
+    rollouts = _roll_out(stepper, inputs, with_params, repeats, say)
     scores = _score(inputs, rollouts, stepper, calibration, with_params)
     physics = inputs.problem.physics(rollouts.pred, rollouts.ref, inputs.dt, scores.tolerance,
                                      config.residual_substeps, say)
-    equal = _equal_accuracy_stage(inputs, rollouts, scores, solver_stepper_factory, say)
+    equal = _equal_accuracy_stage(inputs, rollouts, scores, solver_stepper_factory, repeats, say)
     report = Report(inputs, rollouts, scores, physics, equal)
     if out_dir is None:
         return report
@@ -431,15 +435,16 @@ def _params(ds, name: str, with_params: bool) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------ 2. rollouts
-def _roll_out(stepper: Callable, inputs: Inputs, with_params: bool, say) -> Rollouts:
-    """Check the stepper's output shape, then roll it out from every test (timed) and calibration state."""
+def _roll_out(stepper: Callable, inputs: Inputs, with_params: bool, repeats: int, say) -> Rollouts:
+    """Check the stepper's output shape, then roll it out from every test (timed, fastest of ``repeats``) and
+    calibration state."""
     f = _bind(stepper, with_params)
     h, state_shape = inputs.horizon, inputs.ref.shape[2:]
     _check_stepper(f, state_shape, inputs.params_test.shape[1])
     say(f"rolling out {inputs.ref.shape[0]} test and {inputs.cal_ref.shape[0]} calibration samples over {h} steps")
     roll = jax.jit(jax.vmap(lambda u0, p: solvers.rollout(lambda u: f(u, p), u0, h)))
     seconds, pred = time_call(roll, jnp.asarray(inputs.ref[:, 0]), jnp.asarray(inputs.params_test),
-                              repeats=inputs.config.equal_accuracy.repeats)
+                              repeats=repeats)
     pred = np.asarray(pred, dtype=np.float64)
     if pred.shape != (inputs.ref.shape[0], h + 1, *state_shape):
         raise AuditError(f"the rollout has shape {pred.shape}, expected {(inputs.ref.shape[0], h + 1, *state_shape)}")
@@ -549,14 +554,14 @@ def _one_step_scores(f, ref, params) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------ 5. equal accuracy
 def _equal_accuracy_stage(inputs: Inputs, rollouts: Rollouts, scores: Scores, factory: Callable | None,
-                          say) -> EqualAccuracy:
+                          repeats: int, say) -> EqualAccuracy:
     """The kind's equal-accuracy search at the surrogate's error (``skipped`` when the config disables it)."""
     req, config, problem = inputs.requirement, inputs.config, inputs.problem
     if not config.equal_accuracy.enabled:
         return EqualAccuracy(rollouts.seconds, scores.test_quantile, problem.error_definition(req), "skipped")
     return problem.equal_accuracy(req, rollouts.ref, inputs.t[:inputs.horizon + 1], inputs.dt,
                                   _score_fn(req, config, rollouts.ref, scores.tolerance), rollouts.seconds,
-                                  scores.test_quantile, config.equal_accuracy, factory, say)
+                                  scores.test_quantile, config.equal_accuracy, factory, say, repeats=repeats)
 
 
 def _score_fn(req, config, ref_h, tol):

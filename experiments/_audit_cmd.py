@@ -2,7 +2,7 @@
 
 Loads ``DIR/test.h5`` and ``DIR/calibration.h5`` (``datasets.open``), the model
 (``surrogates.load``), runs :func:`audit.run` with the config's
-``[audit]`` section (defaults when the section is absent) and writes
+``[audit]`` section and its timing repeats (defaults when the section is absent) and writes
 ``OUT/report.json``, ``OUT/report.html`` and ``OUT/predictions.h5``.
 Exit status: 0 when the requirement holds, 1 when it fails, 2 on bad input
 (one line on stderr).
@@ -59,7 +59,8 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, re
     """Audit the model in ``model`` on ``data/test.h5`` (calibrated on ``data/calibration.h5``) into ``out``.
 
     Args:
-        config: the experiment; its ``[audit]`` section (``audit.AuditConfig`` defaults when absent).
+        config: the experiment; its ``[audit]`` section and run settings (``audit.AuditConfig`` and
+            :class:`experiments._config.AuditRunSettings` defaults when absent).
         data: the dataset folder (``test.h5``, ``calibration.h5``; ``train.h5`` for provenance).
         model: the trained model folder.
         out: the report folder (``report.json``, ``report.html``, ``predictions.h5``).
@@ -92,8 +93,8 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, re
         provenance["train_sha256"] = train_sha
         provenance["dataset_matches_training"] = bool(train_sha and train_sha == str(info["dataset_sha256"]))
     report = audit.run(stepper, test, calibration, requirement, config=cfg, pde_classes=config.pde_classes(),
-                       out_dir=out, model_info=info,
-                       provenance=provenance, with_params=with_params, quiet=quiet or not sys.stderr.isatty())
+                       out_dir=out, model_info=info, provenance=provenance, with_params=with_params,
+                       repeats=config.run_settings("audit").repeats, quiet=quiet or not sys.stderr.isatty())
     print(one_line(report.summary))
     return 0 if report.passed else 1
 

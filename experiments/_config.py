@@ -3,12 +3,20 @@
 Each section is the frozen config dataclass of its stage, defined (as pure
 data) in that stage's package; this module only knows the explicit
 name -> class table :data:`SECTIONS` and composes them into an
-:class:`ExperimentConfig`. :func:`load` is the one way to read a config: a
-verb loads the sections it needs and asks for them with
-:meth:`ExperimentConfig.require` (or :meth:`ExperimentConfig.section` when the
-section is optional). Unknown top-level sections, unknown keys, wrong types
-and out-of-range values raise ``ConfigError`` naming the key
-(``train.lr: must be > 0, got -1.0``).
+:class:`ExperimentConfig`. A few keys of a section are not the library's but
+the run's: how ``byai train`` launches its processes, how often a stage times
+and how much of the test split the hybrid comparison spends. They sit in the
+same TOML tables; :data:`RUN_SETTINGS` says which table holds them, and they
+are read into this module's own classes (:class:`LaunchSettings`,
+:class:`AuditRunSettings`, :class:`HybridRunSettings`), which a verb passes to
+the library as arguments.
+
+:func:`load` is the one way to read a config: a verb loads the sections it
+needs and asks for them with :meth:`ExperimentConfig.require` (or
+:meth:`ExperimentConfig.section` when the section is optional) and for their
+run settings with :meth:`ExperimentConfig.run_settings`. Unknown top-level
+sections, unknown keys, wrong types and out-of-range values raise
+``ConfigError`` naming the key (``train.lr: must be > 0, got -1.0``).
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import importlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from experiments._toml import ConfigError, from_dict, load_toml
 
@@ -41,22 +49,119 @@ STAGES = {
 }
 
 
+def _check(cond: bool, name: str, message: str, value) -> None:
+    if not cond:
+        raise ValueError(f"{name}: {message}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchSettings:
+    """How ``byai train`` joins the processes of a multi-host run: the ``[train]`` keys
+    ``coordinator_address``, ``num_processes``, ``process_id`` (``jax.distributed.initialize`` takes them).
+
+    Args:
+        coordinator_address: ``host:port`` of process 0 (``None``: the environment ``BYAI_COORDINATOR``,
+            or one process alone).
+        num_processes: processes in the run, >= 1 (``None``: ``BYAI_NUM_PROCESSES``).
+        process_id: this process, in ``[0, num_processes)`` (``None``: ``BYAI_PROCESS_ID``).
+    """
+
+    coordinator_address: str | None = None
+    num_processes: int | None = None
+    process_id: int | None = None
+
+    def __post_init__(self):
+        _check(self.num_processes is None or self.num_processes >= 1, "num_processes", "must be >= 1",
+               self.num_processes)
+        if self.process_id is not None:
+            _check(self.process_id >= 0 and (self.num_processes is None or self.process_id < self.num_processes),
+                   "process_id", "must be in [0, num_processes)", self.process_id)
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditRunSettings:
+    """How ``byai audit`` times: the ``[audit.equal_accuracy]`` key ``repeats``.
+
+    Args:
+        repeats: timed runs of the surrogate's rollout and of each solver setting of the
+            equal-accuracy search (the fastest is kept; compilation is excluded), >= 1.
+    """
+
+    repeats: int = 3
+
+    def __post_init__(self):
+        _check(self.repeats >= 1, "repeats", "must be >= 1", self.repeats)
+
+
+@dataclasses.dataclass(frozen=True)
+class HybridRunSettings:
+    """How much ``byai hybrid`` runs: the ``[hybrid]`` keys ``samples`` and ``repeats``.
+
+    Args:
+        samples: test samples run, >= 1 (``None``: all of them).
+        repeats: timed runs of the solver alone and of the hybrid (the fastest is kept;
+            compilation is excluded), >= 1.
+    """
+
+    samples: int | None = None
+    repeats: int = 3
+
+    def __post_init__(self):
+        _check(self.samples is None or self.samples >= 1, "samples", "must be >= 1", self.samples)
+        _check(self.repeats >= 1, "repeats", "must be >= 1", self.repeats)
+
+
+# section -> (run settings class, the table inside the section that holds its keys): the run's keys,
+# read from the same TOML tables as the library's but never given to the library's config class.
+RUN_SETTINGS = {
+    "train": (LaunchSettings, ()),
+    "audit": (AuditRunSettings, ("equal_accuracy",)),
+    "hybrid": (HybridRunSettings, ()),
+}
+
+
 def section_class(name: str):
-    """The config class of section ``name``, or ``None`` when its package cannot be imported in this installation."""
+    """The config class of section ``name`` (importing its package; an import error is the bug it is)."""
     module, cls = SECTIONS[name]
-    try:
-        return getattr(importlib.import_module(module), cls)
-    except (ImportError, AttributeError):
-        return None
+    return getattr(importlib.import_module(module), cls)
 
 
-def _parse(name: str, table):
-    """Section ``name`` of a TOML file as its config class (errors name the key)."""
+def _parse(name: str, table) -> tuple[Any, Any]:
+    """Section ``name`` of a TOML file as its config class and its run settings (``None`` when the section has
+    none); errors name the key."""
     cls = section_class(name)
-    if cls is None:
-        module, cls_name = SECTIONS[name]
-        raise ConfigError(f"[{name}] cannot be read: {module}.{cls_name} cannot be imported")
-    return from_dict(cls, table, name)
+    if name not in RUN_SETTINGS or not isinstance(table, dict):  # from_dict refuses a value that is not a table
+        return from_dict(cls, table, name), None
+    library, run = _split(name, table, cls)
+    return from_dict(cls, library, name), from_dict(RUN_SETTINGS[name][0], run, _key(name, RUN_SETTINGS[name][1]))
+
+
+def _split(name: str, table: dict, cls) -> tuple[dict, dict]:
+    """``table`` without the run keys of section ``name`` (a copy), and those keys.
+
+    An unknown key of a table on the way to the run keys is refused here, naming the
+    library's and the run's keys together (as ``from_dict`` names the allowed keys).
+    """
+    run_cls, path = RUN_SETTINGS[name]
+    run_keys = [f.name for f in dataclasses.fields(run_cls)]
+    library = node = dict(table)
+    for depth in range(len(path) + 1):
+        allowed = [f.name for f in dataclasses.fields(cls) if f.init] + (run_keys if depth == len(path) else [])
+        unknown = sorted(set(node) - set(allowed))
+        if unknown:
+            raise ConfigError(f"{_key(name, path[:depth] + (unknown[0],))}: unknown key "
+                              f"(allowed: {', '.join(sorted(allowed))})")
+        if depth == len(path):
+            return library, {k: node.pop(k) for k in run_keys if k in node}
+        sub = node.get(path[depth])
+        if not isinstance(sub, dict):  # absent (defaults), or malformed: the library's class says so
+            return library, {}
+        cls = get_type_hints(cls)[path[depth]]
+        node[path[depth]] = node = dict(sub)
+
+
+def _key(name: str, path: tuple[str, ...]) -> str:
+    return ".".join((name, *path))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,8 +172,7 @@ class ExperimentConfig:
         path: the TOML file read.
         raw: the TOML tables as read (for hashing a stage's inputs).
         data, model, train, audit, hybrid: the sections :func:`load` parsed.
-        unavailable: sections present in the file whose config class cannot be
-            imported (their stage cannot run).
+        runs: the run settings (:data:`RUN_SETTINGS`) of the sections :func:`load` parsed.
     """
 
     path: Path
@@ -78,7 +182,7 @@ class ExperimentConfig:
     train: Any = None
     audit: Any = None
     hybrid: Any = None
-    unavailable: tuple[str, ...] = ()
+    runs: dict = dataclasses.field(default_factory=dict)
 
     def section(self, name: str):
         """Section ``name`` as its config class, or ``None`` when the file has no such section.
@@ -90,7 +194,18 @@ class ExperimentConfig:
         parsed = getattr(self, name)
         if parsed is not None or name not in self.raw:
             return parsed
-        return _parse(name, self.raw[name])
+        return _parse(name, self.raw[name])[0]
+
+    def run_settings(self, name: str):
+        """The run settings of section ``name`` (its :data:`RUN_SETTINGS` class; defaults when the file has no
+        such section), e.g. ``config.run_settings("hybrid").repeats``."""
+        if name not in RUN_SETTINGS:
+            raise KeyError(f"section {name!r} has no run settings (sections with some: {', '.join(RUN_SETTINGS)})")
+        if name in self.runs:
+            return self.runs[name]
+        if name not in self.raw:
+            return RUN_SETTINGS[name][0]()
+        return _parse(name, self.raw[name])[1]
 
     def require(self, name: str):
         """Section ``name`` as its config class; ``ConfigError`` when the file has none."""
@@ -139,17 +254,14 @@ def load(path, sections: Iterable[str] | None = None) -> ExperimentConfig:
     wanted = set(SECTIONS) if whole else set(sections)
     if wanted - set(SECTIONS):
         raise KeyError(f"no config section {sorted(wanted - set(SECTIONS))[0]!r} (sections: {', '.join(SECTIONS)})")
-    parsed, unavailable = {}, []
+    parsed, runs = {}, {}
     for name in SECTIONS:
-        if name not in raw:
-            continue
-        if section_class(name) is None:
-            unavailable.append(name)
-            continue
-        if name not in wanted:
+        if name not in raw or name not in wanted:
             continue
         try:
-            parsed[name] = _parse(name, raw[name])
+            parsed[name], run = _parse(name, raw[name])
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}" if whole else str(e)) from None
-    return ExperimentConfig(path=path, raw=raw, unavailable=tuple(unavailable), **parsed)
+        if run is not None:
+            runs[name] = run
+    return ExperimentConfig(path=path, raw=raw, runs=runs, **parsed)

@@ -1,7 +1,8 @@
 """``byai hybrid CONFIG.toml --data DIR --model DIR --out DIR [--audit DIR]``: the guarded hybrid against the solver.
 
-Reads the config's ``[hybrid]`` section (with ``[audit]``'s alpha and, when
-present, ``[data]``'s problem kind), opens ``DIR/test.h5`` (and
+Reads the config's ``[hybrid]`` section and its run settings (``samples``,
+``repeats``: :class:`experiments._config.HybridRunSettings`), with ``[audit]``'s
+alpha and, when present, ``[data]``'s problem kind; opens ``DIR/test.h5`` (and
 ``DIR/calibration.h5`` for the conformal guard) and the trained model, runs
 :func:`audit.compare_hybrid` and writes ``OUT/hybrid.json`` and
 ``OUT/hybrid.png``. With ``--audit DIR`` the conformal guard takes its
@@ -45,7 +46,7 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, to
     """Compare the guarded hybrid with the solver alone on ``data/test.h5``; write ``out/hybrid.json`` and ``.png``.
 
     Args:
-        config: the experiment: its ``[hybrid]`` section (required), ``[audit]``'s alpha
+        config: the experiment: its ``[hybrid]`` section (required) and run settings, ``[audit]``'s alpha
             (``audit.AuditConfig`` default when absent), ``[data]``'s problem kind (optional).
         data: the dataset folder (``test.h5``; ``calibration.h5`` for the conformal guard).
         model: the trained model folder.
@@ -59,7 +60,7 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, to
     import datasets
     from audit import AuditConfig, check_hybrid_config, compare_hybrid
 
-    hybrid = config.require("hybrid")
+    hybrid, settings = config.require("hybrid"), config.run_settings("hybrid")
     if tolerance is not None:
         if not (math.isfinite(tolerance) and tolerance > 0):
             raise UsageError(f"--tolerance must be > 0, got {tolerance}")
@@ -82,9 +83,9 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, to
     stepper, info, with_params = load_model(model)
     if audit is not None and info.get("checkpoint") and Path(info["checkpoint"]).exists():
         info = {**info, "checkpoint_sha256": tree_sha256(Path(info["checkpoint"]))}  # as byai audit records it
-    result = compare_hybrid(hybrid, test, calibration, stepper, with_params=with_params, model_info=info,
-                            alpha=alpha, audit_dir=audit, pde_classes=config.pde_classes(),
-                            log=None if quiet else _log)
+    result = compare_hybrid(hybrid, test, calibration, stepper, samples=settings.samples,
+                            repeats=settings.repeats, with_params=with_params, model_info=info, alpha=alpha,
+                            audit_dir=audit, pde_classes=config.pde_classes(), log=None if quiet else _log)
     out.mkdir(parents=True, exist_ok=True)
     (out / "hybrid.json").write_text(json.dumps(result.to_json(), indent=2))
     result.plot(out / "hybrid.png")

@@ -7,11 +7,10 @@ the loaded config, into ``DIR/data``, ``DIR/model``, ``DIR/audit`` and
 of the config sections each depended on: rerunning the command skips a
 complete stage whose sections did not change and reruns the others (the
 stages resume their own partial work: generation continues from the last
-complete sample, training from its last checkpoint). A stage that cannot run
-(a section it needs is missing, or its config class cannot be imported) is
-skipped with the reason, and so is every stage after it. The audit failing its
-requirement is a result, not an error: the hybrid stage still runs and the
-command exits 1, like ``byai audit``.
+complete sample, training from its last checkpoint). A stage whose sections
+the config lacks is skipped with the reason, and so is every stage after it.
+The audit failing its requirement is a result, not an error: the hybrid stage
+still runs and the command exits 1, like ``byai audit``.
 """
 
 from __future__ import annotations
@@ -99,8 +98,6 @@ def run(args) -> int:
 def _unavailable(config: ExperimentConfig, stage: str) -> str | None:
     """Why ``stage`` cannot run with this config, or ``None``."""
     for name in STAGES[stage]:
-        if name in config.unavailable:
-            return f"the [{name}] section cannot be read (its config class cannot be imported)"
         if name not in config.raw:
             return f"the config has no [{name}] section"
     return None

@@ -1,10 +1,10 @@
 """``byai train CONFIG.toml --data DIR --out DIR [--steps N] [--resume] [--quiet]``.
 
 Reads the ``[model]`` and ``[train]`` sections, joins the processes of a multi-host run
-(``jax.distributed.initialize`` with the coordinator, process count and id from
-``[train]`` or the environment ``BYAI_COORDINATOR``, ``BYAI_NUM_PROCESSES``,
-``BYAI_PROCESS_ID``), builds the ``('data',)`` mesh over every device, and trains on
-``DIR/train.h5`` with validation on ``DIR/val.h5``. ``--steps N`` trains until global
+(``jax.distributed.initialize`` with the coordinator, process count and id of ``[train]``'s
+:class:`experiments._config.LaunchSettings` or the environment ``BYAI_COORDINATOR``,
+``BYAI_NUM_PROCESSES``, ``BYAI_PROCESS_ID``), builds the ``('data',)`` mesh over every
+device, and trains on ``DIR/train.h5`` with validation on ``DIR/val.h5``. ``--steps N`` trains until global
 step N (the learning-rate schedule still spans ``train.steps``).
 """
 
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from experiments._cli import UsageError, output_folder
-from experiments._config import ExperimentConfig, load
+from experiments._config import ExperimentConfig, LaunchSettings, load
 from experiments._toml import ConfigError
 
 
@@ -28,25 +28,25 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def distributed_settings(cfg) -> tuple[str | None, int | None, int | None]:
+def distributed_settings(launch: LaunchSettings) -> tuple[str | None, int | None, int | None]:
     """Coordinator address, process count and id from the config, else from the environment."""
     env = os.environ
-    address = cfg.coordinator_address or env.get("BYAI_COORDINATOR") or None
+    address = launch.coordinator_address or env.get("BYAI_COORDINATOR") or None
     try:
-        n = cfg.num_processes if cfg.num_processes is not None else (
+        n = launch.num_processes if launch.num_processes is not None else (
             int(env["BYAI_NUM_PROCESSES"]) if env.get("BYAI_NUM_PROCESSES") else None)
-        pid = cfg.process_id if cfg.process_id is not None else (
+        pid = launch.process_id if launch.process_id is not None else (
             int(env["BYAI_PROCESS_ID"]) if env.get("BYAI_PROCESS_ID") else None)
     except ValueError:
         raise UsageError("BYAI_NUM_PROCESSES and BYAI_PROCESS_ID must be integers") from None
     return address, n, pid
 
 
-def initialize_distributed(cfg) -> None:
+def initialize_distributed(launch: LaunchSettings) -> None:
     """``jax.distributed.initialize`` when a coordinator is configured (before any computation)."""
     import jax
 
-    address, n, pid = distributed_settings(cfg)
+    address, n, pid = distributed_settings(launch)
     if address is None:
         if n not in (None, 1):
             raise UsageError("train.num_processes > 1 needs train.coordinator_address (or BYAI_COORDINATOR)")
@@ -94,7 +94,8 @@ def stage(config: ExperimentConfig, *, data, out, quiet: bool = False, resume: b
     """Train the surrogate of ``config``'s ``[model]`` and ``[train]`` sections on ``data/train.h5``.
 
     Args:
-        config: the experiment; its ``[model]`` and ``[train]`` sections are required.
+        config: the experiment; its ``[model]`` and ``[train]`` sections are required (``[train]``'s
+            launch settings say how the processes of a multi-host run meet).
         data: the dataset folder (``train.h5``; ``val.h5`` for the validation loss when present).
         out: the model folder (checkpoints, ``byai_model.json``, ``metrics.jsonl``).
         quiet: no progress bar.
@@ -110,7 +111,7 @@ def stage(config: ExperimentConfig, *, data, out, quiet: bool = False, resume: b
     train_file, val_file = data / "train.h5", data / "val.h5"
     if not train_file.is_file():
         raise UsageError(f"--data {data}: no train.h5 (generate it with `byai generate`)")
-    initialize_distributed(train_cfg)
+    initialize_distributed(config.run_settings("train"))
 
     import jax
     from jax.sharding import NamedSharding, PartitionSpec as P

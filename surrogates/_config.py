@@ -111,9 +111,9 @@ class TrainConfig:
       that many steps (0: never; the last step always writes one).
     seed: model initialisation and data order.
     dtype: compute and parameter dtype of the model.
-    coordinator_address / num_processes / process_id: multi-host training through
-      ``jax.distributed.initialize`` (``None``: read from the environment
-      ``BYAI_COORDINATOR``, ``BYAI_NUM_PROCESSES``, ``BYAI_PROCESS_ID``, or run alone).
+
+    How a run is launched is not part of it: multi-host training runs in the
+    ``jax.distributed`` layout its caller initialised (``byai train`` does that).
     """
 
     steps: int = 1000
@@ -131,9 +131,6 @@ class TrainConfig:
     checkpoint_every: int = 100
     seed: int = 0
     dtype: Literal["float32", "bfloat16"] = "float32"
-    coordinator_address: str | None = None
-    num_processes: int | None = None
-    process_id: int | None = None
 
     def __post_init__(self):
         _check(self.steps >= 1, "steps", "must be >= 1", self.steps)
@@ -149,11 +146,6 @@ class TrainConfig:
         _check(self.input_steps >= 1, "input_steps", "must be >= 1", self.input_steps)
         _check(self.val_every >= 0, "val_every", "must be >= 0", self.val_every)
         _check(self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0", self.checkpoint_every)
-        _check(self.num_processes is None or self.num_processes >= 1, "num_processes", "must be >= 1",
-               self.num_processes)
-        if self.process_id is not None:
-            _check(self.process_id >= 0 and (self.num_processes is None or self.process_id < self.num_processes),
-                   "process_id", "must be in [0, num_processes)", self.process_id)
 
 
 def to_dict(config) -> dict:

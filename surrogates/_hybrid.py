@@ -226,10 +226,13 @@ class HybridStepper:
 
 @dataclasses.dataclass(frozen=True)
 class HybridConfig:
-    """The ``[hybrid]`` section of an experiment TOML (pure data; ``audit.compare_hybrid`` takes it).
+    """A guarded hybrid run's settings (pure data, from an experiment's ``[hybrid]`` table; ``audit.compare_hybrid``
+    takes it).
 
-    A steady map (no time steps) takes ``tolerance``, ``guard = "residual"``,
-    ``samples`` and ``repeats`` only; the other keys are time-stepping settings.
+    A steady map (no time steps) takes ``tolerance`` and ``guard = "residual"``
+    only; the other keys are time-stepping settings. How many test samples a
+    comparison runs and how often it times them are ``audit.compare_hybrid``'s
+    arguments ``samples`` and ``repeats``.
 
     Args:
         tolerance: the error budget of a hybrid run: absolute RMS error (over grid
@@ -241,24 +244,20 @@ class HybridConfig:
         correct_every: 0 (off) or k >= 2: every k-th step is a solver step (re-anchoring).
         growth: per-step amplification of the carried error (>= 1; 1 for diffusive
             dynamics, larger for chaotic ones).
-        samples: test samples run (``None``: all of them).
         steps: save intervals run from each initial condition (``None``: the test
             file's whole time axis).
         solver_substeps: solver steps per save interval of the solver baseline (and of
             the hybrid's solver steps); the solver step is ``dt_save / solver_substeps``.
         solver_method: the ETDRK method of the solver baseline.
-        repeats: timed repetitions (the fastest is kept; compilation is excluded).
     """
 
     tolerance: float
     guard: Literal["conformal", "residual"] = "conformal"
     correct_every: int = 0
     growth: float = 1.0
-    samples: int | None = None
     steps: int | None = None
     solver_substeps: int = 1
     solver_method: Literal["etdrk4", "etdrk2", "etdrk1"] = "etdrk4"
-    repeats: int = 3
 
     def __post_init__(self):
         def check(cond, name, msg, value):
@@ -270,9 +269,7 @@ class HybridConfig:
         check(self.correct_every == 0 or self.correct_every >= 2, "correct_every", "must be 0 (off) or >= 2",
               self.correct_every)
         check(np.isfinite(self.growth) and self.growth >= 1, "growth", "must be >= 1", self.growth)
-        check(self.samples is None or self.samples >= 1, "samples", "must be >= 1", self.samples)
         check(self.steps is None or self.steps >= 1, "steps", "must be >= 1", self.steps)
         check(self.solver_substeps >= 1, "solver_substeps", "must be >= 1", self.solver_substeps)
         check(self.solver_method in ("etdrk4", "etdrk2", "etdrk1"), "solver_method",
               "must be 'etdrk4', 'etdrk2' or 'etdrk1'", self.solver_method)
-        check(self.repeats >= 1, "repeats", "must be >= 1", self.repeats)

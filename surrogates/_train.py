@@ -288,7 +288,7 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
     stats = train_loader.stats
     meta = {
         "format": "byai.surrogate", "version": 1,
-        "model_config": to_dict(model_config), "train_config": _train_identity(config),
+        "model_config": to_dict(model_config), "train_config": to_dict(config),
         "ndim": len(space), "grid_shape": list(space), "channels": int(channels), "input_steps": config.input_steps,
         "num_params": int(num_params), "params": n_params,
         "stats": _stats_json(stats),
@@ -396,14 +396,6 @@ def evaluate(eval_step, state, loader) -> float:
     """Mean loss over one pass of ``loader`` (batches ``0 .. steps_per_epoch-1``)."""
     n = loader.steps_per_epoch
     return sum(float(eval_step(state, batch)) for _, batch in loader.iterate(0, n)) / n
-
-
-def _train_identity(config: TrainConfig) -> dict:
-    """The training config minus what may differ between runs of one training (the launch layout)."""
-    d = to_dict(config)
-    for k in ("coordinator_address", "num_processes", "process_id"):
-        d.pop(k)
-    return d
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

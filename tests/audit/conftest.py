@@ -59,7 +59,7 @@ def quick_config(**kw):
     """An AuditConfig without the equal-accuracy search (it has its own tests)."""
     import audit
 
-    return audit.AuditConfig(equal_accuracy=audit.EqualAccuracyConfig(enabled=False, repeats=1), **kw)
+    return audit.AuditConfig(equal_accuracy=audit.EqualAccuracyConfig(enabled=False), **kw)
 
 
 def write_split(path, ds, pde_name="burgers", nu=NU):

@@ -37,8 +37,8 @@ def scaled_solver(scale):
 def test_map_audit_metrics_tolerance_multiple_residual_and_outputs(data, tmp_path):
     test, cal = data
     cfg = audit.AuditConfig(requirement="rel_l2<=0.2", alpha=0.2,
-                            equal_accuracy=audit.EqualAccuracyConfig(coarsen=(1, 2), rtols=(1e-2,), repeats=1))
-    rep = audit.run(scaled_solver(1.1), test, cal, config=cfg, out_dir=tmp_path)
+                            equal_accuracy=audit.EqualAccuracyConfig(coarsen=(1, 2), rtols=(1e-2,)))
+    rep = audit.run(scaled_solver(1.1), test, cal, config=cfg, out_dir=tmp_path, repeats=1)
     s = rep.summary
     assert rep.passed and s["problem"] == "steady_map" and s["requirement"]["horizon"] == 1
     assert rep.predictions.shape == (4, 2, N, N, 1)
@@ -85,14 +85,14 @@ def test_steady_equal_accuracy_counts_coarsening_and_interpolation_error(data):
         return float(np.max(np.sqrt(np.mean((out[:, 1] - ref) ** 2, axis=(1, 2, 3)))
                             / np.sqrt(np.mean(ref**2, axis=(1, 2, 3)))))
 
-    cfg = audit.EqualAccuracyConfig(coarsen=(1, 2), rtols=(1e-2,), repeats=1)
-    loose = _equal_accuracy.search_steady(a, 1.0, score, 0.5, cfg)
+    cfg = audit.EqualAccuracyConfig(coarsen=(1, 2), rtols=(1e-2,))
+    loose = _equal_accuracy.search_steady(a, 1.0, score, 0.5, cfg, repeats=1)
     # the 2x coarser solve reaches a loose target; the choice is the fastest setting that does (which one
     # is fastest is a timing, so the test checks the rule, not the winner)
     matched = [p for p in loose["points"] if p["error"] <= 0.5]
     assert matched[0]["setting"]["coarsen"] == 2 and matched[0]["setting"]["cg_rtol"] == 1e-2
     assert loose["chosen"] == min(matched, key=lambda p: p["seconds"])
-    tight = _equal_accuracy.search_steady(a, 1.0, score, 1e-9, cfg)
+    tight = _equal_accuracy.search_steady(a, 1.0, score, 1e-9, cfg, repeats=1)
     assert tight["chosen"]["setting"] == {**tight["chosen"]["setting"], "coarsen": 1, "cg_rtol": 1e-10}
     assert len(tight["points"]) == 4  # 2 coarsenings x (1e-2, 1e-10); none but the data's setting matches
 

@@ -15,8 +15,8 @@ def test_finds_the_surrogates_own_setting(burgers, splits):
     """The 'surrogate' is the solver with 4 ETDRK4 steps per save interval: the search must land on it."""
     test, cal = splits
     cfg = audit.AuditConfig(equal_accuracy=audit.EqualAccuracyConfig(
-        coarsen=(1,), substeps=(1, 2, 4, 8), methods=("etdrk4",), rtols=(), repeats=1))
-    r = audit.run(fine(burgers, DT, 4), test, cal, "rel_l2<=1", config=cfg, pde=burgers)
+        coarsen=(1,), substeps=(1, 2, 4, 8), methods=("etdrk4",), rtols=()))
+    r = audit.run(fine(burgers, DT, 4), test, cal, "rel_l2<=1", config=cfg, pde=burgers, repeats=1)
     eq = r.summary["equal_accuracy"]
     assert eq["status"] == "measured"
     assert eq["solver_setting"] == {"adaptive": False, "coarsen": 1, "grid": [32], "substeps": 4, "method": "etdrk4"}
@@ -38,8 +38,8 @@ def test_band_limited_diffusion_is_exact_on_every_grid():
     def score(traj):
         return float(np.max(np.abs(traj - ref)))
 
-    cfg = audit.EqualAccuracyConfig(coarsen=(1, 2, 4, 8), substeps=(1, 2), methods=("etdrk1",), repeats=1)
-    res = _equal_accuracy.search(pde, grid, u0, 0.2, 3, score, 1e-12, cfg)
+    cfg = audit.EqualAccuracyConfig(coarsen=(1, 2, 4, 8), substeps=(1, 2), methods=("etdrk1",))
+    res = _equal_accuracy.search(pde, grid, u0, 0.2, 3, score, 1e-12, cfg, repeats=1)
     # coarsen 8 would leave 4 points (< 8) and is skipped; every other grid matches at one step
     assert [p["setting"]["coarsen"] for p in res["points"]] == [4, 2, 1]
     assert all(p["setting"]["substeps"] == 1 and p["error"] < 1e-13 for p in res["points"])
@@ -50,8 +50,9 @@ def test_no_setting_reaches_a_perfect_surrogate():
     grid = solvers.Grid((16,))
     pde = solvers.Burgers(grid, nu=0.1)
     u0 = jnp.asarray(initial_conditions(grid, 2, seed=3))
-    cfg = audit.EqualAccuracyConfig(coarsen=(1,), substeps=(1, 2), methods=("etdrk1",), repeats=1)
-    res = _equal_accuracy.search(pde, grid, u0, 0.1, 2, lambda traj: float(np.sum(traj**2)) + 1.0, 0.0, cfg)
+    cfg = audit.EqualAccuracyConfig(coarsen=(1,), substeps=(1, 2), methods=("etdrk1",))
+    res = _equal_accuracy.search(pde, grid, u0, 0.1, 2, lambda traj: float(np.sum(traj**2)) + 1.0, 0.0, cfg,
+                                 repeats=1)
     assert res["bound"] == "lower" and len(res["points"]) == 2
     assert res["chosen"]["error"] == min(p["error"] for p in res["points"])
 
@@ -67,9 +68,8 @@ def test_adaptive_solver_settings():
     def score(traj):
         return float(np.max(np.sqrt(np.mean((traj - ref) ** 2, axis=(2, 3)))))
 
-    cfg = audit.EqualAccuracyConfig(coarsen=(1,), substeps=(1,), methods=("etdrk1",), rtols=(1e-3, 1e-6),
-                                    repeats=1)
-    res = _equal_accuracy.search(pde, grid, u0, DT, 3, score, 1e-5, cfg, t=t)
+    cfg = audit.EqualAccuracyConfig(coarsen=(1,), substeps=(1,), methods=("etdrk1",), rtols=(1e-3, 1e-6))
+    res = _equal_accuracy.search(pde, grid, u0, DT, 3, score, 1e-5, cfg, repeats=1, t=t)
     fixed, loose, *rest = res["points"]
     assert fixed["error"] > 1e-5  # one exponential-Euler step per save interval is too coarse
     assert loose["setting"]["adaptive"] and loose["setting"]["rtol"] == 1e-3
@@ -86,9 +86,10 @@ def test_adaptive_solver_failure_is_recorded(burgers, splits):
     """The shared test data (nu = 0.05 on 32 points) is under-resolved for the PDE: solve refuses it."""
     test, _ = splits
     ref = test["u"].values[:1, :4]
-    cfg = audit.EqualAccuracyConfig(coarsen=(1,), substeps=(1,), methods=("etdrk4",), rtols=(1e-3,), repeats=1)
+    cfg = audit.EqualAccuracyConfig(coarsen=(1,), substeps=(1,), methods=("etdrk4",), rtols=(1e-3,))
     res = _equal_accuracy.search(burgers, burgers.grid, jnp.asarray(ref[:, 0]), DT, 3,
-                                 lambda traj: float(np.max(np.abs(traj - ref))), 0.0, cfg, t=test["time"].values)
+                                 lambda traj: float(np.max(np.abs(traj - ref))), 0.0, cfg, repeats=1,
+                                 t=test["time"].values)
     failed = res["points"][-1]
     assert failed["setting"]["adaptive"] and failed["error"] == np.inf and "cannot resolve" in failed["failed"]
     assert res["bound"] == "lower" and res["chosen"] is res["points"][0]

@@ -2,7 +2,8 @@
 
 import pytest
 
-from audit import AuditError, HybridResult, check_hybrid_config
+import solvers
+from audit import AuditError, HybridResult, check_hybrid_config, compare_hybrid
 from audit._hybrid import KINDS, report_one_step_bound
 from datasets import SteadyMap, Trajectory
 from surrogates import HybridConfig
@@ -58,3 +59,10 @@ def test_result_json_is_a_copy():
     result = HybridResult(problem=SteadyMap(), summary={"cg_iterations": {"solver": 3}})
     result.to_json()["cg_iterations"]["solver"] = 0
     assert result.summary["cg_iterations"]["solver"] == 3
+
+
+@pytest.mark.parametrize("kwargs, key", [({"samples": 0}, "samples"), ({"repeats": 0}, "repeats"),
+                                         ({"repeats": 1.5}, "repeats")])
+def test_compare_hybrid_refuses_run_settings_below_one(kwargs, key):
+    with pytest.raises(solvers.InputError, match=f"^{key}: must be >= 1"):
+        compare_hybrid(HybridConfig(tolerance=1e-3), None, None, None, **kwargs)

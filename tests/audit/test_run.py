@@ -17,8 +17,8 @@ from tests.audit.conftest import DT, N, fine, initial_conditions, quick_config
 def perfect(burgers, splits, tmp_path_factory):
     test, cal = splits
     out = tmp_path_factory.mktemp("perfect")
-    return audit.run(fine(burgers, DT), test, cal, "rmse<=1x", config=quick_config(), pde=burgers, out_dir=out,
-                     model_info={"pde": "burgers", "checkpoint_sha256": "abc"}), out
+    return audit.run(fine(burgers, DT), test, cal, "rmse<=1x", config=quick_config(), repeats=1, pde=burgers,
+                     out_dir=out, model_info={"pde": "burgers", "checkpoint_sha256": "abc"}), out
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def perturbed(burgers, splits, tmp_path_factory):
     test, cal = splits
     out = tmp_path_factory.mktemp("perturbed")
     return audit.run(solvers.stepper(burgers, DT, "etdrk1"), test, cal, "rel_l2<=0.01",
-                     config=quick_config(), pde=burgers, out_dir=out), out
+                     config=quick_config(), repeats=1, pde=burgers, out_dir=out), out
 
 
 def test_perfect_stepper_passes(perfect):
@@ -106,9 +106,9 @@ def test_unknown_tolerance(burgers, splits, perturbed):
     imported = test.assign_attrs(rtol=np.nan, atol=np.nan, tolerance_known=0)
     with pytest.raises(audit.AuditError, match="tolerance is unknown"):
         audit.run(solvers.stepper(burgers, DT, "etdrk1"), imported, cal, "rel_l2<=300x", config=quick_config(),
-                  pde=burgers)
+                  repeats=1, pde=burgers)
     r = audit.run(solvers.stepper(burgers, DT, "etdrk1"), imported, cal, "rel_l2<=0.01", config=quick_config(),
-                  pde=burgers)
+                  repeats=1, pde=burgers)
     assert r.summary["tolerance_multiple"] == "unknown"
     assert r.summary["solver_tolerance"]["known"] is False
     assert r.summary["score"] == perturbed[0].summary["score"]
@@ -117,47 +117,48 @@ def test_unknown_tolerance(burgers, splits, perturbed):
 def test_bad_steppers(burgers, splits):
     test, cal = splits
     with pytest.raises(audit.AuditError, match=r"shape \(32, 1\)"):
-        audit.run(lambda u: u[:16], test, cal, "rmse<=1", config=quick_config())
+        audit.run(lambda u: u[:16], test, cal, "rmse<=1", config=quick_config(), repeats=1)
     with pytest.raises(audit.AuditError, match="shape"):
-        audit.run(lambda u: jnp.zeros((3, 3)) @ u, test, cal, "rmse<=1", config=quick_config())
+        audit.run(lambda u: jnp.zeros((3, 3)) @ u, test, cal, "rmse<=1", config=quick_config(), repeats=1)
 
     def blows_up(u):
         return u * 1e300 * 1e300
 
     with pytest.raises(audit.AuditError, match="non-finite.*sample 0, rollout step 1"):
-        audit.run(blows_up, test, cal, "rmse<=1", config=quick_config(), pde=burgers)
+        audit.run(blows_up, test, cal, "rmse<=1", config=quick_config(), repeats=1, pde=burgers)
     with pytest.raises(audit.AuditError, match="fails on a state"):  # not an array
-        audit.run(lambda u: (u, u), test, cal, "rmse<=1", config=quick_config())
+        audit.run(lambda u: (u, u), test, cal, "rmse<=1", config=quick_config(), repeats=1)
 
 
 def test_bad_splits_and_models(burgers, splits):
     test, cal = splits
     step = fine(burgers, DT)
     with pytest.raises(audit.AuditError, match="8 samples, too few"):
-        audit.run(step, test, cal.isel(sample=slice(0, 8)), "rmse<=1", config=quick_config(), pde=burgers)
+        audit.run(step, test, cal.isel(sample=slice(0, 8)), "rmse<=1", config=quick_config(), repeats=1, pde=burgers)
     with pytest.raises(audit.AuditError, match="trained on PDE 'kdv'"):
-        audit.run(step, test, cal, "rmse<=1", config=quick_config(), pde=burgers, model_info={"pde": "kdv"})
+        audit.run(step, test, cal, "rmse<=1", config=quick_config(), repeats=1, pde=burgers, model_info={"pde": "kdv"})
     with pytest.raises(audit.AuditError, match="horizon 20 exceeds"):
-        audit.run(step, test, cal, "rmse<=1", config=quick_config(horizon=20), pde=burgers)
+        audit.run(step, test, cal, "rmse<=1", config=quick_config(horizon=20), repeats=1, pde=burgers)
     with pytest.raises(audit.AuditError, match="energy_error"):
-        audit.run(step, test, cal, "energy_error<=1", config=quick_config(), pde=burgers)
+        audit.run(step, test, cal, "energy_error<=1", config=quick_config(), repeats=1, pde=burgers)
     steady = {"problem": "steady_map"}
     with pytest.raises(audit.AuditError, match="calibration split is a trajectory dataset, the test split a "
                                                "steady_map"):
-        audit.run(step, test.assign_attrs(**steady), cal, "rmse<=1", config=quick_config())
+        audit.run(step, test.assign_attrs(**steady), cal, "rmse<=1", config=quick_config(), repeats=1)
     with pytest.raises(audit.AuditError, match=r"dims \(sample, stage, x\[, y\], channel\)"):
-        audit.run(step, test.assign_attrs(**steady), cal.assign_attrs(**steady), "rmse<=1", config=quick_config())
+        audit.run(step, test.assign_attrs(**steady), cal.assign_attrs(**steady), "rmse<=1", config=quick_config(),
+                  repeats=1)
 
 
 def test_horizon_and_unknown_pde(burgers, splits):
     """A shorter horizon; without a PDE (imported data) physics and equal accuracy are 'unknown'."""
     test, cal = splits
-    r = audit.run(fine(burgers, DT), test, cal, "rmse<=1e-6", config=quick_config(horizon=3))
+    r = audit.run(fine(burgers, DT), test, cal, "rmse<=1e-6", config=quick_config(horizon=3), repeats=1)
     assert r.passed
     assert r.predictions.shape[1] == 4
     assert r.summary["physics"]["status"] == "unknown"
     assert len(r.summary["metrics"]["rmse"]["per_step"]["mean"]) == 3
-    r = audit.run(fine(burgers, DT), test, cal, "rmse<=1e-6", config=quick_config(horizon=3), pde=object())
+    r = audit.run(fine(burgers, DT), test, cal, "rmse<=1e-6", config=quick_config(horizon=3), repeats=1, pde=object())
     assert r.summary["physics"] == {"status": "unknown", "reason": "the PDE could not be evaluated (object is not "
                                     "a solvers.SemiLinearPDE u_t = L u + N(u))"}
 
@@ -196,7 +197,7 @@ def test_per_sample_physics_from_files(tmp_path):
         return datasets.open(path)
 
     test, cal = split(tmp_path / "test.h5", [0, 1, 2], 1), split(tmp_path / "cal.h5", list(range(3, 12)), 2)
-    r = audit.run(fine(solvers.Burgers(grid, nu=0.05), DT), test, cal, "rel_l2<=0.01", config=quick_config(),
+    r = audit.run(fine(solvers.Burgers(grid, nu=0.05), DT), test, cal, "rel_l2<=0.01", config=quick_config(), repeats=1,
                   out_dir=tmp_path / "out")
     per_sample = r.summary["score"]["per_sample"]
     assert per_sample[1] < 1e-12 < 1e-3 < min(per_sample[0], per_sample[2])  # right viscosity only for sample 1
@@ -207,10 +208,11 @@ def test_per_sample_physics_from_files(tmp_path):
 
     # a stepper that takes the sample's viscosity (with_params) is exact on every sample
     r = audit.run(lambda u, p: fine(solvers.Burgers(grid, nu=p[0]), DT)(u), test, cal, "rel_l2<=1e-10",
-                  config=quick_config(), with_params=True)
+                  config=quick_config(), repeats=1, with_params=True)
     assert r.passed and max(r.summary["score"]["per_sample"]) < 1e-12
     with pytest.raises(audit.AuditError, match="no 'params'"):
-        audit.run(lambda u, p: u, test.drop_vars("params"), cal, "rel_l2<=1", config=quick_config(), with_params=True)
+        audit.run(lambda u, p: u, test.drop_vars("params"), cal, "rel_l2<=1", config=quick_config(), repeats=1,
+                  with_params=True)
 
 
 @pytest.mark.slow
@@ -232,8 +234,8 @@ def test_two_dimensional_two_channel_state(tmp_path):
                           coords={"time": 0.1 * np.arange(4)}, attrs={"pde": "burgers", "rtol": 1e-6, "atol": 1e-10})
 
     test, cal = split(3, 1), split(9, 2)
-    r = audit.run(solvers.stepper(pde, 0.1, "etdrk1"), test, cal, "nrmse<=1e6x", config=quick_config(), pde=pde,
-                  out_dir=tmp_path)
+    r = audit.run(solvers.stepper(pde, 0.1, "etdrk1"), test, cal, "nrmse<=1e6x", config=quick_config(), repeats=1,
+                  pde=pde, out_dir=tmp_path)
     assert r.passed and r.predictions.shape == (3, 4, 16, 16, 2)
     assert r.summary["physics"]["conserved"] == {"mass": False, "energy": False}  # (u.grad)u is not conservative
     m = r.metrics
@@ -242,3 +244,8 @@ def test_two_dimensional_two_channel_state(tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 5  # no cost-accuracy plot: the search was disabled
     assert "equal accuracy: skipped" in html
+
+
+def test_repeats_below_one_is_refused_before_any_work():
+    with pytest.raises(solvers.InputError, match="^repeats: must be >= 1, got 0"):
+        audit.run(None, None, None, "rmse<=1", config=quick_config(), repeats=0)

@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 
 from experiments._cli import main
-from experiments._config import SECTIONS, ExperimentConfig, load, section_class
+from experiments import _config
+from experiments._config import (RUN_SETTINGS, AuditRunSettings, ExperimentConfig, HybridRunSettings, LaunchSettings,
+                                 load)
 from experiments._toml import ConfigError
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
@@ -86,8 +88,6 @@ def test_out_of_range_or_wrong_type_names_the_key(tmp_path, capsys, text, key):
     ("audit", 'requirement = "rel_l2<=0.1"\nalpha = 2.0', "audit.alpha"),
 ])
 def test_other_sections_are_validated_through_their_classes(tmp_path, capsys, section, table, key):
-    if section_class(section) is None:
-        pytest.fail(f"{SECTIONS[section][0]}.{SECTIONS[section][1]} is not importable")
     path = write(tmp_path, f"[{section}]\n{table}\n")
     rc, _, err = byai(capsys, "run", path, "--out", tmp_path / "out")
     assert rc == 2
@@ -134,10 +134,11 @@ def test_run_without_stage_sections_says_what_it_skipped(tmp_path, capsys):
 def test_shipped_configs_load_completely(name):
     config = load(EXPERIMENTS / name)
     assert isinstance(config, ExperimentConfig)
-    assert config.unavailable == ()
     for section in ("data", "model", "train", "audit", "hybrid"):
         if section in config.raw:
             assert getattr(config, section) is not None
+    for section, (cls, _) in RUN_SETTINGS.items():
+        assert isinstance(config.run_settings(section), cls)
 
 
 def test_fingerprint_changes_only_with_the_stage_inputs(tmp_path):
@@ -150,3 +151,54 @@ def test_fingerprint_changes_only_with_the_stage_inputs(tmp_path):
 def test_load_error_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="hybrid.tolerance"):
         load(write(tmp_path, "[hybrid]\ntolerance = 0\n"))
+
+
+def test_run_settings_are_read_from_the_section_tables(tmp_path):
+    config = load(write(tmp_path, """
+[train]
+steps = 100
+coordinator_address = "10.0.0.1:1234"
+num_processes = 2
+process_id = 1
+[audit]
+requirement = "rel_l2<=0.1"
+[audit.equal_accuracy]
+repeats = 2
+coarsen = [1]
+[hybrid]
+tolerance = 1e-3
+repeats = 1
+samples = 4
+"""))
+    assert config.run_settings("train") == LaunchSettings("10.0.0.1:1234", 2, 1)
+    assert config.run_settings("audit") == AuditRunSettings(repeats=2)
+    assert config.run_settings("hybrid") == HybridRunSettings(samples=4, repeats=1)
+    assert config.audit.equal_accuracy.coarsen == (1,) and config.hybrid.tolerance == 1e-3
+    # a section the file lacks has the default run settings
+    bare = load(write(tmp_path, "[hybrid]\ntolerance = 1e-3\n", "bare.toml"))
+    assert bare.run_settings("train") == LaunchSettings() and bare.run_settings("hybrid") == HybridRunSettings()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[hybrid]\ntolerance = 1e-3\nrepeats = 0", "hybrid.repeats: must be >= 1, got 0"),
+    ("[hybrid]\ntolerance = 1e-3\nsamples = 0", "hybrid.samples: must be >= 1, got 0"),
+    ("[audit.equal_accuracy]\nrepeats = 0", "audit.equal_accuracy.repeats: must be >= 1, got 0"),
+    ("[train]\nnum_processes = 2\nprocess_id = 2", "train.process_id: must be in [0, num_processes), got 2"),
+    ("[hybrid]\ntolerance = 1e-3\nrepeat = 1", "hybrid.repeat: unknown key (allowed: correct_every, growth, guard, "
+                                                "repeats, samples, solver_method, solver_substeps, steps, tolerance)"),
+    ("[audit.equal_accuracy]\nrepeat = 1", "audit.equal_accuracy.repeat: unknown key (allowed: coarsen, enabled, "
+                                           "methods, repeats, rtols, substeps)"),
+])
+def test_run_settings_errors_name_the_key(tmp_path, text, message):
+    with pytest.raises(ConfigError) as e:
+        load(write(tmp_path, text + "\n"), sections=[text.split("]")[0].strip("[").split(".")[0]])
+    assert str(e.value) == message
+
+
+def test_a_section_class_that_cannot_be_imported_is_a_bug_not_a_skip(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(_config.SECTIONS, "hybrid", ("byai_no_such_module", "HybridConfig"))
+    path = write(tmp_path, "[hybrid]\ntolerance = 1e-3\n")
+    with pytest.raises(ImportError):
+        load(path)
+    rc, _, err = byai(capsys, "run", path, "--out", tmp_path / "out")
+    assert rc == 3 and "byai_no_such_module" in err
