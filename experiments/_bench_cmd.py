@@ -252,6 +252,10 @@ def _other_bench(args) -> dict:
 
 
 def _readable(r: dict) -> str:
+    if "cases" in r:  # adaptive: one line per case, then the worst values
+        lines = [" ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in c.items())
+                 for c in r["cases"]]
+        return "\n".join(lines + [" ".join(f"{k}={v}" for k, v in r.items() if k != "cases")])
     if "byai" not in r:
         return " ".join(f"{k}={v}" for k, v in r.items())
     b = r["byai"]
