@@ -4,7 +4,9 @@
 writes ``train.h5``, ``val.h5``, ``calibration.h5``, ``test.h5`` (resumable,
 deterministic); ``open(path)`` reads one as a lazily backed ``xarray.Dataset``;
 ``write`` stores in-memory trajectories with the same schema; ``Loader`` yields
-normalised (input, target) windows on the device mesh; ``import_pdebench`` and
+normalised (input, target) windows on the device mesh, refusing damaged or
+non-finite samples and checking the file's checksum (``Loader.verify``,
+``verified_sha256(path)``); ``import_pdebench`` and
 ``import_the_well`` convert foreign files (tolerance marked unknown).
 What a sample is depends on the problem kind, a type chosen by the PDE class:
 :class:`Trajectory` (a time-dependent PDE) or :class:`SteadyMap` (Darcy's
@@ -24,12 +26,12 @@ from ._errors import DatasetError
 from ._pdes import build_pde, pde_class
 from ._problem import Problem, SteadyMap, Trajectory, problem_of
 from ._spec import SPLITS, CoefficientSpec, DatasetSpec, ICSpec, SplitSizes
-from ._storage import SCHEMA, SCHEMA_VERSION, map_source, open, pde_from_attrs, write
+from ._storage import SCHEMA, SCHEMA_VERSION, map_source, open, pde_from_attrs, verified_sha256, write
 
 __all__ = [
     "DatasetSpec", "ICSpec", "CoefficientSpec", "SplitSizes", "SPLITS",
     "Problem", "Trajectory", "SteadyMap", "problem_of", "pde_class",
-    "generate", "open", "write", "pde_from_attrs", "map_source",
+    "generate", "open", "write", "pde_from_attrs", "map_source", "verified_sha256",
     "DatasetError", "Loader", "Normalization", "compute_stats", "import_pdebench", "import_the_well", "build_pde",
     "SCHEMA", "SCHEMA_VERSION",
 ]

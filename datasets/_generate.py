@@ -6,12 +6,20 @@ part folders (``.<split>.h5.partial/part-<start>-<stop>/`` holding ``u.npy`` and
 ``meta.npz`` (error bounds, drawn parameters, redraw counts) for a contiguous
 block of finished samples, written under a temporary name, fsynced, then renamed).
 A rerun reads the journal's ``config.json``, refuses it if it belongs to another
-config, and solves only the samples no part covers. When every sample is done the
-parts are assembled in sample order into ``<split>.h5`` (written to a temporary
+config, checks every part (``u.npy``'s size, shape, dtype, finite values and
+the SHA-256 recorded when it was written; ``meta.npz`` readable, its zip CRCs
+and its shapes consistent), removes a damaged one (naming it in one line on
+stderr) and solves only the samples no intact part covers. When every sample is
+done the parts are assembled in sample order into ``<split>.h5`` (written to a temporary
 name and renamed, the SHA-256 of ``/u`` computed on the way), and the journal is
 removed. Every sample's randomness depends only on (seed, split, index,
-attempt), so the bytes of ``/u`` do not depend on batch size, device count or
-interruptions.
+attempt), so the bytes of ``/u`` do not depend on batch size, device count,
+interruptions or redone parts.
+
+Before any solve, a config that cannot fit is refused (``solvers.InputError``
+stating the size it needs and what is available): the largest unfinished
+split's ``/u``, journalled uncompressed, against the output folder's free disk,
+and one batch of solved samples against the machine's memory.
 
 Several processes (``jax.distributed``): process ``p`` generates a contiguous
 block of samples into ``<split>.p<p>.h5``; process 0 then writes ``<split>.h5``
@@ -21,12 +29,17 @@ whose variables are HDF5 virtual datasets over the shard files.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
+
+from solvers import InputError
 
 from . import _storage
 from ._ic import draw_sample
@@ -68,9 +81,11 @@ def generate(spec: DatasetSpec, out_dir, *, quiet: bool = False, splits=None, de
         raise ValueError(f"splits: unknown split {sorted(unknown)[0]!r} (choose from {', '.join(SPLITS)})")
     devices = list(devices or jax.local_devices())
     n_proc, pid = jax.process_count(), jax.process_index()
-    # Refuse mismatches before spending any compute.
+    # Refuse mismatches, and what cannot fit, before spending any compute.
     for split in wanted:
         _check_existing(out_dir / f"{split}.h5", spec.identity(split))
+    check_resources(spec, out_dir, [s for s in wanted if not _finished(out_dir / f"{s}.h5", spec.identity(s))],
+                    n_proc, pid)
     solver = None
     paths = {}
     try:
@@ -105,6 +120,70 @@ def generate(spec: DatasetSpec, out_dir, *, quiet: bool = False, splits=None, de
         if solver is not None:
             solver.close()
     return paths
+
+
+# ------------------------------------------------------------------------------------- resources
+def check_resources(spec: DatasetSpec, out_dir: Path, splits, n_proc: int = 1, pid: int = 0) -> None:
+    """Refuse a generation that cannot fit, before any solve.
+
+    ``solvers.InputError`` in one line with the size needed and the size available, when one batch of solved
+    samples exceeds this machine's memory, or when the journal of one of ``splits`` (process ``pid``'s share
+    of its ``/u``, uncompressed at the stored dtype, less what its journal already holds) exceeds the free disk
+    of ``out_dir``. Both are lower bounds of the need: a config refused here could never finish.
+    """
+    if not splits:
+        return
+    memory = _memory_bytes()
+    need = spec.batch_bytes()
+    if memory is not None and need > memory:
+        largest = max(getattr(spec.splits, s) for s in SPLITS)
+        raise InputError(f"{out_dir}: generation holds one batch of solved samples in memory, "
+                         f"{min(spec.batch_size, largest)} samples (batch_size) x {_shape_words(spec)} x 8 bytes "
+                         f"= {_size(need)}, but this machine has {_size(memory)}; lower batch_size, n_times or shape")
+    free = shutil.disk_usage(out_dir).free
+    itemsize = 8 if spec.dtype == "float64" else 4
+    for split in splits:
+        n = getattr(spec.splits, split)
+        lo, hi = n * pid // n_proc, n * (pid + 1) // n_proc
+        path = out_dir / (f"{split}.h5" if n_proc == 1 else f"{split}.p{pid}.h5")
+        held = sum(f.stat().st_size for f in _journal_dir(path).glob("part-*/u.npy"))
+        need = (hi - lo) * spec.sample_bytes(itemsize) - held
+        if need > free:
+            raise InputError(f"{out_dir}: the {split} split journals its /u uncompressed while it is generated, "
+                             f"{hi - lo} samples x {_shape_words(spec)} x {itemsize} bytes ({spec.dtype}) = "
+                             f"{_size(need)} still to write, but {_size(free)} are free there; lower "
+                             f"splits.{split}, n_times or shape, or choose another output folder")
+
+
+def _shape_words(spec: DatasetSpec) -> str:
+    channels = len(spec.problem.channel_names(spec))
+    return f"{spec.n_frames} frames x {math.prod(spec.shape)} grid points x {channels} channels"
+
+
+def _memory_bytes() -> int | None:
+    """This machine's physical memory (or a smaller cgroup limit); ``None`` where it cannot be read."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+    try:  # a container's limit (cgroup v2), when one is set
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            total = min(total, int(limit))
+    except OSError:
+        pass
+    return total
+
+
+def _size(n: int) -> str:
+    """Bytes as a short number in binary units."""
+    units = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+    k = 0
+    while k < len(units) - 1 and n >= 1024 ** (k + 1):
+        k += 1
+    if n >= 1024 ** (k + 1):  # beyond exbibytes: the order of magnitude says enough
+        return f"about 10^{len(str(int(n))) - 1} bytes"
+    return f"{int(n)} bytes" if k == 0 else f"{n / 1024**k:.1f} {units[k]}"
 
 
 # ------------------------------------------------------------------------------ identity / resume
@@ -199,6 +278,7 @@ builtins_open = open
 
 
 PART_META = ("error", "params", "redraws")  # small: one .npz; u: its own .npy (saved and read without copies)
+PART_SHA256 = "u_sha256"  # also in meta.npz: the SHA-256 of u.npy's samples (as a file's sha256), checked on resume
 
 
 def _write_part(journal: Path, start: int, stop: int, arrays: dict) -> Path:
@@ -213,13 +293,21 @@ def _write_part(journal: Path, start: int, stop: int, arrays: dict) -> Path:
         fh.flush()
         os.fsync(fh.fileno())
     with builtins_open(tmp / "meta.npz", "wb") as fh:
-        np.savez(fh, **{name: arrays[name] for name in PART_META})
+        np.savez(fh, **{name: arrays[name] for name in PART_META}, **{PART_SHA256: _sha256(arrays["u"])})
         fh.flush()
         os.fsync(fh.fileno())
     _fsync_dir(tmp)
     os.replace(tmp, final)
     _fsync_dir(journal)
     return final
+
+
+def _sha256(u: np.ndarray) -> str:
+    """The SHA-256 of a block of samples, sample after sample, as a file's ``sha256`` is defined."""
+    h = Checksum()
+    for ui in u:
+        h.update(ui)
+    return h.hexdigest()
 
 
 def _read_part(part: Path) -> dict:
@@ -230,16 +318,98 @@ def _read_part(part: Path) -> dict:
     return out
 
 
-def _parts(journal: Path) -> list[tuple[int, int, Path]]:
+def _part_entries(journal: Path) -> list[tuple[int, int, Path]]:
+    """Every ``part-<a>-<b>`` entry of the journal, whole or not, in sample order."""
     out = []
     for p in journal.glob("part-*"):
         try:
             _, a, b = p.name.split("-")
-            if p.is_dir() and (p / "u.npy").exists() and (p / "meta.npz").exists():
-                out.append((int(a), int(b), p))
+            out.append((int(a), int(b), p))
         except ValueError:
             continue
     return sorted(out)
+
+
+def _parts(journal: Path) -> list[tuple[int, int, Path]]:
+    """The part folders holding both files, in sample order (after :func:`_check_journal`: the intact ones)."""
+    return [(a, b, p) for a, b, p in _part_entries(journal)
+            if p.is_dir() and (p / "u.npy").exists() and (p / "meta.npz").exists()]
+
+
+PART_READ_ERRORS = (OSError, ValueError, KeyError, EOFError, SyntaxError, zipfile.BadZipFile, zlib.error)
+
+
+def _check_part(spec: DatasetSpec, part: Path, a: int, b: int) -> str | None:
+    """Why the part folder ``part`` (samples ``a .. b-1``) cannot be used, or ``None`` when it is intact:
+    ``u.npy`` of the expected shape, dtype and size with finite values, ``meta.npz`` readable with error
+    bounds, drawn parameters and redraw counts of the expected shapes and ranges."""
+    n = b - a
+    if n <= 0:
+        return "its sample range is empty"
+    if not part.is_dir():
+        return "it is not a folder"
+    channels = len(spec.problem.channel_names(spec))
+    expected = (n, spec.n_frames, *spec.shape, channels)
+    try:
+        with builtins_open(part / "u.npy", "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                return f"u.npy has the unknown .npy format version {version}"
+            shape, fortran, dtype = read_header(fh)
+            offset = fh.tell()
+        size = (part / "u.npy").stat().st_size
+    except PART_READ_ERRORS as e:
+        return f"u.npy cannot be read: {_storage._short(e)}"
+    if tuple(shape) != expected or fortran or dtype != np.dtype(spec.dtype):
+        return f"u.npy holds {dtype} {tuple(shape)}, expected {spec.dtype} {expected}"
+    if size != offset + math.prod(expected) * dtype.itemsize:
+        return f"u.npy has {size} bytes, expected {offset + math.prod(expected) * dtype.itemsize} (truncated)"
+    try:  # the zip's CRC-32s are checked as its members are read
+        with np.load(part / "meta.npz", allow_pickle=False) as z:
+            meta = {name: z[name] for name in PART_META}
+            recorded = str(z[PART_SHA256]) if PART_SHA256 in z.files else None  # absent in older journals
+    except PART_READ_ERRORS as e:
+        return f"meta.npz cannot be read: {_storage._short(e)}"
+    u = np.load(part / "u.npy", mmap_mode="r", allow_pickle=False)
+    h = Checksum()
+    for k in range(n):  # memory: one sample
+        if not np.all(np.isfinite(u[k])):
+            return f"u.npy holds non-finite values in sample {a + k}"
+        h.update(u[k])
+    del u
+    if recorded is not None and h.hexdigest() != recorded:
+        return "u.npy's sha256 differs from the one recorded when it was written"
+    err, params, redraws = meta["error"], meta["params"], meta["redraws"]
+    if err.shape != (n, spec.n_frames) or not (np.all(np.isfinite(err)) and np.all(err >= 0)):
+        return f"meta.npz's error bounds are not {n} x {spec.n_frames} finite values >= 0"
+    names = spec.param_names
+    if params.shape != (n, len(names)) or not np.all(np.isfinite(params)):
+        return f"meta.npz's drawn parameters are not {n} x {len(names)} finite values"
+    if (redraws.shape != (n,) or redraws.dtype.kind not in "iu"
+            or not np.all((redraws >= 0) & (redraws <= MAX_REDRAWS))):
+        return f"meta.npz's redraw counts are not {n} integers in [0, {MAX_REDRAWS}]"
+    return None
+
+
+def _check_journal(spec: DatasetSpec, journal: Path) -> None:
+    """Remove every damaged or overlapping part of ``journal``, naming each in one line on stderr, so that its
+    samples are solved again (the same bytes: a sample depends only on its seed, split and index)."""
+    covered_to, covered_by = None, None
+    for a, b, part in _part_entries(journal):
+        reason = _check_part(spec, part, a, b)
+        if reason is None and covered_to is not None and a < covered_to:
+            reason = f"its samples overlap {covered_by.name}"
+        if reason is None:
+            covered_to, covered_by = b, part
+            continue
+        print(f"byai generate: {part} is damaged ({reason}); removed, its samples {a}..{b - 1} are solved again",
+              file=sys.stderr, flush=True)
+        if part.is_dir():
+            shutil.rmtree(part)
+        else:
+            part.unlink()
 
 
 # ------------------------------------------------------------------------------------ generation
@@ -255,6 +425,7 @@ def _generate_range(spec, split, lo, hi, path: Path, identity: dict, solver, qui
     cfg = journal / "config.json"
     if not cfg.exists():
         _atomic_write(cfg, lambda fh: fh.write(json.dumps(identity, sort_keys=True).encode()))
+    _check_journal(spec, journal)
     done = np.zeros(hi - lo, dtype=bool)
     for a, b, _ in _parts(journal):
         done[max(a, lo) - lo:max(min(b, hi) - lo, 0)] = True
@@ -364,8 +535,12 @@ def _assemble(spec, split, lo, hi, path: Path, identity: dict, journal: Path) ->
                 continue
             if a2 != next_i:
                 raise DatasetError(f"{journal}: samples {next_i}..{a2 - 1} are missing from the journal")
-            z = _read_part(part)
-            u, err, params, rd = z["u"], z["error"], z["params"], z["redraws"]
+            try:
+                z = _read_part(part)
+                u, err, params, rd = z["u"], z["error"], z["params"], z["redraws"]
+            except PART_READ_ERRORS as e:
+                raise DatasetError(f"{part} became unreadable after it was checked ({_storage._short(e)}); rerun "
+                                   "the same generate command to solve its samples again") from None
             for i in range(a2, b2):
                 ui = np.asarray(u[i - a])
                 u_out[i - lo] = ui

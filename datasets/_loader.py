@@ -15,13 +15,13 @@ import queue
 import threading
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from solvers import InputError
 
+from ._errors import DatasetError
 from ._problem import Problem, Trajectory, problem_of
-from ._storage import check_file
+from ._storage import check_file, check_sha256, not_finite, open_h5, read_u, stream_u
 
 CACHE_BYTES = 512 * 2**20  # files whose float32 u is smaller are held in memory (read once, by chunks)
 
@@ -120,28 +120,49 @@ class SampleStats:
 
 def compute_input_stats(path) -> Normalization | None:
     """A file's statistics of its input frames (a steady map's ``input_stats_*``); ``None`` when its kind has none
-    (trajectories)."""
-    with h5py.File(path, "r") as f:
-        first = problem_of(f.attrs).input_frames
-        return _stored_or_computed(f, "input_stats", slice(0, first)) if first else None
+    (trajectories). ``DatasetError`` naming the file (and sample) as :func:`compute_stats`."""
+    first = problem_of(check_file(path)).input_frames
+    if not first:
+        return None
+    with open_h5(path) as f:
+        return _stored_or_computed(f, path, "input_stats", slice(0, first))
 
 
 def compute_stats(path) -> Normalization:
     """Per-channel statistics of a file's ``u`` (a steady map: of its output stage): the stored
-    ``stats_mean``/``stats_std`` or, if absent, computed reading one sample at a time (memory: one sample)."""
-    with h5py.File(path, "r") as f:
-        first = problem_of(f.attrs).input_frames  # a steady map's output stage only
-        return _stored_or_computed(f, "stats", slice(first, None))
+    ``stats_mean``/``stats_std`` or, if absent, computed reading one sample at a time (memory: one sample).
+
+    Raises :class:`DatasetError` naming the file for a bad file (``check_file``) and, naming the sample too,
+    for a chunk that fails its checksum or non-finite values (which also make stored statistics non-finite).
+    """
+    first = problem_of(check_file(path)).input_frames  # a steady map's output stage only
+    with open_h5(path) as f:
+        return _stored_or_computed(f, path, "stats", slice(first, None))
 
 
-def _stored_or_computed(f, prefix: str, frames: slice) -> Normalization:
-    """The statistics stored as ``<prefix>_mean``/``<prefix>_std``, else those of ``u[:, frames]`` sample by sample."""
-    if f"{prefix}_mean" in f.attrs and f"{prefix}_std" in f.attrs:
-        return Normalization(f.attrs[f"{prefix}_mean"], f.attrs[f"{prefix}_std"])
+def _stored_or_computed(f, path, prefix: str, frames: slice) -> Normalization:
+    """The statistics stored as ``<prefix>_mean``/``<prefix>_std``, else those of ``u[:, frames]`` sample by sample.
+
+    Stored statistics that are not valid (finite, positive, one per channel) mostly come from non-finite data:
+    the first sample holding NaN or inf is named (``DatasetError``), else the attributes are.
+    """
+    stored = f"{prefix}_mean" in f.attrs and f"{prefix}_std" in f.attrs
+    if stored:
+        try:
+            return Normalization(f.attrs[f"{prefix}_mean"], f.attrs[f"{prefix}_std"])
+        except ValueError:
+            pass  # find the non-finite sample below
     u = f["u"]
     acc = StatsAccumulator(u.shape[-1])
     for i in range(u.shape[0]):
-        acc.update(u[i, frames])
+        ui = read_u(u, i, frames, path)
+        if not np.all(np.isfinite(ui)):
+            raise not_finite(path, i)
+        acc.update(ui)
+    if stored:
+        raise DatasetError(f"{path}: its stored {prefix}_mean/{prefix}_std are not finite, positive values per "
+                           "channel although /u is finite, so the attributes are damaged; regenerate the file or "
+                           "restore it from a copy")
     return acc.result()
 
 
@@ -172,6 +193,12 @@ class Loader:
     channel ``j*C + c`` is channel ``c`` of frame ``j``), ``"target"``
     ``(B, T, *space, C)`` float32, both normalised; ``"params"`` ``(B, P)``
     float32 (raw values) when the file has per-sample physics.
+
+    What the loader reads is verified: a sample whose chunk fails its checksum or that holds NaN or inf
+    raises ``DatasetError`` naming the file and the sample. A file that fits the cache (``cache_bytes``) is
+    read once at construction, and the SHA-256 of its ``/u`` checked against the recorded ``sha256`` on the
+    way (:attr:`sha256`); a larger file is checked by :meth:`verify` (one more streaming pass), which
+    training calls before it records the checksum as its data's provenance.
     """
 
     def __init__(self, path, *, batch_size: int, input_steps: int = 1, target_steps: int = 1, seed: int = 0,
@@ -183,7 +210,9 @@ class Loader:
                             ("target_steps", target_steps, 1), ("prefetch", prefetch, 0)):
             if not isinstance(v, int | np.integer) or v < lo:
                 raise ValueError(f"{name}: must be an integer >= {lo}, got {v!r}")
-        self.problem = problem_of(check_file(self.path))
+        attrs = check_file(self.path)
+        self.problem = problem_of(attrs)
+        self._recorded_sha256 = attrs["sha256"]
         self.problem.check_windows(self.path, input_steps, target_steps)
         if sharding is not None:
             n_shards = sharding.mesh.size
@@ -193,7 +222,16 @@ class Loader:
         self.batch_size, self.input_steps, self.target_steps = int(batch_size), int(input_steps), int(target_steps)
         self.seed, self.shuffle, self.sharding = int(seed), bool(shuffle), sharding
         self.prefetch, self.drop_remainder = int(prefetch), bool(drop_remainder)
-        self._file = h5py.File(self.path, "r", rdcc_nbytes=64 * 2**20)
+        self._file = open_h5(self.path, rdcc_nbytes=64 * 2**20)
+        try:
+            self._setup(stats, input_stats, cache_bytes)
+        except BaseException:
+            self._file.close()
+            raise
+        self._perm_epoch, self._perm = None, None
+
+    def _setup(self, stats, input_stats, cache_bytes) -> None:
+        """Sizes, statistics and (when it fits ``cache_bytes``) the verified, normalised cache of the open file."""
         u = self._file["u"]
         self.n_samples, self.n_time = u.shape[0], u.shape[1]
         self.space, self.channels = tuple(u.shape[2:-1]), u.shape[-1]
@@ -215,11 +253,29 @@ class Loader:
         self.params = self._file["params"][...].astype(np.float32) if "params" in self._file else None
         frame_bytes = int(np.prod(self.space)) * self.channels * 4
         self._cache = None
+        self.sha256: str | None = None  # the verified SHA-256 of /u: set here when cached, else by verify()
         if self.n_samples * self.n_time * frame_bytes <= cache_bytes:
-            self._cache = np.empty((self.n_samples, self.n_time, *self.space, self.channels), np.float32)
-            for i in range(self.n_samples):  # by chunks: one sample at a time
-                self._cache[i] = self._normalize(u[i].astype(np.float64), 0).astype(np.float32)
-        self._perm_epoch, self._perm = None, None
+            cache = np.empty((self.n_samples, self.n_time, *self.space, self.channels), np.float32)
+
+            def keep(i, ui):  # by chunks: one sample at a time, checksummed on the way
+                cache[i] = self._normalize(ui.astype(np.float64), 0).astype(np.float32)
+
+            self.sha256 = check_sha256(self.path, stream_u(self._file, self.path, finite=True, each=keep),
+                                       self._recorded_sha256)
+            self._cache = cache
+
+    def verify(self) -> str:
+        """The SHA-256 of the file's ``/u``, recomputed sample by sample (NaN, inf and chunks failing their
+        checksum refused, naming the sample) and checked against the recorded ``sha256``: the checksum a
+        consumer may record as the data it used. Free for a cached loader (done at construction); otherwise
+        one streaming pass over the file (memory: one sample), done once.
+
+        Raises ``DatasetError`` naming the file (and sample) when the data differ from what was written.
+        """
+        if self.sha256 is None:
+            self.sha256 = check_sha256(self.path, stream_u(self._file, self.path, finite=True),
+                                       self._recorded_sha256)
+        return self.sha256
 
     def _normalize(self, frames: np.ndarray, first: int) -> np.ndarray:
         """Frames ``first, first + 1, ...`` of one sample, normalised (the kind's input frames by ``input_stats``)."""
@@ -275,7 +331,10 @@ class Loader:
             for s in np.unique(samples):  # one chunk read per distinct sample
                 rows = np.flatnonzero(samples == s)
                 lo, hi = starts[rows].min(), starts[rows].max() + I + T
-                block = self._normalize(u[s, lo:hi].astype(np.float64), lo).astype(np.float32)
+                raw = read_u(u, s, slice(lo, hi), self.path)
+                if not np.all(np.isfinite(raw)):
+                    raise not_finite(self.path, s)
+                block = self._normalize(raw.astype(np.float64), lo).astype(np.float32)
                 for j in rows:
                     frames[j] = block[starts[j] - lo:starts[j] - lo + I + T]
         x = frames[:, :I]

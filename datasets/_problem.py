@@ -326,7 +326,7 @@ class SteadyMap(Problem):
     def pde(self, ds, sample, known=()):
         """The PDE of one sample: its stored coefficient (stage 0) and the file's source."""
         from ._pdes import known_class, make_grid
-        from ._storage import map_source, text
+        from ._storage import map_source, text, xarray_u
 
         cls = known_class(text(ds.attrs.get("pde", "unknown")), known)
         if not self.accepts(cls):
@@ -335,7 +335,7 @@ class SteadyMap(Problem):
             raise DatasetError("a steady map's PDE depends on the sample (its coefficient is the input stage); "
                                "pass sample=i to pde_from_attrs on a dataset from datasets.open")
         grid = make_grid(np.atleast_1d(ds.attrs["grid_shape"]), np.atleast_1d(ds.attrs["grid_length"]))
-        a = np.asarray(ds["u"][sample, 0].values, dtype=np.float64)[..., 0]
+        a = np.asarray(xarray_u(ds, sample, 0), dtype=np.float64)[..., 0]
         try:
             return cls(grid, coefficient=a, source=map_source(ds)), grid
         except ValueError as e:

@@ -1,7 +1,11 @@
 """What a dataset is: the frozen ``[data]`` config.
 
 Pure data, no TOML reading here (``experiments`` builds :class:`DatasetSpec`
-with ``from_dict``). Every range check raises ``ValueError("field: ...")``.
+with ``from_dict``). Every range check raises ``solvers.InputError("field: ...")``
+(a ``ValueError``): every number is checked finite and in range at construction,
+so nothing infinite or out of range reaches generation. Whether a config fits
+the machine (disk, memory) is checked by ``generate`` from the sizes given here
+(:meth:`DatasetSpec.u_bytes`, :meth:`DatasetSpec.batch_bytes`).
 The PDE's facts (name, dimensions, channels, parameters, default initial
 condition) come from its ``solvers`` class; the problem kind it belongs to
 (:mod:`datasets._problem`) says which fields apply.
@@ -11,13 +15,46 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from typing import Literal
 
+from solvers import InputError
+
 SPLITS = ("train", "val", "calibration", "test")
+MAX_SAMPLES = 2**32  # a split's samples are numbered for jax.random.fold_in, which takes 32 bits
+MAX_SEED = 2**63 - 1  # jax.random.key takes a signed 64-bit seed
+MAX_TAU = 1e150  # tau^2 stays finite
+MAX_EXPONENT = 700.0  # e^-700 ~ 1e-304: a spectral weight below it would underflow float64
 
 
 def _fail(name: str, message: str, value) -> None:
-    raise ValueError(f"{name}: {message}, got {value!r}")
+    raise InputError(f"{name}: {message}, got {value!r}")
+
+
+def _is_number(value) -> bool:
+    """A finite real number (not a bool; an integer too large for a float is not)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _is_integer(value) -> bool:
+    """An integer, or a finite float with an integer value (not a bool)."""
+    if isinstance(value, numbers.Integral):
+        return not isinstance(value, bool)
+    return _is_number(value) and float(value).is_integer()
+
+
+def _check_weights(alpha: float, tau: float, exponent: float, formula: str) -> None:
+    """Refuse an ``alpha`` (given ``tau``) for which the largest spectral weight underflows: every mode's weight
+    0, a field of nothing (or a division by zero when it is scaled to its amplitude). ``exponent`` is minus the
+    natural log of the smallest float64 that weight's use needs, ``formula`` that in words."""
+    if exponent >= MAX_EXPONENT:
+        _fail("alpha", f"must be small enough that the lowest mode's weight does not underflow to 0 "
+                       f"({formula} < {MAX_EXPONENT:g} with tau = {tau:g})", alpha)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,16 +82,22 @@ class ICSpec:
     tau: float = 3.0
 
     def __post_init__(self):
-        if self.cutoff < 1:
+        if self.kind not in ("fourier", "grf", "default"):
+            _fail("kind", "must be one of 'fourier', 'grf', 'default'", self.kind)
+        if not (_is_integer(self.cutoff) and self.cutoff >= 1):
             _fail("cutoff", "must be >= 1 (highest mode number)", self.cutoff)
-        if not (self.amplitude > 0 and math.isfinite(self.amplitude)):
+        if not (_is_number(self.amplitude) and self.amplitude > 0):
             _fail("amplitude", "must be > 0 and finite", self.amplitude)
-        if not math.isfinite(self.offset):
+        if not _is_number(self.offset):
             _fail("offset", "must be finite", self.offset)
-        if not self.alpha > 0:
-            _fail("alpha", "must be > 0", self.alpha)
-        if not self.tau >= 0:
-            _fail("tau", "must be >= 0", self.tau)
+        if not (_is_number(self.alpha) and self.alpha > 0):
+            _fail("alpha", "must be > 0 and finite", self.alpha)
+        if not (_is_number(self.tau) and 0 <= self.tau < MAX_TAU):
+            _fail("tau", "must be >= 0 and finite (below 1e150)", self.tau)
+        object.__setattr__(self, "cutoff", int(self.cutoff))
+        if self.kind == "grf":  # the weight of |m| = 1, (tau^2 + 1)^(-alpha/2), is squared when scaled
+            _check_weights(self.alpha, self.tau, self.alpha * math.log1p(self.tau * self.tau),
+                           "alpha * ln(tau^2 + 1)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,13 +125,16 @@ class CoefficientSpec:
     def __post_init__(self):
         if self.kind != "threshold_grf":
             _fail("kind", "must be 'threshold_grf'", self.kind)
-        if not (self.alpha > 0 and math.isfinite(self.alpha)):
+        if not (_is_number(self.alpha) and self.alpha > 0):
             _fail("alpha", "must be > 0 and finite", self.alpha)
-        if not (self.tau >= 0 and math.isfinite(self.tau)):
-            _fail("tau", "must be >= 0 and finite", self.tau)
+        if not (_is_number(self.tau) and 0 <= self.tau < MAX_TAU):
+            _fail("tau", "must be >= 0 and finite (below 1e150)", self.tau)
+        # the weight of |k| = 1, (pi^2 + tau^2)^(-alpha/2), is used as it is (only the field's sign matters)
+        _check_weights(self.alpha, self.tau, self.alpha / 2 * math.log(math.pi**2 + self.tau * self.tau),
+                       "alpha / 2 * ln(pi^2 + tau^2)")
         for name in ("low", "high"):
             v = getattr(self, name)
-            if not (v > 0 and math.isfinite(v)):
+            if not (_is_number(v) and v > 0):
                 _fail(name, "must be > 0 and finite (a permeability)", v)
 
 
@@ -104,8 +150,12 @@ class SplitSizes:
     def __post_init__(self):
         for name in SPLITS:
             n = getattr(self, name)
-            if n < 0:
-                _fail(name, "must be >= 0", n)
+            if not (_is_integer(n) and n >= 0):
+                _fail(name, "must be an integer >= 0", n)
+            if n > MAX_SAMPLES:
+                _fail(name, f"must be at most 2^32 = {MAX_SAMPLES} (samples are numbered with 32 bits for their "
+                            "seeds)", n)
+            object.__setattr__(self, name, int(n))
         if sum(getattr(self, s) for s in SPLITS) == 0:
             _fail("train", "at least one split must have samples", dataclasses.asdict(self))
 
@@ -176,35 +226,51 @@ class DatasetSpec:
         from ._problem import problem_for
 
         cls = pde_class(self.pde)
+        dims = " or ".join(map(str, cls.dims))
+        if not (isinstance(self.shape, tuple | list) and all(_is_integer(n) for n in self.shape)):
+            _fail("shape", f"must be {dims} sizes >= 4 for {self.pde}", self.shape)
         shape = tuple(int(n) for n in self.shape)
         object.__setattr__(self, "shape", shape)
         if len(shape) not in cls.dims or any(n < 4 for n in shape):
-            _fail("shape", f"must be {' or '.join(map(str, cls.dims))} sizes >= 4 for {self.pde}", self.shape)
+            _fail("shape", f"must be {dims} sizes >= 4 for {self.pde}", self.shape)
         kind = problem_for(cls)
+        if self.length is not None and not (isinstance(self.length, tuple | list)
+                                            and all(_is_number(x) for x in self.length)):
+            _fail("length", f"must be {len(shape)} positive box lengths", self.length)
         length = kind.default_length(len(shape)) if self.length is None else tuple(float(x) for x in self.length)
         if len(length) != len(shape) or not all(x > 0 and math.isfinite(x) for x in length):
             _fail("length", f"must be {len(shape)} positive box lengths", self.length)
         object.__setattr__(self, "length", length)  # canonical: an omitted length equals an explicit default
         for name, value in self.params.items():
-            if not math.isfinite(value):
+            if not _is_number(value):
                 _fail(f"params.{name}", "must be finite", value)
         for name, rng in self.param_ranges.items():
             if name in self.params:
                 _fail(f"param_ranges.{name}", "is also fixed in params; give it in one place", rng)
-            if len(rng) != 2 or not (math.isfinite(rng[0]) and math.isfinite(rng[1]) and rng[0] <= rng[1]):
+            if not (isinstance(rng, tuple | list) and len(rng) == 2 and _is_number(rng[0]) and _is_number(rng[1])
+                    and rng[0] <= rng[1]):
                 _fail(f"param_ranges.{name}", "must be [lo, hi] with lo <= hi, both finite", rng)
-        if not (self.t_end > 0 and math.isfinite(self.t_end)):
+        if not (_is_number(self.t_end) and self.t_end > 0):
             _fail("t_end", "must be > 0 and finite", self.t_end)
-        if self.n_times < 2:
+        if not (_is_integer(self.n_times) and self.n_times >= 2):
             _fail("n_times", "must be >= 2 (t = 0 and at least one later frame)", self.n_times)
-        if not (self.rtol > 0 and math.isfinite(self.rtol)):
+        if not (_is_number(self.rtol) and self.rtol > 0):
             _fail("rtol", "must be > 0", self.rtol)
-        if not (self.atol > 0 and math.isfinite(self.atol)):
+        if not (_is_number(self.atol) and self.atol > 0):
             _fail("atol", "must be > 0", self.atol)
-        if self.seed < 0:
-            _fail("seed", "must be >= 0", self.seed)
-        if self.batch_size < 1:
+        if not (_is_integer(self.seed) and 0 <= self.seed <= MAX_SEED):
+            _fail("seed", "must be >= 0 and < 2^63 (jax.random.key takes a signed 64-bit seed)", self.seed)
+        if not (_is_integer(self.batch_size) and self.batch_size >= 1):
             _fail("batch_size", "must be >= 1", self.batch_size)
+        for name in ("n_times", "seed", "batch_size"):  # canonical Python ints (the identity is JSON)
+            object.__setattr__(self, name, int(getattr(self, name)))
+        if self.dtype not in ("float64", "float32"):
+            _fail("dtype", "must be one of 'float64', 'float32'", self.dtype)
+        if not _is_number(self.source):
+            _fail("source", "must be finite", self.source)
+        for name, cls_ in (("ic", ICSpec), ("splits", SplitSizes), ("coefficient", CoefficientSpec)):
+            if not isinstance(getattr(self, name), cls_):
+                _fail(name, f"must be a datasets.{cls_.__name__}", getattr(self, name))
         kind.check_spec(self)
 
     @property
@@ -258,6 +324,21 @@ class DatasetSpec:
     def n_frames(self) -> int:
         """Frames per sample in ``/u``: ``n_times``, or 2 for a steady map (input ``a``, solution ``u``)."""
         return self.problem.n_frames(self)
+
+    def sample_bytes(self, itemsize: int = 8) -> int:
+        """Bytes of one sample's ``/u`` (``n_frames x grid points x channels``) at ``itemsize`` bytes a value."""
+        return self.n_frames * math.prod(self.shape) * len(self.problem.channel_names(self)) * itemsize
+
+    def u_bytes(self, split: str) -> int:
+        """Bytes of ``split``'s ``/u`` at the stored dtype, uncompressed: what generation journals on disk."""
+        itemsize = 8 if self.dtype == "float64" else 4
+        return getattr(self.splits, split) * self.sample_bytes(itemsize)
+
+    def batch_bytes(self) -> int:
+        """Bytes of one generation batch of solved samples in float64 (``batch_size``, at most the largest split,
+        x ``n_frames`` x grid points x channels x 8): the least memory generation needs."""
+        largest = max(getattr(self.splits, s) for s in SPLITS)
+        return min(self.batch_size, largest) * self.sample_bytes(8)
 
     @property
     def param_names(self) -> tuple[str, ...]:

@@ -4,7 +4,8 @@ A dataset file is netCDF4-compatible HDF5 written with h5py dimension scales,
 so ``xarray.open_dataset(path, engine="h5netcdf")`` reads it as it is::
 
     /u               (sample, time, x[, y[, z]], channel)  stored dtype, one sample per chunk,
-                     gzip level 4 + shuffle + fletcher32 (a corrupt chunk fails to read)
+                     gzip level 4 + shuffle + fletcher32 (a corrupt chunk fails to read; every read
+                     of a sample by datasets names the file and the sample: :func:`read_u`)
     /error_estimate  (sample, time) float64: upper bound of each frame's RMS error
                      (the solver's, plus the float32 rounding when stored as float32)
     /params          (sample, param) float64: physics drawn per sample (only when some vary)
@@ -44,6 +45,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
+from solvers import InputError
 
 from ._errors import DatasetError
 from ._problem import problem_of
@@ -194,13 +197,91 @@ class Checksum:
         return self._h.hexdigest()
 
 
-def checksum_file(f: h5py.File) -> str:
-    """Recompute the SHA-256 of ``/u`` by reading one sample at a time."""
+def damaged(path, sample, error: OSError) -> DatasetError:
+    """The error for sample ``sample`` of ``path``'s ``/u`` whose chunk fails to read.
+
+    A chunk whose bytes changed fails its fletcher32 checksum (HDF5's "filter returned failure during read");
+    any other read failure (bytes missing) is quoted.
+    """
+    msg = _short(error)
+    why = ("its chunk fails its checksum" if "filter returned failure" in msg
+           else f"its chunk cannot be read: {msg[:120]}")
+    return DatasetError(f"{path}: sample {sample} is damaged ({why}), so the file is corrupt; regenerate it or "
+                        "restore it from a copy")
+
+
+def not_finite(path, sample) -> DatasetError:
+    """The error for sample ``sample`` of ``path``'s ``/u`` holding NaN or inf: the data is bad, not the training."""
+    return DatasetError(f"{path}: sample {sample} holds non-finite values (NaN or inf) in /u, so the data file is bad "
+                        "(not the training); regenerate it or restore it from a copy")
+
+
+def read_u(u, sample, frames=slice(None), path=None) -> np.ndarray:
+    """Frames ``frames`` of sample ``sample`` of ``/u`` (an ``h5py.Dataset``) in its stored dtype.
+
+    Raises :class:`DatasetError` naming the file and the sample when the sample's chunk fails to read
+    (``path`` names the file in the message; default the dataset's own file).
+    """
+    try:
+        return u[sample, frames]
+    except OSError as e:
+        raise damaged(u.file.filename if path is None else path, sample, e) from None
+
+
+def stream_u(f: h5py.File, path=None, *, finite: bool = False, each=None) -> str:
+    """Read ``/u`` one sample at a time in sample order and return its SHA-256 (as the ``sha256`` attribute
+    defines it). Memory: one sample.
+
+    Args:
+        f: the open file.
+        path: the file's name in error messages (default ``f.filename``).
+        finite: also refuse NaN or inf values, naming the first sample that holds them.
+        each: ``each(i, u_i)`` is called with every sample as read (stored dtype), e.g. to fill a cache.
+    Raises :class:`DatasetError` naming the file and sample for a chunk that fails to read (or, with
+    ``finite``, non-finite values).
+    """
+    path = f.filename if path is None else path
     u = f["u"]
     h = Checksum()
     for i in range(u.shape[0]):
-        h.update(u[i])
+        ui = read_u(u, i, path=path)
+        if finite and not np.all(np.isfinite(ui)):
+            raise not_finite(path, i)
+        h.update(ui)
+        if each is not None:
+            each(i, ui)
     return h.hexdigest()
+
+
+def checksum_file(f: h5py.File, path=None) -> str:
+    """Recompute the SHA-256 of ``/u`` by reading one sample at a time (see :func:`stream_u`)."""
+    return stream_u(f, path)
+
+
+def check_sha256(path, digest: str, recorded) -> str:
+    """``digest`` when it equals the file's recorded ``sha256``; else :class:`DatasetError` naming ``path``."""
+    recorded = text(recorded or "")
+    if not recorded:
+        raise DatasetError(f"{path}: no sha256 recorded, cannot verify")
+    if digest != recorded:
+        raise DatasetError(f"{path}: checksum mismatch: /u has sha256 {digest[:16]}..., the file records "
+                           f"{recorded[:16]}... (data changed after writing); regenerate it or restore it from a copy")
+    return digest
+
+
+def verified_sha256(path) -> str:
+    """The SHA-256 of a dataset file's ``/u``, recomputed sample by sample and checked against its ``sha256``.
+
+    What a consumer records as the provenance of the data it used (e.g. training's ``dataset_sha256``): one
+    streaming pass over the file (memory: one sample) that also refuses non-finite values.
+    Raises :class:`DatasetError`, one sentence naming the file (and the sample), for a bad file
+    (:func:`check_file`), a chunk that fails its checksum, NaN or inf in ``/u``, no recorded checksum or a
+    checksum mismatch (data changed after writing).
+    """
+    attrs = check_file(path)
+    with open_h5(path) as f:
+        digest = stream_u(f, path, finite=True)
+    return check_sha256(path, digest, attrs["sha256"])
 
 
 def write(path, u, *, t=None, grid=None, coords=None, error_estimate=None, params=None, param_names=(),
@@ -237,7 +318,7 @@ def write(path, u, *, t=None, grid=None, coords=None, error_estimate=None, param
                    "input_stats_mean", "input_stats_std", "input_stats_count")
         keep = {k: v for k, v in ds.attrs.items() if k not in dropped}
         attrs = dict(keep, **attrs)
-        u = ds["u"].values
+        u = xarray_u(ds)
         t = ds[ds["u"].dims[1]].values.astype(np.float64) if t is None else t
         if grid is None and coords is None:
             coords = [ds[d].values for d in SPACE_DIMS if d in ds["u"].dims]
@@ -314,17 +395,34 @@ def write_samples(path, n_samples: int, sample, *, t, coords, channel_names, dty
     ``sample(i)``, ``error_estimate(i)``, ``params(i)`` return sample ``i``'s
     ``(T, *space, C)`` states, ``(T,)`` error bounds and ``(P,)`` physics; one
     sample is in memory at a time. Records ``sha256`` and the per-channel
-    statistics ``stats_mean``, ``stats_std``, ``stats_count``.
+    statistics ``stats_mean``, ``stats_std``, ``stats_count``. A sample holding
+    NaN or inf is refused (``solvers.InputError`` naming it; nothing is written).
     """
-    from ._loader import SampleStats
-
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        _write_samples(tmp, n_samples, sample, t=t, coords=coords, channel_names=channel_names, dtype=dtype,
+                       error_estimate=error_estimate, params=params, param_names=param_names, attrs=attrs, path=path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    return path
+
+
+def _write_samples(tmp, n_samples, sample, *, t, coords, channel_names, dtype, error_estimate, params, param_names,
+                   attrs, path) -> None:
+    """:func:`write_samples` into the temporary file ``tmp`` (``path`` names the final file in errors)."""
+    from ._loader import SampleStats
+
     with create_file(tmp, n_samples=n_samples, t=t, coords=coords, channel_names=channel_names, dtype=dtype,
                      param_names=param_names, attrs=attrs) as f:
         h, stats = Checksum(), SampleStats(len(channel_names), problem_of(attrs))
         for i in range(n_samples):
             ui = np.asarray(sample(i)).astype(dtype)
+            if not np.all(np.isfinite(ui)):
+                raise InputError(f"u: sample {i} holds non-finite values (NaN or inf), so {path} is not written "
+                                 "(a byai dataset holds finite data only)")
             f["u"][i] = ui
             h.update(ui)
             stats.update(ui)
@@ -334,8 +432,6 @@ def write_samples(path, n_samples: int, sample, *, t, coords, channel_names, dty
         f["complete"][...] = 1
         set_stats(f, stats)
         f.attrs["sha256"] = h.hexdigest()
-    os.replace(tmp, path)
-    return path
 
 
 def set_stats(f, acc) -> None:
@@ -373,11 +469,7 @@ def check_file(path, *, verify: bool = False, require_complete: bool = True) -> 
         raise DatasetError(f"{path}: no such dataset file")
     if path.is_dir():
         raise DatasetError(f"{path}: is a directory, not a dataset file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        reason = "truncated" if "truncated" in str(e).lower() else "corrupt or not HDF5"
-        raise DatasetError(f"{path}: cannot be read as HDF5 (file {reason}: {_short(e)})") from None
+    f = open_h5(path)
     try:
         with f:
             if f.attrs.get("byai_schema") is None or text(f.attrs["byai_schema"]) != SCHEMA:
@@ -424,20 +516,21 @@ def check_file(path, *, verify: bool = False, require_complete: bool = True) -> 
                                        f"{complete.size} samples missing, first {first}); rerun the generate "
                                        "command to finish it")
             if verify:
-                try:
-                    digest = checksum_file(f)
-                except OSError as e:
-                    raise DatasetError(f"{path}: /u is corrupt (a chunk fails to read: {_short(e)})") from None
-                if not attrs["sha256"]:
-                    raise DatasetError(f"{path}: no sha256 recorded, cannot verify")
-                if digest != attrs["sha256"]:
-                    raise DatasetError(f"{path}: checksum mismatch: /u has sha256 {digest[:16]}..., the file "
-                                       f"records {attrs['sha256'][:16]}... (data changed after writing)")
+                check_sha256(path, checksum_file(f, path), attrs["sha256"])
             return attrs
     except DatasetError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as e:
         raise DatasetError(f"{path}: corrupt dataset file ({_short(e)})") from None
+
+
+def open_h5(path, **kwargs) -> h5py.File:
+    """``h5py.File(path, "r")``; :class:`DatasetError` naming ``path`` when it is truncated, corrupt or not HDF5."""
+    try:
+        return h5py.File(path, "r", **kwargs)
+    except OSError as e:
+        reason = "truncated" if "truncated" in str(e).lower() else "corrupt or not HDF5"
+        raise DatasetError(f"{path}: cannot be read as HDF5 (file {reason}: {_short(e)})") from None
 
 
 def _short(e) -> str:
@@ -466,6 +559,25 @@ def read_attrs(f) -> dict:
             v = v.item()
         out[k] = v
     return out
+
+
+def xarray_u(ds, sample=None, frames=slice(None)) -> np.ndarray:
+    """``ds["u"]`` (or frames ``frames`` of one sample) of a dataset from :func:`open`, read from its file.
+
+    Raises :class:`DatasetError` naming the file and the sample whose chunk fails to read.
+    """
+    where = ds.encoding.get("source", "dataset")
+    if sample is not None:
+        try:
+            return ds["u"][sample, frames].values
+        except OSError as e:
+            raise damaged(where, sample, e) from None
+    try:
+        return ds["u"].values
+    except OSError:
+        for i in range(ds["u"].shape[0]):  # name the first sample that fails
+            xarray_u(ds, i)
+        raise
 
 
 def open(path, verify: bool = False, *, require_complete: bool = True):  # noqa: A001 - the public name
