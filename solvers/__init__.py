@@ -16,7 +16,7 @@ from ._pde import PDE, SemiLinearPDE, Solution, pytree_dataclass, rms, static_fi
 from ._equations import (  # noqa: E402
     Advection, AllenCahn, Burgers, Diffusion, GrayScott, KdV, KuramotoSivashinsky, NavierStokes2D)
 from ._etdrk import ETDStepper, rollout, stepper  # noqa: E402
-from ._solve import solve  # noqa: E402
+from ._solve import solve, solve_batch, solve_batch_iter  # noqa: E402
 from ._darcy import Darcy, solve_steady  # noqa: E402
 
 # The built-in equations: the catalogue `datasets` and the configs read (adding a PDE adds it here).
@@ -26,5 +26,5 @@ __all__ = [
     "ByaiError", "InputError", "ResolutionError", "SolverDivergedError", "Grid", "resample", "PDE", "SemiLinearPDE",
     "pytree_dataclass", "static_field", "Solution", "rms", "PDES",
     "Advection", "AllenCahn", "Burgers", "Diffusion", "GrayScott", "KdV", "KuramotoSivashinsky", "NavierStokes2D",
-    "Darcy", "ETDStepper", "stepper", "rollout", "solve", "solve_steady",
+    "Darcy", "ETDStepper", "stepper", "rollout", "solve", "solve_batch", "solve_batch_iter", "solve_steady",
 ]

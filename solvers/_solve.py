@@ -65,6 +65,8 @@ import dataclasses
 import enum
 import math
 import time
+from collections import deque
+from collections.abc import Iterator, Sequence
 from functools import partial
 
 import jax
@@ -75,7 +77,7 @@ from jaxtyping import Array, Complex, Float, Int
 
 from ._etdrk import METHODS, scheme
 from ._grid import Grid, resample
-from ._pde import ResolutionError, SemiLinearPDE, Solution, SolverDivergedError, pytree_dataclass
+from ._pde import ResolutionError, SemiLinearPDE, Solution, SolverDivergedError, pytree_dataclass, static_field
 
 TIME_SAFETY = 2.0  # reported time error = TIME_SAFETY * RMS(propagated global error estimate)
 SPACE_SAFETY = 2.0  # reported space error = SPACE_SAFETY * RMS(upper band of resolved modes)
@@ -192,60 +194,108 @@ class _Loop:
         return _Integration(**{f.name: getattr(self, f.name) for f in dataclasses.fields(_Integration)})
 
 
-@partial(jax.jit, static_argnames=("method", "stride"))
-def _integrate(pde, u0, t, rtol, atol, scale, h0, max_steps, *, method: str, stride: int) -> _Integration:
-    """One adaptive integration of ``pde`` from ``u0`` at ``t[0]`` over ``t``, on ``pde.grid``."""
-    grid = pde.grid
-    integrator = METHODS[method]
-    order = integrator.order
-    weights = jnp.asarray(_parseval_weights(grid))
-    top, below = (jnp.asarray(b) for b in _bands(grid))
-    lin = pde.linear()
-    span = t[-1] - t[0]
-    n_save = t.shape[0]
-    sub = tuple(slice(None, None, stride) for _ in range(grid.ndim))
+@pytree_dataclass
+class _Stepper:
+    """One sample's adaptive stepping, in the pieces the loop body is made of.
 
-    def tol_of(v):
-        return rtol * _rms_hat(weights, v) + atol
+    Built inside a jitted integration from the sample's ``pde`` (its symbol ``lin``
+    computed once), save times ``t``, tolerance and budget ``scale``: :meth:`start`
+    gives the first loop state, :meth:`propose` the step to attempt next and whether
+    its coefficients must be recomputed, :meth:`coefficients` computes them and
+    :meth:`advance` attempts the step. ``_integrate`` runs them for one sample,
+    ``_run_lanes`` for a group of samples under ``jax.vmap``, with the
+    coefficients recomputed only when some sample needs them.
+    """
 
-    def band_rms(v):
-        return _rms_hat(weights, jnp.where(top[..., None], v, 0)), _rms_hat(weights, jnp.where(below[..., None], v, 0))
+    pde: SemiLinearPDE
+    lin: Complex[Array, "*k c"]
+    t: Float[Array, " n"]
+    rtol: Float[Array, ""]
+    atol: Float[Array, ""]
+    scale: Float[Array, ""]
+    max_steps: Int[Array, ""]
+    method: str = static_field()
+    stride: int = static_field()
+    lanes: bool = static_field()  # run under jax.vmap (a batch of samples)
 
-    def sub_rms(v_hat):
-        x = grid.ifft(v_hat)[sub]
+    @classmethod
+    def build(cls, pde, t, rtol, atol, scale, max_steps, method, stride, lanes=False) -> "_Stepper":
+        return cls(pde=pde, lin=pde.linear(), t=t, rtol=rtol, atol=atol, scale=scale, max_steps=max_steps,
+                   method=method, stride=stride, lanes=lanes)
+
+    @property
+    def _grid(self) -> Grid:
+        return self.pde.grid
+
+    @property
+    def _weights(self):
+        return jnp.asarray(_parseval_weights(self._grid))
+
+    @property
+    def _sub(self):
+        return tuple(slice(None, None, self.stride) for _ in range(self._grid.ndim))
+
+    def _tol_of(self, v):
+        return self.rtol * _rms_hat(self._weights, v) + self.atol
+
+    def _band_rms(self, v):
+        top, below = (jnp.asarray(b) for b in _bands(self._grid))
+        w = self._weights
+        return _rms_hat(w, jnp.where(top[..., None], v, 0)), _rms_hat(w, jnp.where(below[..., None], v, 0))
+
+    def _sub_rms(self, v_hat):
+        x = self._grid.ifft(v_hat)[self._sub]
         return jnp.sqrt(jnp.mean(x**2))
 
-    def etd_step(c, v):
-        return integrator.step(pde.nonlinear, c, v)
+    def coefficients(self, h):
+        """The scheme's coefficients for the whole step ``h`` and its halves."""
+        integrator = METHODS[self.method]
+        return integrator.coefficients(self.lin, h), integrator.coefficients(self.lin, h / 2)
 
-    v0 = grid.fft(u0)
-    tail0, below0 = band_rms(v0)
-    status0 = jnp.where(SPACE_SAFETY * tail0 > 0.5 * tol_of(v0), _Status.UNRESOLVED,
-                        jnp.where(n_save > 1, _Status.RUNNING, _Status.DONE))
-    h_start = jnp.minimum(jnp.asarray(h0, dtype=jnp.float64), t[jnp.minimum(1, n_save - 1)] - t[0])
-    start = _Loop(t=t[0], h=h_start, hc=h_start, c_full=integrator.coefficients(lin, h_start),
-                  c_half=integrator.coefficients(lin, h_start / 2), v=v0, g=jnp.zeros_like(v0), esum=jnp.asarray(0.0), i=jnp.asarray(1),
-                  frames=jnp.zeros((n_save, *u0[sub].shape), u0.dtype).at[0].set(u0[sub]),
-                  gerr=jnp.zeros(n_save), tails=jnp.zeros(n_save).at[0].set(tail0),
-                  belows=jnp.zeros(n_save).at[0].set(below0), tail=tail0, below=below0, tol=tol_of(v0),
-                  accepted=jnp.asarray(0), rejected=jnp.asarray(0), nfev=jnp.asarray(0), streak=jnp.asarray(0),
-                  status=status0)
+    def start(self, u0, h0) -> _Loop:
+        t, grid, sub = self.t, self._grid, self._sub
+        n_save = t.shape[0]
+        v0 = grid.fft(u0)
+        tail0, below0 = self._band_rms(v0)
+        status0 = jnp.where(SPACE_SAFETY * tail0 > 0.5 * self._tol_of(v0), _Status.UNRESOLVED,
+                            jnp.where(n_save > 1, _Status.RUNNING, _Status.DONE))
+        h_start = jnp.minimum(jnp.asarray(h0, dtype=jnp.float64), t[jnp.minimum(1, n_save - 1)] - t[0])
+        c_full, c_half = self.coefficients(h_start)
+        return _Loop(t=t[0], h=h_start, hc=h_start, c_full=c_full, c_half=c_half, v=v0, g=jnp.zeros_like(v0),
+                     esum=jnp.asarray(0.0), i=jnp.asarray(1),
+                     frames=jnp.zeros((n_save, *u0[sub].shape), u0.dtype).at[0].set(u0[sub]),
+                     gerr=jnp.zeros(n_save), tails=jnp.zeros(n_save).at[0].set(tail0),
+                     belows=jnp.zeros(n_save).at[0].set(below0), tail=tail0, below=below0, tol=self._tol_of(v0),
+                     accepted=jnp.asarray(0), rejected=jnp.asarray(0), nfev=jnp.asarray(0),
+                     streak=jnp.asarray(0), status=status0)
 
-    def body(s: _Loop) -> _Loop:
-        target = t[s.i]
-        remaining = target - s.t
+    def propose(self, s: _Loop):
+        """The step to attempt and whether it differs from the one the carried coefficients are for."""
+        remaining = self.t[s.i] - s.t
         # split what is left of the save interval into equal steps no longer than the wanted h, so the
         # last one lands exactly on the save time without a sliver step
         n_left = jnp.maximum(jnp.ceil(remaining / s.h * (1 - 1e-12)), 1.0)
-        landing = n_left <= 1
         h = remaining / n_left
         # the coefficients cost one to five steps (complex symbols: 32 contour points per mode, measured),
         # so they are recomputed only when the step size changes; between changes h = remaining / n_left
         # reproduces s.hc up to rounding
         fresh = jnp.abs(h - s.hc) > 1e-12 * s.hc
-        c_full, c_half = lax.cond(fresh, lambda: (integrator.coefficients(lin, h), integrator.coefficients(lin, h / 2)),
-                                  lambda: (s.c_full, s.c_half))
-        h = jnp.where(fresh, h, s.hc)
+        return jnp.where(fresh, h, s.hc), fresh
+
+    def advance(self, s: _Loop, h, c_full, c_half, live=True) -> _Loop:
+        """Attempt the step ``h`` (coefficients ``c_full``, ``c_half``) from ``s``: the next loop state
+        (``s`` itself where ``live`` is false: a stopped lane of a batch)."""
+        t, grid, sub, weights = self.t, self._grid, self._sub, self._weights
+        integrator = METHODS[self.method]
+        order = integrator.order
+        n_save = t.shape[0]
+        span = t[-1] - t[0]
+        target = t[s.i]
+        landing = jnp.maximum(jnp.ceil((target - s.t) / s.h * (1 - 1e-12)), 1.0) <= 1
+
+        def etd_step(c, v):
+            return integrator.step(self.pde.nonlinear, c, v)
+
         v = s.v
         # the whole step and its tangent along the carried global error g (see the module docstring)
         u_full, dg = jax.jvp(lambda x: etd_step(c_full, x), (v,), (s.g,))
@@ -255,7 +305,7 @@ def _integrate(pde, u0, t, rtol, atol, scale, h0, max_steps, *, method: str, str
         v_new = u_half
         # the time budget: TIME_SAFETY * RMS(g) aims at AIM of its half of the tolerance; what the carried
         # error has not used yet is spread over the time left (error per unit step of the remaining budget)
-        budget = scale * _AIM * 0.5 * tol_of(v_new) / TIME_SAFETY
+        budget = self.scale * _AIM * 0.5 * self._tol_of(v_new) / TIME_SAFETY
         carried = _rms_hat(weights, dg)
         left = jnp.maximum(budget - carried, _BUDGET_FLOOR * budget)
         # how much of the local errors committed so far the carried error holds: 1 when they add up,
@@ -270,11 +320,11 @@ def _integrate(pde, u0, t, rtol, atol, scale, h0, max_steps, *, method: str, str
         accept = finite & (err <= allowed)
         g_new = dg + e
         t_new = jnp.where(landing, target, s.t + h)
-        tail, below = band_rms(v_new)
+        tail, below = self._band_rms(v_new)
         grow_tail = tail > s.tail
         tail_max = jnp.where(grow_tail, tail, s.tail)
         below_at = jnp.where(grow_tail, below, s.below)
-        unresolved = SPACE_SAFETY * tail > 0.5 * tol_of(v_new)
+        unresolved = SPACE_SAFETY * tail > 0.5 * self._tol_of(v_new)
 
         # step size for the next attempt (error per unit step: err ~ h^(p+1), allowed ~ h)
         ratio = jnp.where(finite & (err > 0), allowed / jnp.where(err > 0, err, 1.0), 5.0**order)
@@ -284,15 +334,16 @@ def _integrate(pde, u0, t, rtol, atol, scale, h0, max_steps, *, method: str, str
         factor = jnp.where((factor >= 1) & (factor < _GROW), 1.0, factor)
         h_next = h * factor
 
-        save = accept & landing
+        save = accept & landing & live
         i = s.i
-
-        def store(bufs):
-            frames, gerr, tails, belows = bufs
-            return (frames.at[i].set(grid.ifft(v_new)[sub]), gerr.at[i].set(sub_rms(g_new)),
-                    tails.at[i].set(tail_max), belows.at[i].set(below_at))
-
-        frames, gerr, tails, belows = lax.cond(save, store, lambda b: b, (s.frames, s.gerr, s.tails, s.belows))
+        row = (lambda: grid.ifft(v_new)[sub], lambda: self._sub_rms(g_new), lambda: tail_max, lambda: below_at)
+        bufs = (s.frames, s.gerr, s.tails, s.belows)
+        if self.lanes:
+            # under vmap a cond runs both branches and selects whole buffers: write one row either way
+            frames, gerr, tails, belows = (b.at[i].set(jnp.where(save, r(), b[i])) for b, r in zip(bufs, row))
+        else:
+            frames, gerr, tails, belows = lax.cond(save, lambda b: tuple(x.at[i].set(r()) for x, r in zip(b, row)),
+                                                   lambda b: b, bufs)
         accepted = s.accepted + accept
         rejected = s.rejected + (~accept)
         streak = jnp.where(accept, 0, s.streak + 1)
@@ -301,18 +352,105 @@ def _integrate(pde, u0, t, rtol, atol, scale, h0, max_steps, *, method: str, str
         status = jnp.where(~finite & (streak > 8), _Status.NONFINITE, status)
         status = jnp.where(h_next < 1e-13 * (jnp.abs(s.t) + span), _Status.STEP_COLLAPSE, status)
         status = jnp.where(streak > _MAX_CONSECUTIVE_REJECTS, _Status.STEP_COLLAPSE, status)
-        status = jnp.where((status == _Status.RUNNING) & (accepted + rejected >= max_steps), _Status.MAX_STEPS,
+        status = jnp.where((status == _Status.RUNNING) & (accepted + rejected >= self.max_steps), _Status.MAX_STEPS,
                            status)
-        return dataclasses.replace(
-            s, hc=h, c_full=c_full, c_half=c_half, frames=frames, gerr=gerr, tails=tails, belows=belows,
-            tol=jnp.where(accept, tol_of(v_new), s.tol), t=jnp.where(accept, t_new, s.t),
-            v=jnp.where(accept, v_new, v), g=jnp.where(accept, g_new, s.g), esum=jnp.where(accept, s.esum + err, s.esum),
+        step = dict(
+            hc=h, c_full=c_full, c_half=c_half,
+            tol=jnp.where(accept, self._tol_of(v_new), s.tol), t=jnp.where(accept, t_new, s.t),
+            v=jnp.where(accept, v_new, v), g=jnp.where(accept, g_new, s.g),
+            esum=jnp.where(accept, s.esum + err, s.esum),
             tail=jnp.where(accept, tail_max, s.tail), below=jnp.where(accept, below_at, s.below),
             i=jnp.where(save, i + 1, i), h=h_next, accepted=accepted, rejected=rejected,
             nfev=s.nfev + 3 * integrator.evaluations + 2,  # three steps per attempt: whole, two halves
             streak=streak, status=status)
+        if self.lanes:  # the saved rows are already masked; a whole-buffer select per attempt would cost more
+            step = {k: jax.tree.map(lambda a, b: jnp.where(live, a, b), v, getattr(s, k)) for k, v in step.items()}
+        return dataclasses.replace(s, frames=frames, gerr=gerr, tails=tails, belows=belows, **step)
 
-    return lax.while_loop(lambda s: s.status == _Status.RUNNING, body, start).result()
+
+@partial(jax.jit, static_argnames=("method", "stride"))
+def _integrate(pde, u0, t, rtol, atol, scale, h0, max_steps, *, method: str, stride: int) -> _Integration:
+    """One adaptive integration of ``pde`` from ``u0`` at ``t[0]`` over ``t``, on ``pde.grid``."""
+    st = _Stepper.build(pde, t, rtol, atol, scale, max_steps, method, stride)
+
+    def body(s: _Loop) -> _Loop:
+        h, fresh = st.propose(s)
+        c_full, c_half = lax.cond(fresh, lambda: st.coefficients(h), lambda: (s.c_full, s.c_half))
+        return st.advance(s, h, c_full, c_half)
+
+    return lax.while_loop(lambda s: s.status == _Status.RUNNING, body, st.start(u0, h0)).result()
+
+
+def _lanes(leaves, t, rtol, atol, scale, max_steps, treedef, method, stride) -> _Stepper:
+    """The steppers of a group of samples (a leading lane axis): PDE ``leaves`` of ``treedef``, budget ``scale``."""
+    def build(lv, sc):
+        return _Stepper.build(jax.tree.unflatten(treedef, lv), t, rtol, atol, sc, max_steps, method, stride,
+                              lanes=True)
+
+    return jax.vmap(build)(leaves, scale)
+
+
+def _running(s: _Loop):
+    return s.status == _Status.RUNNING
+
+
+def _strong(tree):
+    """``tree`` without weak types, so every lane state has one signature (no recompilation between calls)."""
+    return jax.tree.map(lambda x: lax.convert_element_type(x, x.dtype), tree)
+
+
+def _pick(mask, new, old):
+    """Lane ``k`` of ``new`` where ``mask[k]``, else of ``old`` (pytrees with a leading lane axis)."""
+    return jax.tree.map(lambda a, b: jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b), new, old)
+
+
+@partial(jax.jit, static_argnames=("treedef", "method", "stride"))
+def _start_lanes(leaves, u0, t, rtol, atol, scale, h0, max_steps, *, treedef, method: str, stride: int) -> _Loop:
+    """The first loop state of each lane (``u0`` ``(W, *shape, C)``)."""
+    st = _lanes(leaves, t, rtol, atol, scale, max_steps, treedef, method, stride)
+    return _strong(jax.vmap(lambda s, u: s.start(u, h0))(st, u0))
+
+
+@jax.jit
+def _lane(state: _Loop, k) -> _Integration:
+    """Lane ``k``'s integration (``k`` traced: one program for every lane)."""
+    return jax.tree.map(lambda x: x[k], state.result())
+
+
+@jax.jit
+def _load(fresh: _Loop, state: _Loop, new, idle) -> _Loop:
+    """``state`` with the lanes ``new`` replaced by ``fresh`` and the lanes ``idle`` (no sample) stopped."""
+    s = _pick(new, fresh, state)
+    return _strong(dataclasses.replace(s, status=jnp.where(idle, _Status.DONE, s.status)))
+
+
+@partial(jax.jit, static_argnames=("treedef", "method", "stride"))
+def _run_lanes(leaves, state: _Loop, t, rtol, atol, scale, max_steps, *, treedef, method: str,
+               stride: int) -> _Loop:
+    """Advance every running lane of ``state`` until one of them stops (or none runs).
+
+    Each lane's arithmetic is its own (``jax.vmap``): a stopped lane keeps its state, and the
+    coefficients, computed only when some lane's step changes, are taken only by the lanes whose step
+    changed. So a lane's result depends on its own inputs alone, not on the other lanes, nor on how
+    its integration is split between calls.
+    """
+    st = _lanes(leaves, t, rtol, atol, scale, max_steps, treedef, method, stride)
+    entry = _running(state)
+
+    def body(s: _Loop) -> _Loop:
+        live = _running(s)
+        h, fresh = jax.vmap(_Stepper.propose)(st, s)
+        fresh = fresh & live
+        c_full, c_half = lax.cond(jnp.any(fresh),
+                                  lambda: _pick(fresh, jax.vmap(_Stepper.coefficients)(st, h), (s.c_full, s.c_half)),
+                                  lambda: (s.c_full, s.c_half))
+        return jax.vmap(_Stepper.advance)(st, s, h, c_full, c_half, live)
+
+    def cond(s: _Loop):
+        live = _running(s)
+        return jnp.any(live) & jnp.all(live | ~entry)
+
+    return _strong(lax.while_loop(cond, body, state))
 
 
 def _check_tolerance(name, value):
@@ -329,6 +467,149 @@ def _needed_grid(grid: Grid, tail: float, below: float, target: float) -> Grid:
     factor = 1 + max(quarters, 0) / 3  # the top band spans 3/4..1 of the cut-off
     f = 2 ** math.ceil(math.log2(max(factor, 1.0001)))
     return grid.refined(int(f))
+
+
+def _check_args(pde, rtol, atol, method, max_steps, max_refinements) -> None:
+    """Refuse bad settings of ``solve`` / ``solve_batch`` (``ValueError`` naming them)."""
+    if not isinstance(pde, SemiLinearPDE):
+        raise ValueError(f"pde must be a semi-linear PDE (solvers.SemiLinearPDE), got {type(pde).__name__}; "
+                         f"a steady Darcy problem is solved by Darcy.solve_steady(rtol, atol)")
+    scheme(method)  # ValueError naming the methods for an unknown one
+    _check_tolerance("rtol", rtol)
+    _check_tolerance("atol", atol)
+    if rtol == 0 and atol == 0:
+        raise ValueError("rtol and atol must not both be 0")
+    if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+    if not isinstance(max_refinements, (int, np.integer)) or max_refinements < 0:
+        raise ValueError(f"max_refinements must be a non-negative integer, got {max_refinements!r}")
+
+
+def _check_t(t) -> np.ndarray:
+    """The save times as float64; ``ValueError`` unless a finite, strictly increasing 1-D array."""
+    if t is None:
+        raise ValueError("t must be given (the save times, t[0] the initial time)")
+    t = np.asarray(t, dtype=np.float64)
+    if t.ndim != 1 or t.size < 1:
+        raise ValueError(f"t must be a 1-D array of save times, got shape {t.shape}")
+    if not np.all(np.isfinite(t)):
+        raise ValueError(f"t must be finite, got {t}")
+    if np.any(np.diff(t) <= 0):
+        raise ValueError(f"t must be strictly increasing, got {t}")
+    return t
+
+
+def _check_u0(pde, u0, name="u0") -> np.ndarray:
+    if u0 is None:
+        raise ValueError(f"{name} must be given for a time-dependent PDE")
+    pde.check_state(u0, name)
+    u0 = np.asarray(u0, dtype=np.float64)
+    if not np.all(np.isfinite(u0)):
+        raise ValueError(f"{name} must be finite, got non-finite values")
+    return u0
+
+
+class _Plan:
+    """One sample's decisions between whole integrations (on the host).
+
+    Holds the grid level and budget scale of the next integration (:attr:`level`,
+    :attr:`scale`, the sample's PDE and initial state on that grid) and judges a
+    finished one (:meth:`after`): a :class:`Solution` when every frame meets its
+    tolerance, an exception (returned, not raised) when the sample cannot be
+    solved, or ``None`` when it must be integrated again (tighter, or on a finer grid).
+    """
+
+    def __init__(self, pde, u0, t, rtol, atol, refine, max_steps, max_refinements):
+        self.pde, self.u0, self.t = pde, u0, t
+        self.rtol, self.atol, self.refine = rtol, atol, refine
+        self.max_steps, self.max_refinements = max_steps, max_refinements
+        self.span = float(t[-1] - t[0]) if t.size > 1 else 1.0
+        self.stats = dict(accepted=0, rejected=0, nfev=0, integrations=0, refinements=0)
+        self.started = time.perf_counter()
+        self.level, self.scale, self.passes = 0, 1.0, 0
+        self._at_level()
+
+    def _at_level(self):
+        grid = self.pde.grid
+        self.stride = 2**self.level
+        self.solve_grid = grid.refined(self.stride) if self.level else grid
+        self.fine_pde = self.pde.with_grid(self.solve_grid) if self.level else self.pde
+        self.fine_u0 = resample(jnp.asarray(self.u0), grid, self.solve_grid) if self.level else jnp.asarray(self.u0)
+
+    def after(self, out: _Integration):
+        """What the integration ``out`` (host arrays) means for this sample; see the class docstring."""
+        pde, t, rtol, atol, grid, stride = self.pde, self.t, self.rtol, self.atol, self.pde.grid, self.stride
+        stats = self.stats
+        stats["accepted"] += int(out.accepted)
+        stats["rejected"] += int(out.rejected)
+        stats["nfev"] += int(out.nfev)
+        stats["integrations"] += 1
+        status = _Status(int(out.status))
+        if status in (_Status.NONFINITE, _Status.STEP_COLLAPSE, _Status.MAX_STEPS):
+            why = {_Status.NONFINITE: "the state became non-finite",
+                   _Status.STEP_COLLAPSE: "the step size collapsed (repeated rejections)",
+                   _Status.MAX_STEPS: f"max_steps={self.max_steps} step attempts were used"}[status]
+            return SolverDivergedError(
+                f"{type(pde).__name__} solve stopped at t={float(out.t):.6g} of {float(t[-1]):.6g}: "
+                f"{why}; the solution may blow up, or try a finer grid or a larger max_steps")
+        u = np.asarray(out.frames)
+        rms_u = np.sqrt(np.mean(u**2, axis=tuple(range(1, u.ndim))))
+        tol = rtol * rms_u + atol
+        # the fine-grid tail RMS bounds the RMS over the sub-sampled points up to sqrt(stride^d)
+        space = SPACE_SAFETY * np.asarray(out.tails) * math.sqrt(stride**grid.ndim)
+        post_check = status != _Status.UNRESOLVED
+        if post_check:
+            time_err = TIME_SAFETY * np.asarray(out.gerr)
+            space = np.maximum.accumulate(space)
+            error = time_err + space
+            if np.all(error <= tol):
+                stats.update(wall_time=time.perf_counter() - self.started, time_error=time_err, space_error=space)
+                return Solution(u=jnp.asarray(u), t=jnp.asarray(t), error=jnp.asarray(error), rtol=float(rtol),
+                                atol=float(atol), grid=grid, solve_grid=self.solve_grid, stats=stats)
+            if not np.any(space > 0.5 * tol):
+                # the propagated global error outgrew its half of the budget: integrate again, tighter
+                excess = np.max(time_err / (tol - space))
+                self.scale = self.scale / (1.5 * excess)
+                # the largest local error then allowed (one step per save interval, most lenient frame)
+                rel = np.max(tol / np.maximum(rms_u, np.finfo(np.float64).tiny))
+                if self.scale * 0.5 * rel * float(np.max(np.diff(t))) / self.span < _ROUNDING:
+                    return SolverDivergedError(
+                        f"{type(pde).__name__} solve: the propagated time error grew to "
+                        f"{np.max(time_err / tol):.3g} x the tolerance; meeting it would need local errors below "
+                        f"rounding (error growth too fast); loosen rtol/atol or shorten t")
+                self.passes += 1
+                if self.passes > _REINTEGRATIONS:
+                    return SolverDivergedError(
+                        f"{type(pde).__name__} solve could not bring the global time error under the tolerance "
+                        f"after {_REINTEGRATIONS} re-integrations (error growth too fast); loosen rtol/atol or "
+                        f"shorten t")
+                return None
+        # unresolved on solve_grid: report the quantities that were compared, estimate > limit
+        if post_check:
+            # the frames' space error (the running maximum of the tail, times the safety and sub-sampling
+            # factors) against half the frame's tolerance
+            worst = int(np.argmax(space / tol))
+            factor = SPACE_SAFETY * math.sqrt(stride**grid.ndim)
+            tail_val, below_val = float(out.tails[worst]), float(out.belows[worst])
+            estimate, limit, t_at = float(space[worst]), 0.5 * float(tol[worst]), float(t[worst])
+        else:
+            # the in-loop check: SPACE_SAFETY * tail of the accepted step against half its tolerance
+            factor = SPACE_SAFETY
+            tail_val, below_val = float(out.tail), float(out.below)
+            estimate, limit, t_at = factor * tail_val, 0.5 * float(out.tol), float(out.t)
+        if not self.refine or self.level >= self.max_refinements:
+            need = _needed_grid(self.solve_grid, tail_val, below_val, limit / factor)
+            reason = "refine=False" if not self.refine else f"max_refinements={self.max_refinements} reached"
+            return ResolutionError(
+                f"grid {self.solve_grid.shape} (box {self.solve_grid.length}) cannot resolve the solution to the "
+                f"tolerance ({reason}): the space error estimate {estimate:.3g} near t={t_at:.6g} "
+                f"({factor:.3g} x the tail energy, the RMS of the top modes, {tail_val:.3g}) exceeds its "
+                f"half of the tolerance, {limit:.3g}; it would need about grid shape {need.shape}")
+        self.level += 1
+        stats["refinements"] = self.level
+        self.scale, self.passes = 1.0, 0
+        self._at_level()
+        return None
 
 
 def solve(pde: SemiLinearPDE, u0=None, t=None, rtol: float = 1e-6, atol: float = 1e-10, refine: bool = True,
@@ -361,113 +642,136 @@ def solve(pde: SemiLinearPDE, u0=None, t=None, rtol: float = 1e-6, atol: float =
         SolverDivergedError: a non-finite state, a collapsed step size or ``max_steps``
             attempts; the message gives the time reached.
     """
-    if not isinstance(pde, SemiLinearPDE):
-        raise ValueError(f"pde must be a semi-linear PDE (solvers.SemiLinearPDE), got {type(pde).__name__}; "
-                         f"a steady Darcy problem is solved by Darcy.solve_steady(rtol, atol)")
-    scheme(method)  # ValueError naming the methods for an unknown one
-    _check_tolerance("rtol", rtol)
-    _check_tolerance("atol", atol)
-    if rtol == 0 and atol == 0:
-        raise ValueError("rtol and atol must not both be 0")
-    if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
-    if not isinstance(max_refinements, (int, np.integer)) or max_refinements < 0:
-        raise ValueError(f"max_refinements must be a non-negative integer, got {max_refinements!r}")
-    if u0 is None:
-        raise ValueError("u0 must be given for a time-dependent PDE")
-    pde.check_state(u0, "u0")
-    u0 = np.asarray(u0, dtype=np.float64)
-    if not np.all(np.isfinite(u0)):
-        raise ValueError("u0 must be finite, got non-finite values")
-    if t is None:
-        raise ValueError("t must be given (the save times, t[0] the initial time)")
-    t = np.asarray(t, dtype=np.float64)
-    if t.ndim != 1 or t.size < 1:
-        raise ValueError(f"t must be a 1-D array of save times, got shape {t.shape}")
-    if not np.all(np.isfinite(t)):
-        raise ValueError(f"t must be finite, got {t}")
-    if np.any(np.diff(t) <= 0):
-        raise ValueError(f"t must be strictly increasing, got {t}")
-
-    start = time.perf_counter()
-    grid = pde.grid
-    span = float(t[-1] - t[0]) if t.size > 1 else 1.0
-    stats = dict(accepted=0, rejected=0, nfev=0, integrations=0, refinements=0)
-    level = 0
+    _check_args(pde, rtol, atol, method, max_steps, max_refinements)
+    u0 = _check_u0(pde, u0)
+    t = _check_t(t)
+    plan = _Plan(pde, u0, t, rtol, atol, refine, max_steps, max_refinements)
     while True:
-        stride = 2**level
-        solve_grid = grid.refined(stride) if level else grid
-        fine_pde = pde.with_grid(solve_grid) if level else pde
-        fine_u0 = resample(jnp.asarray(u0), grid, solve_grid) if level else jnp.asarray(u0)
-        scale = 1.0
-        for _ in range(_REINTEGRATIONS + 1):
-            out = _integrate(fine_pde, fine_u0, jnp.asarray(t), rtol, atol, scale, span / 100, max_steps,
-                             method=method, stride=stride)
-            out = jax.device_get(out)
-            stats["accepted"] += int(out.accepted)
-            stats["rejected"] += int(out.rejected)
-            stats["nfev"] += int(out.nfev)
-            stats["integrations"] += 1
-            status = _Status(int(out.status))
-            if status in (_Status.NONFINITE, _Status.STEP_COLLAPSE, _Status.MAX_STEPS):
-                why = {_Status.NONFINITE: "the state became non-finite",
-                       _Status.STEP_COLLAPSE: "the step size collapsed (repeated rejections)",
-                       _Status.MAX_STEPS: f"max_steps={max_steps} step attempts were used"}[status]
-                raise SolverDivergedError(
-                    f"{type(pde).__name__} solve stopped at t={float(out.t):.6g} of {float(t[-1]):.6g}: "
-                    f"{why}; the solution may blow up, or try a finer grid or a larger max_steps")
-            u = np.asarray(out.frames)
-            rms_u = np.sqrt(np.mean(u**2, axis=tuple(range(1, u.ndim))))
-            tol = rtol * rms_u + atol
-            # the fine-grid tail RMS bounds the RMS over the sub-sampled points up to sqrt(stride^d)
-            space = SPACE_SAFETY * np.asarray(out.tails) * math.sqrt(stride**grid.ndim)
-            post_check = status != _Status.UNRESOLVED
-            if not post_check:
-                break
-            time_err = TIME_SAFETY * np.asarray(out.gerr)
-            space = np.maximum.accumulate(space)
-            error = time_err + space
-            if np.all(error <= tol):
-                stats.update(wall_time=time.perf_counter() - start, time_error=time_err, space_error=space)
-                return Solution(u=jnp.asarray(u), t=jnp.asarray(t), error=jnp.asarray(error), rtol=float(rtol),
-                                atol=float(atol), grid=grid, solve_grid=solve_grid, stats=stats)
-            if np.any(space > 0.5 * tol):
-                break
-            # the propagated global error outgrew its half of the budget: integrate again, tighter
-            excess = np.max(time_err / (tol - space))
-            scale = scale / (1.5 * excess)
-            # the largest local error then allowed (one step per save interval, most lenient frame)
-            rel = np.max(tol / np.maximum(rms_u, np.finfo(np.float64).tiny))
-            if scale * 0.5 * rel * float(np.max(np.diff(t))) / span < _ROUNDING:
-                raise SolverDivergedError(
-                    f"{type(pde).__name__} solve: the propagated time error grew to {np.max(time_err / tol):.3g} "
-                    f"x the tolerance; meeting it would need local errors below rounding (error growth too "
-                    f"fast); loosen rtol/atol or shorten t")
-        else:
-            raise SolverDivergedError(
-                f"{type(pde).__name__} solve could not bring the global time error under the tolerance "
-                f"after {_REINTEGRATIONS} re-integrations (error growth too fast); loosen rtol/atol or "
-                f"shorten t")
-        # unresolved on solve_grid: report the quantities that were compared, estimate > limit
-        if post_check:
-            # the frames' space error (the running maximum of the tail, times the safety and sub-sampling
-            # factors) against half the frame's tolerance
-            worst = int(np.argmax(space / tol))
-            factor = SPACE_SAFETY * math.sqrt(stride**grid.ndim)
-            tail_val, below_val = float(out.tails[worst]), float(out.belows[worst])
-            estimate, limit, t_at = float(space[worst]), 0.5 * float(tol[worst]), float(t[worst])
-        else:
-            # the in-loop check: SPACE_SAFETY * tail of the accepted step against half its tolerance
-            factor = SPACE_SAFETY
-            tail_val, below_val = float(out.tail), float(out.below)
-            estimate, limit, t_at = factor * tail_val, 0.5 * float(out.tol), float(out.t)
-        if not refine or level >= max_refinements:
-            need = _needed_grid(solve_grid, tail_val, below_val, limit / factor)
-            reason = "refine=False" if not refine else f"max_refinements={max_refinements} reached"
-            raise ResolutionError(
-                f"grid {solve_grid.shape} (box {solve_grid.length}) cannot resolve the solution to the "
-                f"tolerance ({reason}): the space error estimate {estimate:.3g} near t={t_at:.6g} "
-                f"({factor:.3g} x the tail energy, the RMS of the top modes, {tail_val:.3g}) exceeds its "
-                f"half of the tolerance, {limit:.3g}; it would need about grid shape {need.shape}")
-        level += 1
-        stats["refinements"] = level
+        out = _integrate(plan.fine_pde, plan.fine_u0, jnp.asarray(t), rtol, atol, plan.scale, plan.span / 100,
+                         max_steps, method=method, stride=plan.stride)
+        result = plan.after(jax.device_get(out))
+        if isinstance(result, Exception):
+            raise result
+        if result is not None:
+            return result
+
+
+WIDTH = 8
+"""Samples per compiled batched integration in :func:`solve_batch`. Fixed, so that every sample is computed by
+the same program whatever the batch: a short group is padded with copies of one of its samples."""
+
+
+def solve_batch(pdes: Sequence[SemiLinearPDE], u0s, t=None, rtol: float = 1e-6, atol: float = 1e-10,
+                refine: bool = True, method: str = "etdrk4", max_steps: int = 100_000,
+                max_refinements: int = 2) -> list:
+    """:func:`solve` for many samples at once: ``[Solution or exception]``, one per sample, in order.
+
+    Sample ``j`` is ``pdes[j]`` (same class and grid for all; physics parameters may differ) from
+    ``u0s[j]``, saved at the shared times ``t`` to the shared tolerance. The samples are integrated
+    :data:`WIDTH` at a time under ``jax.vmap`` (each with its own step sizes, rejections and stopping
+    time), and the decisions between integrations are each sample's own, as in :func:`solve`: a
+    sample that must be integrated again (tighter, or on a finer grid) is, with others that must.
+    A sample's result depends on its own inputs only, not on the batch, its position in it or the
+    device; it meets the same promise as :func:`solve` (``error[i]`` bounds the RMS error of
+    ``u[i]`` and is within ``rtol * RMS(u[i]) + atol``) but its last bits may differ from
+    ``solve``'s, which compiles a program without the batch axis.
+
+    Args:
+        pdes: one semi-linear PDE per sample.
+        u0s: the initial states ``(B, *grid.shape, C)``.
+        t, rtol, atol, refine, method, max_steps, max_refinements: as in :func:`solve`.
+
+    Returns:
+        a list of length ``B``: a :class:`Solution`, or the ``ResolutionError`` /
+        ``SolverDivergedError`` that :func:`solve` would raise for that sample (returned, not raised).
+
+    Raises:
+        ValueError: a bad argument, PDEs of different classes or grids, or ``len(pdes) != len(u0s)``.
+    """
+    results = [None] * len(pdes)
+    for j, result in solve_batch_iter(pdes, u0s, t, rtol, atol, refine, method, max_steps, max_refinements):
+        results[j] = result
+    return results
+
+
+def solve_batch_iter(pdes: Sequence[SemiLinearPDE], u0s, t=None, rtol: float = 1e-6, atol: float = 1e-10,
+                     refine: bool = True, method: str = "etdrk4", max_steps: int = 100_000,
+                     max_refinements: int = 2) -> Iterator[tuple[int, Solution | Exception]]:
+    """:func:`solve_batch` as an iterator of ``(j, result)`` in the order the samples finish, so a caller can
+    store each sample as soon as it is done. Arguments are checked before the first result."""
+    pdes = list(pdes)
+    if not pdes:
+        raise ValueError("pdes must hold at least one PDE")
+    for pde in pdes:
+        _check_args(pde, rtol, atol, method, max_steps, max_refinements)
+    first = pdes[0]
+    for j, pde in enumerate(pdes):
+        if type(pde) is not type(first) or pde.grid != first.grid:
+            raise ValueError(f"pdes must share one class and grid: pdes[{j}] is {type(pde).__name__} on "
+                             f"{pde.grid.shape}, pdes[0] {type(first).__name__} on {first.grid.shape}")
+    if u0s is None or len(u0s) != len(pdes):
+        raise ValueError(f"u0s must hold one initial state per PDE ({len(pdes)}), got "
+                         f"{None if u0s is None else len(u0s)}")
+    u0s = [_check_u0(pde, u0, f"u0s[{j}]") for j, (pde, u0) in enumerate(zip(pdes, u0s))]
+    t = _check_t(t)
+    return _solve_batch(pdes, u0s, t, rtol, atol, refine, method, max_steps, max_refinements)
+
+
+def _solve_batch(pdes, u0s, t, rtol, atol, refine, method, max_steps, max_refinements, width=None):
+    """The samples' plans, integrated level by level (grid), each level by a pool of ``width`` lanes."""
+    width = width or WIDTH
+    plans = [_Plan(pde, u0, t, rtol, atol, refine, max_steps, max_refinements) for pde, u0 in zip(pdes, u0s)]
+    queues: dict[int, deque] = {0: deque(range(len(plans)))}
+    while queues:
+        level = min(queues)
+        queue = queues.pop(level)
+        for j, out in _pool(plans, queue, t, rtol, atol, max_steps, method, width):
+            result = plans[j].after(out)
+            if result is not None:
+                yield j, result
+            elif plans[j].level == level:
+                queue.append(j)  # integrate again, tighter: the pool takes it up
+            else:
+                queues.setdefault(plans[j].level, deque()).append(j)
+
+
+def _pool(plans: list[_Plan], queue: deque, t, rtol, atol, max_steps, method, width):
+    """Integrate the samples of ``queue`` (one grid level; it may grow meanwhile) ``width`` lanes at a time.
+
+    A lane whose sample stops is handed back (``(j, integration)``, host arrays) and loaded with the next
+    sample of the queue, so the lanes stay busy however unequal the samples' step counts.
+    """
+    lanes: list[int | None] = [None] * width
+    first = plans[queue[0]]
+    flat0, treedef = jax.tree.flatten(first.fine_pde)
+    leaves = [np.repeat(np.asarray(x)[None], width, axis=0) for x in flat0]
+    u0 = np.repeat(np.asarray(first.fine_u0)[None], width, axis=0)
+    scale = np.ones(width)
+    t = jnp.asarray(t)
+    static = dict(treedef=treedef, method=method, stride=first.stride)
+    state = None
+    while True:
+        new = np.zeros(width, dtype=bool)
+        for k in range(width):
+            if lanes[k] is None and queue:
+                j = lanes[k] = queue.popleft()
+                flat, tdef = jax.tree.flatten(plans[j].fine_pde)
+                if tdef != treedef:
+                    raise ValueError(f"pdes must share one structure: sample {j}'s PDE is {tdef}, not {treedef}")
+                for leaf, x in zip(leaves, flat):
+                    leaf[k] = np.asarray(x)
+                u0[k], scale[k], new[k] = np.asarray(plans[j].fine_u0), plans[j].scale, True
+        idle = np.array([j is None for j in lanes])
+        if idle.all():
+            return
+        # copies: the host buffers are refilled while the device may still read them
+        leaves_now, scale_now = [x.copy() for x in leaves], scale.copy()
+        if new.any():
+            fresh = _start_lanes(leaves_now, u0.copy(), t, rtol, atol, scale_now, first.span / 100, max_steps, **static)
+            state = _load(fresh, fresh if state is None else state, new, idle)
+        state = _run_lanes(leaves_now, state, t, rtol, atol, scale_now, max_steps, **static)
+        status = np.asarray(jax.device_get(state.status))
+        for k, j in enumerate(lanes):
+            if j is not None and status[k] != _Status.RUNNING:
+                lanes[k] = None
+                yield j, jax.device_get(_lane(state, k))
