@@ -96,6 +96,13 @@ class Problem(abc.ABC):
     def solve(self, spec, u0: np.ndarray, params: np.ndarray):
         """``(u (frames, *shape, C), error (frames,))`` float64 of one sample, or a solver failure (returned)."""
 
+    def solve_many(self, spec, u0s: np.ndarray, params: np.ndarray):
+        """``(j, result)`` for samples ``u0s[j]``, ``params[j]`` as each is done, ``result`` as :meth:`solve`'s.
+
+        The result of a sample must not depend on the others; this default solves them one at a time."""
+        for j in range(len(u0s)):
+            yield j, self.solve(spec, u0s[j], params[j])
+
     # --- the file ----------------------------------------------------------------------------
     @abc.abstractmethod
     def frame_coordinate(self, t) -> tuple[np.ndarray, dict]:
@@ -195,16 +202,22 @@ class Trajectory(Problem):
         return np.asarray(pde.initial_state(random_field(z, spec.shape, ic)), dtype=np.float64), params
 
     def solve(self, spec, u0, params):
+        """One sample, by the batched solver (so its bytes are those of the sample in any batch)."""
+        return next(self.solve_many(spec, u0[None], np.asarray(params)[None]))[1]
+
+    def solve_many(self, spec, u0s, params):
+        """``solvers.solve_batch_iter`` over the samples, each with its drawn physics parameters."""
         from ._pdes import build_pde
 
-        physics = dict(spec.params, **{n: float(v) for n, v in zip(spec.param_names, params)})
-        pde = build_pde(spec.pde_class, spec.grid, physics, spec.forcing)
-        try:
-            sol = solvers.solve(pde, u0, self.times(spec), rtol=spec.rtol, atol=spec.atol, refine=True,
-                                method=spec.method)
-        except FAILURES as e:
-            return e
-        return np.asarray(sol.u, dtype=np.float64), np.asarray(sol.error, dtype=np.float64)
+        pdes = [build_pde(spec.pde_class, spec.grid,
+                          dict(spec.params, **{n: float(v) for n, v in zip(spec.param_names, p)}), spec.forcing)
+                for p in params]
+        for j, sol in solvers.solve_batch_iter(pdes, u0s, self.times(spec), rtol=spec.rtol, atol=spec.atol,
+                                               refine=True, method=spec.method):
+            if isinstance(sol, FAILURES):
+                yield j, sol
+            else:
+                yield j, (np.asarray(sol.u, dtype=np.float64), np.asarray(sol.error, dtype=np.float64))
 
     def frame_coordinate(self, t):
         return np.asarray(t, dtype=np.float64), {}

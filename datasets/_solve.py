@@ -1,12 +1,12 @@
-"""Solve a batch of samples over the local devices, each sample on its own, deterministically.
+"""Solve a batch of samples over the local devices, several samples at a time per device, deterministically.
 
-``solvers.solve`` decides between whole integrations on the host (re-integrating
-tighter, refining the grid), so it cannot be traced under ``jax.vmap`` or
-``jax.jit``. The samples of a batch are therefore dealt out over the local
-devices: sample ``j`` runs on ``devices[j % n]``, one host thread per device
-(JAX releases the GIL while a device computes). Every sample runs the same
-compiled program on its own, so its bits do not depend on the batch, its
-position in it or the device count.
+The samples of a batch are dealt out over the local devices (sample ``j`` to
+``devices[j % n]``), one host thread per device (JAX releases the GIL while a
+device computes). Each device solves its share with its problem kind's
+``solve_many``: for a trajectory, ``solvers.solve_batch_iter``, which integrates
+``solvers._solve.WIDTH`` samples at a time in one vmapped program whatever the
+batch size, each sample with its own steps and decisions. A sample's bits depend
+on its own inputs only, not on the batch, its position in it or the device count.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class BatchSolver:
     Each solved sample ``j`` is handed to ``sink(j, u (T, *shape, C) float64, error (T,))``
     as soon as it is done (so a batch is never held twice); a failed one
     (``SolverDivergedError``, ``ResolutionError``) is returned in its slot.
-    How one sample is solved is its problem kind's (``spec.problem.solve``).
+    How samples are solved is their problem kind's (``spec.problem.solve_many``).
     A context manager: leaving it shuts the device threads down.
 
     Args:
@@ -41,28 +41,27 @@ class BatchSolver:
         self.devices = list(devices or jax.local_devices())
         self._pool = ThreadPoolExecutor(max_workers=len(self.devices), thread_name_prefix="byai-solve")
 
-    def _one(self, device, u0: np.ndarray, params: np.ndarray, j: int, sink):
+    def _lane(self, device, u0: np.ndarray, params: np.ndarray, index: list[int], sink, out: list) -> None:
+        """Solve samples ``index`` of the batch on ``device``, filling their slots of ``out``."""
         with jax.default_device(device):
-            result = self.kind.solve(self.spec, u0, params)
-        if isinstance(result, Exception):
-            return result
-        u, err = result
-        if not (np.all(np.isfinite(u)) and np.all(np.isfinite(err))):
-            return solvers.SolverDivergedError("the solution or its error estimate is not finite")
-        sink(j, u, err)
-        return None
+            for k, result in self.kind.solve_many(self.spec, u0[index], params[index]):
+                j = index[k]
+                if isinstance(result, Exception):
+                    out[j] = result
+                    continue
+                u, err = result
+                if not (np.all(np.isfinite(u)) and np.all(np.isfinite(err))):
+                    out[j] = solvers.SolverDivergedError("the solution or its error estimate is not finite")
+                    continue
+                sink(j, u, err)
 
     def __call__(self, u0: np.ndarray, params: np.ndarray, sink) -> list:
         n = len(self.devices)
-
-        def lane(d):  # the samples of device d, in order
-            return [self._one(self.devices[d], u0[j], params[j], j, sink) for j in range(d, len(u0), n)]
-
-        lanes = list(self._pool.map(lane, range(min(n, len(u0)))))
         out = [None] * len(u0)
-        for d, results in enumerate(lanes):
-            for k, r in enumerate(results):
-                out[d + k * n] = r
+        lanes = [self._pool.submit(self._lane, self.devices[d], u0, params, list(range(d, len(u0), n)), sink, out)
+                 for d in range(min(n, len(u0)))]
+        for lane in lanes:
+            lane.result()
         return out
 
     def close(self) -> None:
