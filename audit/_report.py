@@ -18,20 +18,34 @@ from . import _metrics
 
 def write_outputs(out: Path, summary: dict, pred, ref, t, test, req_values, tol, score_test,
                   score_cal) -> dict:
-    """Write the three files into ``out`` (created if needed); return their paths."""
+    """Write the three files into ``out`` (created if needed); return their paths.
+
+    Each file is written to a temporary name and renamed into place, ``report.json``
+    last: a report.json beside its predictions and html means all three are of this
+    audit, and an audit stopped on the way (a full disk, a kill) leaves no new
+    report.json, so a rerun redoes it. A stale report.json of an earlier audit is
+    removed first, for the same reason.
+    """
     out.mkdir(parents=True, exist_ok=True)
     files = {"predictions": str(out / "predictions.h5"), "json": str(out / "report.json"),
              "html": str(out / "report.html")}
+    (out / "report.json").unlink(missing_ok=True)
+    html_text = render_html(summary, pred, ref, req_values, tol, score_test, score_cal)
     write_predictions(out / "predictions.h5", pred, t, test, summary.get("provenance", {}))
+    _atomic_write(out / "report.html", html_text)
     _atomic_write(out / "report.json", json.dumps(summary, indent=1, allow_nan=False))
-    _atomic_write(out / "report.html", render_html(summary, pred, ref, req_values, tol, score_test, score_cal))
     return files
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file renamed into place (removed when the write fails)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_predictions(path: Path, pred, t, test, provenance: dict) -> None:
@@ -83,12 +97,16 @@ def write_predictions(path: Path, pred, t, test, provenance: dict) -> None:
         grid, coords = None, [np.asarray(test.coords[d].values, np.float64) for d in space_dims]
     extra = {"problem": attrs["problem"]} if "problem" in attrs else {}  # the test file's kind, as it states it
     tmp = path.with_name(path.name + ".tmp")
-    datasets.write(tmp, np.ascontiguousarray(pred, dtype=np.float64), t=np.asarray(t), grid=grid, coords=coords,
-                   channel_names=channels, pde=str(pde.decode() if isinstance(pde, bytes) else pde),
-                   pde_params=dict(pde_params or {}), params=params, param_names=param_names or (),
-                   attrs={"source": "byai audit predictions", "reference_sha256": str(attrs.get("sha256", "")),
-                          "provenance": json.dumps(provenance), **extra})
-    os.replace(tmp, path)
+    try:
+        datasets.write(tmp, np.ascontiguousarray(pred, dtype=np.float64), t=np.asarray(t), grid=grid, coords=coords,
+                       channel_names=channels, pde=str(pde.decode() if isinstance(pde, bytes) else pde),
+                       pde_params=dict(pde_params or {}), params=params, param_names=param_names or (),
+                       attrs={"source": "byai audit predictions", "reference_sha256": str(attrs.get("sha256", "")),
+                              "provenance": json.dumps(provenance), **extra})
+        os.replace(tmp, path)
+    except BaseException:  # no partial file is left behind (a full disk, an interrupt)
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 # ------------------------------------------------------------------------------------------ html

@@ -3,7 +3,8 @@
 Loads ``DIR/test.h5`` and ``DIR/calibration.h5`` (``datasets.open``), the model
 (``surrogates.load``), runs :func:`audit.run` with the config's
 ``[audit]`` section and its timing repeats (defaults when the section is absent) and writes
-``OUT/report.json``, ``OUT/report.html`` and ``OUT/predictions.h5``.
+``OUT/predictions.h5``, ``OUT/report.html`` and, last, ``OUT/report.json``, holding the write
+lock of ``OUT`` (:func:`experiments._lock.output_lock`).
 Exit status: 0 when the requirement holds, 1 when it fails, 2 on bad input
 (one line on stderr).
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from experiments._cli import UsageError, input_folder, output_folder
 from experiments._config import ExperimentConfig, load
+from experiments._lock import output_lock
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +71,8 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, re
     Returns:
         0 when the requirement holds, 1 when it fails.
     """
+    import jax
+
     import audit
     import datasets
 
@@ -92,9 +96,10 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, re
         train_sha = str(datasets.open(train).attrs.get("sha256", ""))
         provenance["train_sha256"] = train_sha
         provenance["dataset_matches_training"] = bool(train_sha and train_sha == str(info["dataset_sha256"]))
-    report = audit.run(stepper, test, calibration, requirement, config=cfg, pde_classes=config.pde_classes(),
-                       out_dir=out, model_info=info, provenance=provenance, with_params=with_params,
-                       repeats=config.run_settings("audit").repeats, quiet=quiet or not sys.stderr.isatty())
+    with output_lock(out, owner=jax.process_index() == 0):
+        report = audit.run(stepper, test, calibration, requirement, config=cfg, pde_classes=config.pde_classes(),
+                           out_dir=out, model_info=info, provenance=provenance, with_params=with_params,
+                           repeats=config.run_settings("audit").repeats, quiet=quiet or not sys.stderr.isatty())
     print(one_line(report.summary))
     return 0 if report.passed else 1
 

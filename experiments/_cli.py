@@ -8,14 +8,25 @@ config and which ``byai run`` calls directly.
 Exit status: 0 success; 1 a requirement failed (``byai audit``, ``byai run``);
 2 a user error, any :class:`solvers.ByaiError` (bad argument, file or config
 value, or a computation that cannot keep its promise), printed as one line
-``byai VERB: error: ...``; 130 interrupted; 3 any other exception, which is a
-bug in byai and keeps its traceback.
+``byai VERB: error: ...``, and a fault of the machine (a full disk or quota, a
+read-only or unwritable folder, a file over the size limit, an I/O error: an
+``OSError`` of :data:`MACHINE_FAULTS`), printed as one line naming the file and
+the cause; 130 interrupted by SIGINT (Ctrl-C); 143 terminated by SIGTERM (what a
+batch scheduler sends before it kills a job), handled exactly like SIGINT; 3 any
+other exception, which is a bug in byai and keeps its traceback.
+
+An interrupted or terminated command and one stopped by a machine fault keep
+what they completed (the dataset journal, the last checkpoint, the finished
+stages of ``byai run``): rerunning the same command resumes.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import re
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -39,7 +50,25 @@ VERBS = {
 
 EXIT_USER_ERROR = 2
 EXIT_BUG = 3
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+# errno -> the cause, for the OSErrors that are faults of the machine rather than bugs of byai
+MACHINE_FAULTS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EFBIG: "file too large (over the file system's or the process's file size limit)",
+    errno.EIO: "input/output error of the storage device",
+}
+_WRITE_FAULTS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)  # only a write can meet these
+# HDF5 (h5py) reports a system error in its message text: "errno = 28, error message = 'No space left ...'"
+_H5_ERRNO = re.compile(r"errno = (\d+)")
+_H5_TEXTS = {"no space left": errno.ENOSPC, "read-only file system": errno.EROFS,
+             "disk quota exceeded": errno.EDQUOT, "file too large": errno.EFBIG}
+_H5_FILE = re.compile(r"\b(?:file)?name = '([^']+)'")
 
 
 class UsageError(ByaiError):
@@ -51,6 +80,11 @@ def output_folder(path, option: str = "--out") -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{option} {path} exists and is not a folder")
+    for parent in path.parents:  # the nearest existing folder above it must be one
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{option} {path}: {parent} is a file, not a folder")
+            break
     return path
 
 
@@ -74,23 +108,82 @@ def _parser(verb: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread; a ``KeyboardInterrupt`` so that it unwinds exactly like Ctrl-C."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     verb = argv[0] if argv and argv[0] in VERBS else None  # otherwise argparse prints the usage and exits
+    args = None
+    previous = _on_sigterm(_terminate)
     try:
         args = _parser(verb).parse_args(argv)
         reuse_freed_host_memory()
         return int(args._run(args) or 0)
+    except Terminated:
+        print(f"byai {verb}: terminated (SIGTERM); what was complete is kept and a rerun resumes", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("byai: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except ByaiError as e:
         print(f"byai {verb}: error: {one_line(e)}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except Exception:
+    except Exception as e:
+        fault = machine_fault(e, getattr(args, "out", None))
+        if fault is not None:
+            print(f"byai {verb}: error: {fault}", file=sys.stderr)
+            return EXIT_USER_ERROR
         traceback.print_exc()
         print(f"byai {verb}: internal error: the traceback above is a bug in byai", file=sys.stderr)
         return EXIT_BUG
+    finally:
+        _on_sigterm(previous)
+
+
+def _on_sigterm(handler):
+    """Install ``handler`` for SIGTERM and return the previous one (nothing, off the main thread)."""
+    if handler is None:
+        return None
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread of the interpreter: signals cannot be handled here
+        return None
+
+
+def machine_fault(e: BaseException, out=None) -> str | None:
+    """One line for an ``OSError`` in ``e`` or its causes that is a fault of the machine (:data:`MACHINE_FAULTS`),
+    naming the file when the error knows it (else the output folder ``out``), or ``None``."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError):
+            code, path = _fault_of(e)
+            if code in MACHINE_FAULTS:
+                where = f" {path}" if path else (f" under {out}" if out else "")
+                verb = "while writing" if code in _WRITE_FAULTS else "while reading or writing"
+                return f"{MACHINE_FAULTS[code]} {verb}{where}; what was complete is kept and a rerun resumes"
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _fault_of(e: OSError) -> tuple[int | None, str | None]:
+    """The errno and file name of an ``OSError``, read from h5py's message text where it carries them there."""
+    text = str(e)
+    code = e.errno
+    if code not in MACHINE_FAULTS:
+        m = _H5_ERRNO.search(text)
+        code = int(m.group(1)) if m else next((c for t, c in _H5_TEXTS.items() if t in text.lower()), code)
+    path = e.filename
+    if path is None:
+        m = _H5_FILE.search(text)
+        path = m.group(1) if m else None
+    return code, (None if path is None else str(path))
 
 
 def one_line(e: BaseException) -> str:

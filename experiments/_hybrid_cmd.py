@@ -4,8 +4,9 @@ Reads the config's ``[hybrid]`` section and its run settings (``samples``,
 ``repeats``: :class:`experiments._config.HybridRunSettings`), with ``[audit]``'s
 alpha and, when present, ``[data]``'s problem kind; opens ``DIR/test.h5`` (and
 ``DIR/calibration.h5`` for the conformal guard) and the trained model, runs
-:func:`audit.compare_hybrid` and writes ``OUT/hybrid.json`` and
-``OUT/hybrid.png``. With ``--audit DIR`` the conformal guard takes its
+:func:`audit.compare_hybrid` and writes ``OUT/hybrid.png`` and then
+``OUT/hybrid.json`` (each whole or not at all), holding the write lock of
+``OUT`` (:func:`experiments._lock.output_lock`). With ``--audit DIR`` the conformal guard takes its
 one-step bound from ``DIR/report.json`` when that report audited the same
 model on the same calibration data at the same alpha.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 from experiments._audit_cmd import load_model, tree_sha256
 from experiments._cli import UsageError, input_folder, output_folder
 from experiments._config import ExperimentConfig, load
+from experiments._lock import output_lock, write_atomically
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,18 +79,22 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, to
     audit = None if audit is None else input_folder(audit, "--audit", "run byai audit first")
     out = output_folder(out)
 
+    import jax
+
     test = datasets.open(data / "test.h5")
     config.check_data(data / "test.h5", test.attrs)
     calibration = datasets.open(data / "calibration.h5") if hybrid.guard == "conformal" else None
     stepper, info, with_params = load_model(model)
     if audit is not None and info.get("checkpoint") and Path(info["checkpoint"]).exists():
         info = {**info, "checkpoint_sha256": tree_sha256(Path(info["checkpoint"]))}  # as byai audit records it
-    result = compare_hybrid(hybrid, test, calibration, stepper, samples=settings.samples,
-                            repeats=settings.repeats, with_params=with_params, model_info=info, alpha=alpha,
-                            audit_dir=audit, pde_classes=config.pde_classes(), log=None if quiet else _log)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "hybrid.json").write_text(json.dumps(result.to_json(), indent=2))
-    result.plot(out / "hybrid.png")
+    with output_lock(out, owner=jax.process_index() == 0):
+        result = compare_hybrid(hybrid, test, calibration, stepper, samples=settings.samples,
+                                repeats=settings.repeats, with_params=with_params, model_info=info, alpha=alpha,
+                                audit_dir=audit, pde_classes=config.pde_classes(), log=None if quiet else _log)
+        # hybrid.json last: beside a hybrid.json is always its own hybrid.png
+        (out / "hybrid.json").unlink(missing_ok=True)
+        write_atomically(out / "hybrid.png", result.plot)
+        write_atomically(out / "hybrid.json", lambda tmp: tmp.write_text(json.dumps(result.to_json(), indent=2)))
     if not quiet:
         _log(f"wrote {out / 'hybrid.json'} and {out / 'hybrid.png'}")
     print(result.line())

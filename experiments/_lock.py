@@ -1,4 +1,5 @@
-"""One writer per output folder: an exclusive, advisory lock held while a command writes there.
+"""One writer per output folder: an exclusive, advisory lock held while a command writes there; and files that
+appear whole or not at all (:func:`write_atomically`).
 
 ``output_lock(folder)`` takes ``fcntl.flock`` on ``folder/.byai.lock`` (without
 waiting) and writes the holder's process id into it. A second writer is
@@ -14,6 +15,7 @@ import contextlib
 import errno
 import fcntl
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from solvers import ByaiError
@@ -61,3 +63,20 @@ def output_lock(folder, *, owner: bool = True):
                 os.unlink(path)
     finally:
         os.close(fd)
+
+
+def write_atomically(path, write: Callable[[Path], object]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path`` (same suffix) and rename it to ``path``.
+
+    Readers see the old file or the new one, never a part; the temporary file is removed when ``write``
+    fails (a full disk, an interrupt).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
