@@ -279,6 +279,7 @@ def one_step_bound(stepper: Callable, calibration, alpha: float, *, horizon: int
     if not 1 <= n <= ref.shape[1] - 1:
         raise AuditError(f"one-step errors from frames 0..{n - 1}: the calibration split has frames "
                          f"0..{ref.shape[1] - 1}; pass a horizon from 1 to {ref.shape[1] - 1}")
+    _conformal.check_calibration_size(ref.shape[0], alpha)  # before any rollout
     scores = _one_step_scores(_bind(stepper, with_params), ref[:, :n + 1],
                               _params(calibration, "calibration", with_params))
     return _conformal.conformal_bound(scores, alpha)
@@ -305,6 +306,7 @@ def _load(test, calibration, req: Requirement, config: AuditConfig, *, pde, pde_
     cal_ref, cal_t, _ = _split_arrays(calibration, "calibration", kind)
     if cal_ref.shape[2:] != ref.shape[2:]:
         raise AuditError(f"calibration states {cal_ref.shape[2:]} differ from test states {ref.shape[2:]}")
+    _conformal.check_calibration_size(cal_ref.shape[0], req.alpha)  # before any rollout
     problem = _kinds.problem_audit(kind, test, pde, pde_classes)
     horizon = problem.horizon(req, ref.shape[1], cal_ref.shape[1])
     dts = np.diff(t[:horizon + 1])
