@@ -4,7 +4,7 @@ Each section is the frozen config dataclass of its stage, defined (as pure
 data) in that stage's package; this module only knows the explicit
 name -> class table :data:`SECTIONS` and composes them into an
 :class:`ExperimentConfig`. A few keys of a section are not the library's but
-the run's: how ``byai train`` launches its processes, how often a stage times
+the run's: how the processes of a multi-host run meet, how often a stage times
 and how much of the test split the hybrid comparison spends. They sit in the
 same TOML tables; :data:`RUN_SETTINGS` says which table holds them, and they
 are read into this module's own classes (:class:`LaunchSettings`,
@@ -56,23 +56,30 @@ def _check(cond: bool, name: str, message: str, value) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class LaunchSettings:
-    """How ``byai train`` joins the processes of a multi-host run: the ``[train]`` keys
-    ``coordinator_address``, ``num_processes``, ``process_id`` (``jax.distributed.initialize`` takes them).
+    """How the processes of a multi-host run meet (``byai generate``, ``train`` and ``run``): the ``[train]``
+    keys ``coordinator_address``, ``num_processes``, ``process_id``, ``coordinator_timeout``
+    (``jax.distributed.initialize`` takes them).
 
     Args:
         coordinator_address: ``host:port`` of process 0 (``None``: the environment ``BYAI_COORDINATOR``,
             or one process alone).
         num_processes: processes in the run, >= 1 (``None``: ``BYAI_NUM_PROCESSES``).
         process_id: this process, in ``[0, num_processes)`` (``None``: ``BYAI_PROCESS_ID``).
+        coordinator_timeout: seconds a process waits for the coordinator and the other processes before it
+            gives up with an error, >= 1 (300, jax's own default, leaves a batch system time to start every
+            process; a few seconds suit a test).
     """
 
     coordinator_address: str | None = None
     num_processes: int | None = None
     process_id: int | None = None
+    coordinator_timeout: int = 300
 
     def __post_init__(self):
         _check(self.num_processes is None or self.num_processes >= 1, "num_processes", "must be >= 1",
                self.num_processes)
+        _check(self.coordinator_timeout >= 1, "coordinator_timeout", "must be >= 1 (seconds)",
+               self.coordinator_timeout)
         if self.process_id is not None:
             _check(self.process_id >= 0 and (self.num_processes is None or self.process_id < self.num_processes),
                    "process_id", "must be in [0, num_processes)", self.process_id)
@@ -198,14 +205,20 @@ class ExperimentConfig:
 
     def run_settings(self, name: str):
         """The run settings of section ``name`` (its :data:`RUN_SETTINGS` class; defaults when the file has no
-        such section), e.g. ``config.run_settings("hybrid").repeats``."""
+        such section), e.g. ``config.run_settings("hybrid").repeats``; a section :func:`load` did not parse is
+        not validated here beyond these keys (``byai generate`` reads ``[train]``'s launch settings alone)."""
         if name not in RUN_SETTINGS:
             raise KeyError(f"section {name!r} has no run settings (sections with some: {', '.join(RUN_SETTINGS)})")
         if name in self.runs:
             return self.runs[name]
-        if name not in self.raw:
-            return RUN_SETTINGS[name][0]()
-        return _parse(name, self.raw[name])[1]
+        cls, path = RUN_SETTINGS[name]
+        node = self.raw.get(name)
+        for key in path:  # only the run's keys are read here (the section's own are validated by ``section``)
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            return cls()
+        keys = {f.name for f in dataclasses.fields(cls)}
+        return from_dict(cls, {k: v for k, v in node.items() if k in keys}, _key(name, path))
 
     def require(self, name: str):
         """Section ``name`` as its config class; ``ConfigError`` when the file has none."""

@@ -1,9 +1,14 @@
-"""``byai generate CONFIG.toml --out DIR [--quiet]``: the ``[data]`` section -> one HDF5 file per split."""
+"""``byai generate CONFIG.toml --out DIR [--quiet]``: the ``[data]`` section -> one HDF5 file per split.
+
+A multi-host generation joins its processes with ``[train]``'s launch settings (the same as ``byai train``:
+:func:`experiments._launch.initialize_distributed`); process 0 holds the write lock of ``DIR``.
+"""
 
 from __future__ import annotations
 
 from experiments._cli import output_folder
 from experiments._config import ExperimentConfig, load
+from experiments._launch import initialize_distributed
 from experiments._lock import output_lock
 
 SPLITS = ("train", "val", "calibration", "test")
@@ -25,19 +30,22 @@ def stage(config: ExperimentConfig, *, out, quiet: bool = False, splits=None) ->
     """Generate the dataset of ``config``'s ``[data]`` section into the folder ``out``.
 
     Args:
-        config: the experiment; its ``[data]`` section is required.
+        config: the experiment; its ``[data]`` section is required (``[train]``'s launch settings, when given,
+            join the processes of a multi-host run).
         out: the dataset folder (created; an interrupted generation there resumes).
         quiet: no progress bar and no list of the files written.
         splits: the splits to generate (default: every split with samples).
     Returns:
         0.
     """
+    spec = config.require("data")
+    out = output_folder(out)
+    initialize_distributed(config.run_settings("train"))
+
     import jax
 
     import datasets
 
-    spec = config.require("data")
-    out = output_folder(out)
     with output_lock(out, owner=jax.process_index() == 0):
         paths = datasets.generate(spec, out, quiet=quiet, splits=splits)
     if not quiet:

@@ -1,21 +1,23 @@
 """``byai train CONFIG.toml --data DIR --out DIR [--steps N] [--resume] [--quiet]``.
 
 Reads the ``[model]`` and ``[train]`` sections, joins the processes of a multi-host run
-(``jax.distributed.initialize`` with the coordinator, process count and id of ``[train]``'s
+(:func:`experiments._launch.initialize_distributed` with ``[train]``'s
 :class:`experiments._config.LaunchSettings` or the environment ``BYAI_COORDINATOR``,
 ``BYAI_NUM_PROCESSES``, ``BYAI_PROCESS_ID``), builds the ``('data',)`` mesh over every
 device, and trains on ``DIR/train.h5`` with validation on ``DIR/val.h5``. ``--steps N`` trains until global
-step N (the learning-rate schedule still spans ``train.steps``).
+step N (the learning-rate schedule still spans ``train.steps``). Process 0 holds the write lock of the model
+folder (:func:`experiments._lock.output_lock`) while it trains.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from experiments._cli import UsageError, output_folder
-from experiments._config import ExperimentConfig, LaunchSettings, load
+from experiments._config import ExperimentConfig, load
+from experiments._launch import initialize_distributed
+from experiments._lock import output_lock
 from experiments._toml import ConfigError
 
 
@@ -26,38 +28,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="train until this global step (default train.steps)")
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def distributed_settings(launch: LaunchSettings) -> tuple[str | None, int | None, int | None]:
-    """Coordinator address, process count and id from the config, else from the environment."""
-    env = os.environ
-    address = launch.coordinator_address or env.get("BYAI_COORDINATOR") or None
-    try:
-        n = launch.num_processes if launch.num_processes is not None else (
-            int(env["BYAI_NUM_PROCESSES"]) if env.get("BYAI_NUM_PROCESSES") else None)
-        pid = launch.process_id if launch.process_id is not None else (
-            int(env["BYAI_PROCESS_ID"]) if env.get("BYAI_PROCESS_ID") else None)
-    except ValueError:
-        raise UsageError("BYAI_NUM_PROCESSES and BYAI_PROCESS_ID must be integers") from None
-    return address, n, pid
-
-
-def initialize_distributed(launch: LaunchSettings) -> None:
-    """``jax.distributed.initialize`` when a coordinator is configured (before any computation)."""
-    import jax
-
-    address, n, pid = distributed_settings(launch)
-    if address is None:
-        if n not in (None, 1):
-            raise UsageError("train.num_processes > 1 needs train.coordinator_address (or BYAI_COORDINATOR)")
-        return
-    if n is None or pid is None:
-        raise UsageError("a coordinator address needs num_processes and process_id (config or BYAI_* environment)")
-    try:  # CPU processes exchange gradients through gloo (no effect on accelerators)
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    except (AttributeError, ValueError):
-        pass
-    jax.distributed.initialize(coordinator_address=address, num_processes=n, process_id=pid)
 
 
 def data_info(path: Path) -> dict:
@@ -137,8 +107,9 @@ def stage(config: ExperimentConfig, *, data, out, quiet: bool = False, resume: b
                                   target_steps=train_cfg.unroll, seed=train_cfg.seed, shuffle=False,
                                   sharding=sharding, stats=loader.stats, input_stats=loader.input_stats)
     try:
-        result = surrogates.train(model_cfg, train_cfg, loader, out, val_loader=val, until=steps,
-                                  resume=resume, quiet=quiet, mesh=mesh, data_info=data_info(train_file))
+        with output_lock(out, owner=jax.process_index() == 0):
+            result = surrogates.train(model_cfg, train_cfg, loader, out, val_loader=val, until=steps,
+                                      resume=resume, quiet=quiet, mesh=mesh, data_info=data_info(train_file))
     finally:
         loader.close()
         if val is not None:
