@@ -5,12 +5,20 @@ the loaded config, into ``DIR/data``, ``DIR/model``, ``DIR/audit`` and
 ``DIR/hybrid`` (the hybrid reads its one-step bound from ``DIR/audit``).
 ``DIR/run.json`` records which stages completed and the fingerprint (sha256)
 of the config sections each depended on: rerunning the command skips a
-complete stage whose sections did not change and reruns the others (the
-stages resume their own partial work: generation continues from the last
-complete sample, training from its last checkpoint). A stage whose sections
-the config lacks is skipped with the reason, and so is every stage after it.
+complete stage whose sections did not change and whose outputs are still
+there and pass cheap checks (:data:`OUTPUT_CHECKS`), and reruns the others,
+saying why (the stages resume their own partial work: generation continues
+from the last complete sample, training from its last checkpoint); a rerun
+stage reruns every stage after it. A stage whose sections the config lacks is
+skipped with the reason, and so is every stage after it; a config without any
+section has nothing to run and is refused.
 The audit failing its requirement is a result, not an error: the hybrid stage
 still runs and the command exits 1, like ``byai audit``.
+
+One ``byai run`` writes into ``DIR`` at a time (process 0 holds the lock of
+:func:`experiments._lock.output_lock`; a second one is refused in one line
+naming the holder's process id). A multi-host run joins its processes once,
+with ``[train]``'s launch settings, before the first stage.
 """
 
 from __future__ import annotations
@@ -24,7 +32,10 @@ from pathlib import Path
 
 from experiments import _audit_cmd, _generate_cmd, _hybrid_cmd, _train_cmd
 from experiments._cli import UsageError, one_line, output_folder
-from experiments._config import STAGES, ExperimentConfig, load
+from experiments._config import SECTIONS, STAGES, ExperimentConfig, load
+from experiments._launch import initialize_distributed
+from experiments._lock import output_lock, write_atomically
+from experiments._toml import ConfigError
 from solvers import ByaiError
 
 OUT_DIRS = {"generate": "data", "train": "model", "audit": "audit", "hybrid": "hybrid"}
@@ -45,13 +56,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     config = load(args.config)
+    if not config.raw:
+        first = next(iter(STAGES))
+        raise ConfigError(f"{config.path}: nothing to run: the config has none of the sections "
+                          f"{', '.join(f'[{name}]' for name in SECTIONS)} (the first stage, {first}, needs "
+                          f"{', '.join(f'[{name}]' for name in STAGES[first])})")
     out = output_folder(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    initialize_distributed(config.run_settings("train"))
+    import jax
+
+    with output_lock(out, owner=jax.process_index() == 0):
+        return _run_stages(config, out, redo=args.redo, quiet=args.quiet)
+
+
+def _run_stages(config: ExperimentConfig, out: Path, *, redo: str | None, quiet: bool) -> int:
+    """Run (or resume) every stage of ``config`` into ``out``; print the summary; the exit status."""
     state = _read_state(out / STATE_FILE)
     results: dict[str, str] = {}
     audit_rc = None
     blocked = None
-    redo = list(STAGES).index(args.redo) if args.redo else len(STAGES)
+    redo = list(STAGES).index(redo) if redo else len(STAGES)
     for i, stage in enumerate(STAGES):
         if blocked:
             results[stage] = f"skipped: {blocked}"
@@ -65,16 +89,20 @@ def run(args) -> int:
             continue
         fingerprint = config.fingerprint(stage)
         done = state.get(stage, {})
-        if i < redo and done.get("fingerprint") == fingerprint and (out / OUT_DIRS[stage]).is_dir():
-            results[stage] = "complete (resumed: not rerun)"
-            if stage == "audit":
-                audit_rc = done.get("rc", 0)
-            _say(f"[{stage}] {results[stage]}")
-            continue
-        _say(f"[{stage}] running into {out / OUT_DIRS[stage]}")
+        why = ""
+        if i < redo and done.get("fingerprint") == fingerprint:
+            damage = OUTPUT_CHECKS[stage](config, out / OUT_DIRS[stage])
+            if damage is None:
+                results[stage] = "complete (resumed: not rerun)"
+                if stage == "audit":
+                    audit_rc = done.get("rc", 0)
+                _say(f"[{stage}] {results[stage]}")
+                continue
+            why = f" (recorded complete, but {damage})"
+        _say(f"[{stage}] running into {out / OUT_DIRS[stage]}{why}")
         start = time.perf_counter()
         try:
-            rc = _run_stage(stage, config, out, quiet=args.quiet)
+            rc = _run_stage(stage, config, out, quiet=quiet)
         except ByaiError as e:  # the stage's own one-line error, with the stage named
             raise RunError(f"{stage} stage: {one_line(e)}") from None
         seconds = time.perf_counter() - start
@@ -116,6 +144,71 @@ def _run_stage(stage: str, config: ExperimentConfig, out: Path, *, quiet: bool) 
     return _hybrid_cmd.stage(config, data=data, model=model, out=where, quiet=quiet, audit=audit)
 
 
+def _data_damage(config: ExperimentConfig, folder: Path) -> str | None:
+    """Why ``folder`` does not hold the finished dataset of ``config`` (a split file with samples in the config is
+    missing, fails ``datasets.open``'s schema and completeness checks, or has no sha256), or ``None``."""
+    import datasets
+
+    spec = config.require("data")
+    for split in datasets.SPLITS:
+        path = folder / f"{split}.h5"
+        if getattr(spec.splits, split) == 0:
+            continue
+        if not path.is_file():
+            return f"{path} is missing"
+        try:
+            with datasets.open(path) as ds:
+                sha = str(ds.attrs.get("sha256", ""))
+        except datasets.DatasetError as e:
+            return one_line(e)
+        if not sha:
+            return f"{path} records no sha256"
+    return None
+
+
+def _model_damage(config: ExperimentConfig, folder: Path) -> str | None:
+    """Why ``folder`` does not hold the trained model of ``config`` (``byai_model.json`` unreadable, or the
+    checkpoint of the final step ``train.steps`` missing or unreadable), or ``None``."""
+    import surrogates
+
+    try:
+        surrogates.read_metadata(folder)
+    except surrogates.CheckpointError as e:
+        return one_line(e)
+    final = folder / "checkpoints" / str(config.require("train").steps)  # orbax renames it into place when whole
+    try:
+        if not any(os.scandir(final)):
+            return f"its final checkpoint {final} is empty"
+    except OSError:
+        return f"its final checkpoint {final} is missing or unreadable"
+    return None
+
+
+def _audit_damage(config: ExperimentConfig, folder: Path) -> str | None:
+    """Why ``folder`` does not hold a finished audit (report.json, which is written last, report.html and
+    predictions.h5 all there, and report.json a JSON object), or ``None``."""
+    for name in ("predictions.h5", "report.html", "report.json"):
+        if not (folder / name).is_file():
+            return f"{folder / name} is missing"
+    if not isinstance(_load_json(folder / "report.json"), dict):
+        return f"{folder / 'report.json'} is not a readable JSON report"
+    return None
+
+
+def _hybrid_damage(config: ExperimentConfig, folder: Path) -> str | None:
+    """Why ``folder`` does not hold a finished hybrid comparison (hybrid.png and hybrid.json, a JSON object)."""
+    for name in ("hybrid.png", "hybrid.json"):
+        if not (folder / name).is_file():
+            return f"{folder / name} is missing"
+    if not isinstance(_load_json(folder / "hybrid.json"), dict):
+        return f"{folder / 'hybrid.json'} is not readable JSON"
+    return None
+
+
+# stage -> why its folder does not hold its finished outputs (None: it does); cheap checks, no full checksums
+OUTPUT_CHECKS = {"generate": _data_damage, "train": _model_damage, "audit": _audit_damage, "hybrid": _hybrid_damage}
+
+
 def _has_checkpoint(model_dir: Path) -> bool:
     """Whether ``model_dir`` holds a training run to resume (what ``surrogates.train`` refuses without resume)."""
     return (model_dir / "byai_model.json").exists() or (model_dir / "checkpoints").is_dir()
@@ -134,9 +227,7 @@ def _read_state(path: Path) -> dict:
 
 
 def _write_state(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(state, indent=2, sort_keys=True)))
 
 
 def _say(message: str) -> None:
@@ -146,7 +237,7 @@ def _say(message: str) -> None:
 def _load_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
         return None
 
 
@@ -158,7 +249,9 @@ def summary(out: Path, results: dict[str, str]) -> str:
     """The final summary: each stage's status, the audit verdict and the speedups."""
     lines = [f"byai run summary ({out})"]
     lines += [f"  {stage:9s} {status}" for stage, status in results.items()]
-    report = _load_json(out / "audit" / "report.json")
+    finished = {stage for stage, status in results.items() if not status.startswith("skipped")}
+    # the files of a stage skipped this time may be an earlier config's: they are not this run's results
+    report = _load_json(out / "audit" / "report.json") if "audit" in finished else None
     if report is not None:
         eq = report.get("equal_accuracy") or {}
         req = report.get("requirement")
@@ -177,7 +270,7 @@ def summary(out: Path, results: dict[str, str]) -> str:
         lines.append(f"  speedup at equal accuracy: {_fmt(speedup)}"
                      + (f" (solver at {_setting(setting)})" if speedup is not None and setting else "")
                      + (f" ({eq['reason']})" if speedup is None and eq.get("reason") else ""))
-    hybrid = _load_json(out / "hybrid" / "hybrid.json")
+    hybrid = _load_json(out / "hybrid" / "hybrid.json") if "hybrid" in finished else None
     if hybrid is not None:
         lines.append(f"  hybrid speedup vs solver: {_fmt(hybrid.get('speedup_vs_solver'))} "
                      f"({hybrid.get('surrogate_steps')} surrogate / {hybrid.get('solver_steps')} solver steps, "

@@ -26,13 +26,23 @@ class ConfigError(ByaiError, ValueError):
 
 
 def load_toml(path) -> dict:
-    """Read a TOML file, with one-sentence errors for a missing or malformed file."""
+    """Read a TOML file, with one-sentence errors naming the file for a missing, unreadable or malformed one."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder, not a TOML file")
+    if not path.exists():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        data = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"config file {path} cannot be read ({e.strerror or type(e).__name__})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+                          "a TOML config is UTF-8 text") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
 
