@@ -40,6 +40,7 @@ VERBS = {
     "solve": ("experiments._solve_cmd", "solve a PDE and print a convergence table"),
     "generate": ("experiments._generate_cmd", "generate a reference dataset from a config"),
     "info": ("experiments._info_cmd", "describe a dataset file"),
+    "import": ("experiments._import_cmd", "import a PDEBench or The Well dataset as byai split files"),
     "train": ("experiments._train_cmd", "train a surrogate on a dataset"),
     "audit": ("experiments._audit_cmd", "audit a surrogate against an accuracy requirement"),
     "hybrid": ("experiments._hybrid_cmd", "run the guarded hybrid stepper against the solver"),
