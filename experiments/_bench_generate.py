@@ -5,6 +5,13 @@ L = 60), the time to solve a few samples (``solve_s``, compilation excluded by
 a warm-up sample) and the time to store them (``write_s``: the journal part,
 the compressed HDF5 assembly and the SHA-256), and the peak memory of the
 storage path measured with ``tracemalloc`` against one batch of output.
+
+``batched``: samples per second of the batched solve (``BatchSolver``:
+``solvers.solve_batch_iter``, ``WIDTH`` samples per vmapped program) against
+one sample at a time (``solvers.solve`` per sample, the path before batching),
+at the same tolerance, on the 1-D KS workload (256 samples, rtol 1e-6) and a
+2-D Navier-Stokes case, compilation excluded; and whether the stored bytes of
+the first samples are identical when solved in batches of 1, 3 and the full size.
 """
 
 from __future__ import annotations
@@ -17,14 +24,16 @@ import tracemalloc
 from pathlib import Path
 
 
-def bench(samples: int = 4, t_end: float = 10.0, n_times: int = 101, rtol: float = 1e-6, atol: float = 1e-8) -> dict:
+def bench(samples: int = 4, t_end: float = 10.0, n_times: int = 101, rtol: float = 1e-6, atol: float = 1e-8,
+          batched: bool = True) -> dict:
     """Generate a ks1d-sized split and time solving vs writing.
 
     Returns a dict: ``samples``, ``solve_s``, ``write_s``, ``samples_per_s_solve``
     (without writing), ``samples_per_s`` (with writing), ``write_fraction``
     (``write_s / solve_s``, the target is < 0.1), ``batch_bytes`` (one batch of
     output), ``peak_write_bytes`` (tracemalloc peak while storing),
-    ``peak_over_batch`` (target < 2), ``max_rss_mb``, ``devices``.
+    ``peak_over_batch`` (target < 2), ``max_rss_mb``, ``devices``; ``batched``: :func:`bench_batched`'s
+    figures (``batched=False`` leaves them out).
     """
     import jax
 
@@ -68,7 +77,89 @@ def bench(samples: int = 4, t_end: float = 10.0, n_times: int = 101, rtol: float
         "peak_solve_over_batch": peak_solve / batch_bytes, "file_bytes": size,
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "ok": bool(write_s / solve_s < 0.1 and max(peak, peak_solve) / batch_bytes < 2 and math.isfinite(solve_s)),
+        "batched": bench_batched() if batched else None,
     }
+
+
+def _cases(ks_samples: int, ns_samples: int):
+    from datasets import DatasetSpec, ICSpec, SplitSizes
+
+    def spec(n, **kw):
+        return DatasetSpec(**kw, splits=SplitSizes(train=n, val=0, calibration=0, test=0), batch_size=n)
+
+    return {
+        "ks1d N=256 L=60 t_end=10 rtol=1e-6": spec(ks_samples, pde="ks", shape=(256,), length=(60.0,), t_end=10.0,
+                                                   n_times=101, rtol=1e-6, atol=1e-8,
+                                                   ic=ICSpec(kind="fourier", cutoff=8, amplitude=1.0)),
+        "ns2d 64x64 t_end=1 rtol=1e-6": spec(ns_samples, pde="navier_stokes", shape=(64, 64), t_end=1.0, n_times=11,
+                                            rtol=1e-6, atol=1e-8, ic=ICSpec(kind="fourier", cutoff=4, amplitude=1.0)),
+    }
+
+
+def bench_batched(ks_samples: int = 256, ns_samples: int = 32, reference_samples: int = 32,
+                  same_bytes_samples: int = 8) -> dict:
+    """Samples per second, batched vs one at a time at equal tolerance, and bytes across batch sizes.
+
+    Per case: ``batched_per_s`` over all its samples (one ``BatchSolver`` call on every local device);
+    ``one_at_a_time_per_s`` over the first ``reference_samples`` of them (``solvers.solve`` each, the
+    same tolerance, refinement and method); ``speedup`` their ratio; ``same_bytes``: the first
+    ``same_bytes_samples`` samples give identical float64 bytes in batches of 1, 3 and all of them.
+    Each path is warmed up on one sample outside the timing.
+    """
+    import jax
+    import numpy as np
+
+    import solvers
+    from datasets._ic import draw_sample
+    from datasets._pdes import build_pde
+    from datasets._solve import BatchSolver
+
+    rows = {}
+    for name, spec in _cases(ks_samples, ns_samples).items():
+        n = spec.splits.train
+        draws = [draw_sample(spec, "train", i, 0) for i in range(n + 1)]  # the last: the warm-up
+        u0 = np.stack([d[0] for d in draws])
+        params = np.stack([d[1] for d in draws]).reshape(n + 1, -1)
+        times = spec.problem.times(spec)
+
+        def batched(idx, size=None):
+            got = {}
+
+            def sink(j, u, err):
+                got[j] = u
+
+            with BatchSolver(spec) as solver:
+                for a in range(0, len(idx), size or len(idx)):
+                    part = idx[a:a + (size or len(idx))]
+                    failed = solver(u0[part], params[part], lambda k, u, e, part=part: sink(part[k], u, e))
+                    if any(f is not None for f in failed):
+                        raise next(f for f in failed if f is not None)
+            return got
+
+        def one(j):
+            physics = dict(spec.params, **{k: float(v) for k, v in zip(spec.param_names, params[j])})
+            pde = build_pde(spec.pde_class, spec.grid, physics, spec.forcing)
+            return solvers.solve(pde, u0[j], times, rtol=spec.rtol, atol=spec.atol, refine=True, method=spec.method)
+
+        batched([n])
+        one(n)
+        t0 = time.perf_counter()
+        full = batched(list(range(n)))
+        batched_s = time.perf_counter() - t0
+        m = min(reference_samples, n)
+        t0 = time.perf_counter()
+        ref = [one(j) for j in range(m)]
+        single_s = time.perf_counter() - t0
+        k = min(same_bytes_samples, n)
+        same = all(all(np.asarray(got[j]).tobytes() == np.asarray(full[j]).tobytes() for j in range(k))
+                   for got in (batched(list(range(k)), 1), batched(list(range(k)), 3)))
+        rows[name] = {
+            "samples": n, "one_at_a_time_samples": m, "rtol": spec.rtol, "devices": jax.local_device_count(),
+            "batched_per_s": n / batched_s, "one_at_a_time_per_s": m / single_s,
+            "speedup": (n / batched_s) / (m / single_s), "same_bytes": bool(same),
+            "same_as_solve": all(np.array_equal(np.asarray(r.u), full[j]) for j, r in enumerate(ref)),
+        }
+    return {"width": solvers._solve.WIDTH, "cases": rows}
 
 
 if __name__ == "__main__":
