@@ -86,3 +86,27 @@ def test_generate_refuses_a_second_writer_in_one_line(tmp_path):
         f"byai generate: error: {out} is being written by another byai process (pid {p.pid}); wait for it to "
         "finish or choose another output folder"]
     assert not (out / "train.h5").exists()
+
+
+@pytest.mark.parametrize("verb", ["train", "audit", "hybrid"])
+def test_train_audit_and_hybrid_refuse_a_second_writer_in_one_line(tmp_path, capsys, tiny_run, verb):
+    from experiments._cli import main
+
+    from .conftest import copy_run, error_line
+
+    config, reference = tiny_run
+    run = copy_run(reference, tmp_path / "run")
+    out = run / {"train": "model", "audit": "audit", "hybrid": "hybrid"}[verb]
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    inputs = ["--data", run / "data"] + (["--resume"] if verb == "train" else ["--model", run / "model"])
+    p = _holder(out)
+    try:
+        rc = main([str(a) for a in (verb, config, *inputs, "--out", out, "--quiet")])
+    finally:
+        p.kill()
+        p.wait()
+    assert rc == 2
+    assert error_line(capsys.readouterr().err) == (
+        f"byai {verb}: error: {out} is being written by another byai process (pid {p.pid}); wait for it to "
+        "finish or choose another output folder")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != LOCK_NAME} == before
