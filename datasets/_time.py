@@ -16,9 +16,10 @@ def uniform_spacing(t, dtype=None, *, name: str = "t") -> float:
     Stored values carry the rounding of their dtype: PDEBench's float32 ``t-coordinate``
     ``arange(T) * 0.05`` has steps from 0.04999995 to 0.05000007. Those count as uniform when every
     step ``dt_k = t_{k+1} - t_k`` (computed in float64) satisfies ``|dt_k - dt| <= 8 eps max|t|`` with
-    ``eps`` the machine epsilon of the storage dtype and ``dt = (t_{-1} - t_0) / (n - 1)``, the
-    spacing returned (float64). Rounding a value moves it by at most ``eps |t| / 2``, so a uniform
-    axis' steps stay within ``eps max|t|`` of ``dt``; a real non-uniform axis departs by far more.
+    ``eps`` the machine epsilon of the storage dtype and ``dt = (t_{-1} - t_0) / (n - 1)``. The
+    spacing returned (float64) is the decimal with the fewest digits whose axis ``t_0 + k dt'`` stays
+    within that bound of every stored value (0.05 for PDEBench's float32 steps of 0.05), else ``dt``.
+    Rounding a value moves it by at most ``eps |t| / 2``, so a uniform axis' steps stay within ``eps max|t|`` of ``dt``; a real non-uniform axis departs by far more.
 
     Args:
         t: the axis' values, increasing, at least two.
@@ -49,6 +50,13 @@ def uniform_spacing(t, dtype=None, *, name: str = "t") -> float:
         raise InputError(f"{name}: not uniformly spaced: steps range from {steps.min():.9g} to {steps.max():.9g} "
                          f"around the mean {dt:.9g} (step {worst} departs by {abs(steps[worst] - dt):.3g}, more than "
                          f"the {tol:.3g} that {dtype} rounding allows)")
+    # the shortest decimal whose axis t_0 + k dt stays within the same tolerance of every stored value
+    # (float32 0.04999999884 -> 0.05): the step the writer meant, as well supported by the data as dt
+    k = np.arange(a.size)
+    for digits in range(1, 18):
+        meant = float(f"{dt:.{digits - 1}e}")
+        if np.max(np.abs(a[0] + k * meant - a)) <= tol:
+            return meant
     return float(dt)
 
 
