@@ -81,9 +81,9 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, to
 
     import jax
 
-    test = datasets.open(data / "test.h5")
+    test = datasets.open(data / "test.h5", verify=True)  # damaged or changed data is refused before use
     config.check_data(data / "test.h5", test.attrs)
-    calibration = datasets.open(data / "calibration.h5") if hybrid.guard == "conformal" else None
+    calibration = datasets.open(data / "calibration.h5", verify=True) if hybrid.guard == "conformal" else None
     stepper, info, with_params = load_model(model)
     if audit is not None and info.get("checkpoint") and Path(info["checkpoint"]).exists():
         info = {**info, "checkpoint_sha256": tree_sha256(Path(info["checkpoint"]))}  # as byai audit records it

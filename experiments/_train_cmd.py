@@ -108,8 +108,10 @@ def stage(config: ExperimentConfig, *, data, out, quiet: bool = False, resume: b
                                   sharding=sharding, stats=loader.stats, input_stats=loader.input_stats)
     try:
         with output_lock(out, owner=jax.process_index() == 0):
+            # the checksum recorded as the model's provenance is the one of the bytes read (free when cached)
+            info = dict(data_info(train_file), dataset_sha256=loader.verify())
             result = surrogates.train(model_cfg, train_cfg, loader, out, val_loader=val, until=steps,
-                                      resume=resume, quiet=quiet, mesh=mesh, data_info=data_info(train_file))
+                                      resume=resume, quiet=quiet, mesh=mesh, data_info=info)
     finally:
         loader.close()
         if val is not None:
