@@ -32,8 +32,7 @@ def describe(path, verify: bool = False) -> dict:
             "pde_params": json_attr(ds, "pde_params", {}),
             "grid": {"shape": [int(n) for n in _flat(a.get("grid_shape"))],
                      "length": [float(x) for x in _flat(a.get("grid_length"))]},
-            "tolerance": ({"rtol": float(a["rtol"]), "atol": float(a["atol"]), "method": str(a.get("solver_method"))}
-                          if int(a.get("tolerance_known", 0)) else "unknown (imported data)"),
+            "tolerance": _tolerance(a),
             "sha256": str(a.get("sha256")),
             "verified": bool(verify),
         }
@@ -42,15 +41,28 @@ def describe(path, verify: bool = False) -> dict:
             info["params"] = {str(n): [float(p[:, j].min()), float(p[:, j].max())]
                               for j, n in enumerate(ds["param"].values)}
         for key in ("problem", "coefficient", "split", "seed", "ic", "redraw_count", "source", "source_file",
-                    "versions", "n_shards"):
+                    "time_spacing", "dropped", "extra_variables", "versions", "n_shards"):
             if key in a:
-                v = json_attr(ds, key) if key in ("ic", "versions", "coefficient") else a[key]
+                v = json_attr(ds, key) if key in ("ic", "versions", "coefficient", "dropped", "extra_variables") \
+                    else a[key]
                 info[key] = v.item() if hasattr(v, "item") else v
         if "error_estimate" in ds and int(a.get("tolerance_known", 0)):
             info["max_error_estimate"] = float(ds["error_estimate"].max())
         return info
     finally:
         ds.close()
+
+
+PREDICTIONS = "byai audit predictions"  # the ``source`` attribute of the audit's predictions.h5
+
+
+def _tolerance(a):
+    """The solver tolerance of the file's data, or why there is none."""
+    if int(a.get("tolerance_known", 0)):
+        return {"rtol": float(a["rtol"]), "atol": float(a["atol"]), "method": str(a.get("solver_method"))}
+    if str(a.get("source", "")) == PREDICTIONS:
+        return "none (surrogate predictions; the reference's tolerance is in the audit report)"
+    return "unknown (imported data)"
 
 
 def _flat(v):
