@@ -7,15 +7,23 @@ A model folder holds::
     best/<step>/           the state with the lowest validation loss so far
     metrics.jsonl          one line per step
 
+    set_aside/             checkpoints a resumed run moved out of orbax's way: unreadable ones, and
+                           best states of steps the resumed run measures again
+
 orbax writes each checkpoint into a temporary folder and renames it when complete, so a
-crash leaves the previous checkpoint intact.
+crash leaves the previous checkpoint intact. A checkpoint damaged afterwards (a truncated or
+overwritten file) is refused with a ``CheckpointError`` naming its folder; ``--resume``
+continues from the newest one that can still be read.
 """
 
 from __future__ import annotations
 
+import gc
+import inspect
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 import jax
@@ -108,29 +116,120 @@ class Checkpoints:
         self.best.save(step, args=self._args(state, extra), force=True)
         self.best.wait_until_finished()
 
-    def restore(self, like, *, best: bool = False):
-        """``(state, extra)`` of the latest (or best, falling back to latest) checkpoint, shaped and
-        placed like the pytree ``like``."""
-        ocp = self._ocp
+    def restore(self, like, *, best: bool = False, step: int | None = None):
+        """``(state, extra)`` of the latest (or best, falling back to latest; or the given ``step`` of the
+        latest) checkpoint, shaped and placed like the pytree ``like``.
+
+        Raises ``CheckpointError`` naming the checkpoint's folder when it cannot be read.
+        """
         mngr = self.latest
-        if best and self.best.latest_step() is not None:
+        if best and step is None and self.best.latest_step() is not None:
             mngr = self.best
-        step = mngr.latest_step()
+        step = mngr.latest_step() if step is None else step
         if step is None:
             raise CheckpointError(f"{self.out} holds no checkpoint")
         abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
                                 if hasattr(x, "sharding") else x, like)
+        ocp = self._ocp
         try:
             got = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                                                              extra=ocp.args.JsonRestore()))
-        except (ValueError, KeyError, TypeError, FileNotFoundError) as e:
-            raise CheckpointError(f"{self.out}: checkpoint {step} does not match this model "
-                                  f"({' '.join(str(e).split())[:200]})") from None
-        return got["state"], dict(got["extra"])
+        except Exception as e:  # noqa: BLE001  orbax and tensorstore report a damaged file as ValueError,
+            # OSError, a JSON error or a bare Exception, depending on which file and byte went wrong
+            detail = _reason(e)
+        else:
+            return got["state"], dict(got["extra"])
+        _collect_abandoned_reads()
+        raise CheckpointError(f"checkpoint {Path(mngr.directory) / str(step)} cannot be read: it is corrupted, "
+                              f"truncated or not of the model {METADATA} describes ({detail})")
+
+    def restore_newest_intact(self, like):
+        """``(state, extra, unreadable)``: the newest latest-checkpoint that can be read, and the
+        ``(step, reason)`` of each newer one that cannot. ``CheckpointError`` naming every one when none can."""
+        unreadable = []
+        for step in sorted(self.latest.all_steps(), reverse=True):
+            try:
+                state, extra = self.restore(like, step=step)
+            except CheckpointError as e:
+                unreadable.append((step, str(e)))
+                continue
+            return state, extra, unreadable
+        if not unreadable:
+            raise CheckpointError(f"{self.out} holds no checkpoint")
+        raise CheckpointError(f"no checkpoint in {self.out / 'checkpoints'} can be read, so there is nothing to "
+                              f"resume from ({'; '.join(why for _, why in unreadable)}); train into a new --out")
+
+    def set_aside(self, which: str, step: int) -> Path:
+        """Move ``<which>/<step>`` (``which`` is ``"checkpoints"`` or ``"best"``) to ``set_aside/<which>-<step>``,
+        where orbax no longer sees it (a resumed run writes that step again); returns the new folder."""
+        mngr = self.latest if which == "checkpoints" else self.best
+        src = Path(mngr.directory) / str(step)
+        dst = self.out.absolute() / "set_aside" / f"{which}-{step}"
+        if dst.exists():
+            dst = dst.with_name(f"{dst.name}-{len(list(dst.parent.iterdir()))}")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+        mngr.reload()
+        return dst
 
     def close(self) -> None:
         self.latest.close()
         self.best.close()
+
+
+def _reason(error: BaseException) -> str:
+    """The innermost cause of a failed restore, on one line (tensorstore's own words: which file, which bytes)."""
+    while error.__cause__ is not None or (error.__context__ is not None and not error.__suppress_context__):
+        error = error.__cause__ or error.__context__
+    text = " ".join(str(error).split()).split(" See full TensorStore details")[0]
+    return (text[:200] + "...") if len(text) > 200 else text or type(error).__name__
+
+
+def _collect_abandoned_reads() -> None:
+    """Collect the reads a failed orbax restore abandoned, without their tracebacks.
+
+    When one array of a checkpoint cannot be read, orbax gives up on the others and leaves
+    their reads as coroutines that raise the same error again when garbage collected, which
+    Python prints (``Exception ignored in: <coroutine ...>``, hundreds of lines, some ending in
+    ``Event loop is closed``) long after the ``CheckpointError`` has said what is wrong, some of
+    them only once orbax's reading threads let go of them. From the first failed restore on,
+    the reports of such coroutines (of orbax's own code) are dropped for the rest of the
+    process; anything else unraisable is reported as before.
+    """
+    if not isinstance(sys.unraisablehook, _DropAbandonedReads):
+        sys.unraisablehook = _DropAbandonedReads(sys.unraisablehook)
+    gc.collect()
+
+
+class _DropAbandonedReads:
+    """A ``sys.unraisablehook`` that drops what orbax's abandoned read coroutines raise, passing on the rest."""
+
+    def __init__(self, previous):
+        self.previous = previous
+
+    def __call__(self, unraisable):
+        if not (self._abandoned_read(unraisable) or self._late_reply(unraisable)):
+            self.previous(unraisable)
+
+    @staticmethod
+    def _abandoned_read(unraisable) -> bool:
+        """A read coroutine of orbax's, collected with the error of the read that failed."""
+        code = getattr(unraisable.object, "cr_code", None)
+        return inspect.iscoroutine(unraisable.object) and code is not None and \
+            f"{os.sep}orbax{os.sep}" in code.co_filename
+
+    @staticmethod
+    def _late_reply(unraisable) -> bool:
+        """tensorstore answering a read on the event loop orbax closed when the restore failed."""
+        error = unraisable.exc_value
+        return isinstance(error, RuntimeError) and str(error) == "Event loop is closed" and any(
+            frame.f_code.co_name == "call_soon_threadsafe" for frame in _frames(unraisable.exc_traceback))
+
+
+def _frames(tb):
+    while tb is not None:
+        yield tb.tb_frame
+        tb = tb.tb_next
 
 
 def _jsonable(d: dict) -> dict:

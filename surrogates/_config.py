@@ -2,12 +2,15 @@
 
 ``experiments`` builds them from the ``[model]`` and ``[train]`` tables of an
 experiment TOML with ``experiments._toml.from_dict``; every value is checked in
-``__post_init__`` with a one-sentence ``ValueError`` naming the key.
+``__post_init__`` (integers are integers, real numbers finite, both in range) with a
+one-sentence ``ValueError`` naming the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,6 +18,28 @@ from typing import Literal
 def _check(condition: bool, name: str, message: str, value) -> None:
     if not condition:
         raise ValueError(f"{name}: {message}, got {value!r}")
+
+
+def _integer(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _integers(name: str, values, minimum: int) -> None:
+    """``values`` a non-empty tuple of integers ``>= minimum``."""
+    _check(isinstance(values, tuple) and len(values) >= 1 and all(_integer(v) and v >= minimum for v in values),
+           name, f"must be integers >= {minimum}", values)
+
+
+def _count(name: str, value, minimum: int) -> None:
+    """``value`` an integer ``>= minimum``."""
+    _check(_integer(value), name, "must be an integer", value)
+    _check(value >= minimum, name, f"must be >= {minimum}", value)
+
+
+def _finite(name: str, value) -> None:
+    """``value`` a finite real number (range checks follow it, so that they read ``must be > 0, got -1.0``)."""
+    _check(isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value), name,
+           "must be a finite number", value)
 
 
 @dataclass(frozen=True)
@@ -67,23 +92,24 @@ class ModelConfig:
 
     def __post_init__(self):
         _check(self.kind in ("fno", "unet", "resnet"), "kind", "must be 'fno', 'unet' or 'resnet'", self.kind)
-        _check(self.width >= 1, "width", "must be >= 1", self.width)
-        _check(len(self.modes) >= 1 and all(m >= 1 for m in self.modes), "modes", "must be integers >= 1",
-               self.modes)
-        _check(self.depth >= 1, "depth", "must be >= 1", self.depth)
+        _count("width", self.width, 1)
+        _integers("modes", self.modes, 1)
+        _count("depth", self.depth, 1)
         for name in ("lifting_width", "projection_width"):
-            v = getattr(self, name)
-            _check(v is None or v >= 0, name, "must be >= 0", v)
+            if getattr(self, name) is not None:
+                _count(name, getattr(self, name), 0)
+        _finite("channel_mlp_expansion", self.channel_mlp_expansion)
         _check(self.channel_mlp_expansion >= 0, "channel_mlp_expansion", "must be >= 0",
                self.channel_mlp_expansion)
-        _check(self.padding >= 0, "padding", "must be >= 0", self.padding)
-        _check(len(self.multipliers) >= 1 and all(m >= 1 for m in self.multipliers), "multipliers",
-               "must be integers >= 1", self.multipliers)
-        _check(self.groups >= 1, "groups", "must be >= 1", self.groups)
-        _check(self.kernel_size >= 1 and self.kernel_size % 2 == 1, "kernel_size", "must be odd and >= 1",
-               self.kernel_size)
-        _check(len(self.dilations) >= 1 and all(d >= 1 for d in self.dilations), "dilations",
-               "must be integers >= 1", self.dilations)
+        _count("padding", self.padding, 0)
+        _integers("multipliers", self.multipliers, 1)
+        _count("groups", self.groups, 1)
+        _check(_integer(self.kernel_size) and self.kernel_size >= 1 and self.kernel_size % 2 == 1, "kernel_size",
+               "must be odd and >= 1", self.kernel_size)
+        _integers("dilations", self.dilations, 1)
+        _check(self.boundary in ("periodic", "zero"), "boundary", "must be 'periodic' or 'zero'", self.boundary)
+        _check(self.activation in ("gelu", "relu", "silu", "tanh"), "activation",
+               "must be 'gelu', 'relu', 'silu' or 'tanh'", self.activation)
         if self.kind in ("unet", "resnet"):
             widths = [self.width * m for m in self.multipliers] if self.kind == "unet" else [self.width]
             _check(all(w % self.groups == 0 for w in widths), "groups",
@@ -133,19 +159,62 @@ class TrainConfig:
     dtype: Literal["float32", "bfloat16"] = "float32"
 
     def __post_init__(self):
-        _check(self.steps >= 1, "steps", "must be >= 1", self.steps)
-        _check(self.batch_size >= 1, "batch_size", "must be >= 1", self.batch_size)
+        _count("steps", self.steps, 1)
+        _count("batch_size", self.batch_size, 1)
+        _finite("lr", self.lr)
         _check(self.lr > 0, "lr", "must be > 0", self.lr)
-        _check(0 <= self.warmup <= self.steps, "warmup", f"must be in [0, steps={self.steps}]", self.warmup)
+        _count("warmup", self.warmup, 0)
+        _check(self.warmup <= self.steps, "warmup", f"must be in [0, steps={self.steps}]", self.warmup)
+        _finite("final_lr_fraction", self.final_lr_fraction)
         _check(0 <= self.final_lr_fraction <= 1, "final_lr_fraction", "must be in [0, 1]",
                self.final_lr_fraction)
+        _finite("weight_decay", self.weight_decay)
         _check(self.weight_decay >= 0, "weight_decay", "must be >= 0", self.weight_decay)
-        _check(self.clip >= 0, "clip", "must be >= 0", self.clip)
+        _finite("clip", self.clip)
+        _check(self.clip >= 0, "clip", "must be >= 0 (0: off)", self.clip)
         _check(self.loss in ("mse", "rel_l2"), "loss", "must be 'mse' or 'rel_l2'", self.loss)
-        _check(self.unroll >= 1, "unroll", "must be >= 1", self.unroll)
-        _check(self.input_steps >= 1, "input_steps", "must be >= 1", self.input_steps)
-        _check(self.val_every >= 0, "val_every", "must be >= 0", self.val_every)
-        _check(self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0", self.checkpoint_every)
+        _count("unroll", self.unroll, 1)
+        _count("input_steps", self.input_steps, 1)
+        _count("val_every", self.val_every, 0)
+        _count("checkpoint_every", self.checkpoint_every, 0)
+        _count("seed", self.seed, 0)
+        _check(self.dtype in ("float32", "bfloat16"), "dtype", "must be 'float32' or 'bfloat16'", self.dtype)
+
+
+def check_grid(config: ModelConfig, space: tuple[int, ...]) -> None:
+    """Refuse a model that data on a grid of shape ``space`` cannot feed (``solvers.InputError`` naming the key).
+
+    The FNO keeps, along an axis of ``n`` points (``n + padding`` once padded), the wavenumbers
+    ``-(modes//2) .. (modes - 1)//2`` (the last, real-FFT axis ``0 .. modes//2``): ``modes = n`` keeps
+    every one the grid resolves, and a larger value only allocates weights for wavenumbers that do not
+    exist (``modes = 1000`` on 64 points builds a model 50 times larger that computes the same thing).
+    The U-Net halves the grid ``len(multipliers) - 1`` times, so each axis needs a multiple of
+    ``2**(len(multipliers) - 1)`` points.
+    """
+    from solvers import InputError
+
+    space = tuple(int(n) for n in space)
+    if len(space) not in (1, 2):
+        raise InputError(f"the surrogates take 1D or 2D data, got a grid of shape {space}")
+    if config.kind == "fno":
+        modes = config.modes * len(space) if len(config.modes) == 1 else config.modes
+        if len(modes) != len(space):
+            raise InputError(f"model.modes: needs 1 or {len(space)} values for {len(space)}D data, "
+                             f"got {list(config.modes)}")
+        for n, m in zip(space, modes):
+            size = n + config.padding
+            if m > size:
+                padded = f" ({n} + padding {config.padding})" if config.padding else ""
+                raise InputError(f"model.modes: {m} Fourier modes on an axis of {size} points{padded}, which "
+                                 f"resolves at most {size} (wavenumbers {-(size // 2)}..{(size - 1) // 2}); "
+                                 f"use modes <= {size}")
+    elif config.kind == "unet":
+        levels, factor = len(config.multipliers), 2 ** (len(config.multipliers) - 1)
+        if any(n % factor for n in space):
+            most = 1 + min((n & -n).bit_length() - 1 for n in space)  # 1 + times every axis halves evenly
+            raise InputError(f"model.multipliers: {levels} levels halve the grid {levels - 1} times, so each axis "
+                             f"needs a multiple of {factor} points, but the grid is {space}; use at most {most} "
+                             f"level{'s' if most > 1 else ''}")
 
 
 def to_dict(config) -> dict:

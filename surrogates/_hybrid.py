@@ -264,12 +264,17 @@ class HybridConfig:
             if not cond:
                 raise ValueError(f"{name}: {msg}, got {value!r}")
 
-        check(np.isfinite(self.tolerance) and self.tolerance > 0, "tolerance", "must be > 0", self.tolerance)
+        check(np.isfinite(self.tolerance) and self.tolerance > 0, "tolerance", "must be > 0 and finite", self.tolerance)
         check(self.guard in ("conformal", "residual"), "guard", "must be 'conformal' or 'residual'", self.guard)
-        check(self.correct_every == 0 or self.correct_every >= 2, "correct_every", "must be 0 (off) or >= 2",
-              self.correct_every)
-        check(np.isfinite(self.growth) and self.growth >= 1, "growth", "must be >= 1", self.growth)
-        check(self.steps is None or self.steps >= 1, "steps", "must be >= 1", self.steps)
-        check(self.solver_substeps >= 1, "solver_substeps", "must be >= 1", self.solver_substeps)
+        def integer(value):
+            return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+        check(integer(self.correct_every) and (self.correct_every == 0 or self.correct_every >= 2), "correct_every",
+              "must be 0 (off) or an integer >= 2", self.correct_every)
+        check(np.isfinite(self.growth) and self.growth >= 1, "growth", "must be >= 1 and finite", self.growth)
+        check(self.steps is None or (integer(self.steps) and self.steps >= 1), "steps", "must be an integer >= 1",
+              self.steps)
+        check(integer(self.solver_substeps) and self.solver_substeps >= 1, "solver_substeps",
+              "must be an integer >= 1", self.solver_substeps)
         check(self.solver_method in ("etdrk4", "etdrk2", "etdrk1"), "solver_method",
               "must be 'etdrk4', 'etdrk2' or 'etdrk1'", self.solver_method)

@@ -25,10 +25,10 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from solvers import ByaiError
+from solvers import ByaiError, InputError
 
 from ._checkpoint import CheckpointError, Checkpoints, check_compatible, read_metadata, write_metadata
-from ._config import ModelConfig, TrainConfig, to_dict
+from ._config import ModelConfig, TrainConfig, check_grid, to_dict
 from ._models import Surrogate, count_params
 
 
@@ -270,15 +270,16 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
     out = Path(out_dir)
     until = config.steps if until is None else int(until)
     if until < 1:
-        raise ValueError(f"steps: must be >= 1, got {until}")
+        raise InputError(f"steps: must be >= 1, got {until}")
     lrs = learning_rates(config, until)  # for the metrics log
     if train_loader.input_steps != config.input_steps:
-        raise ValueError(f"train.input_steps: {config.input_steps} but the loader stacks {train_loader.input_steps}")
+        raise InputError(f"train.input_steps: {config.input_steps} but the loader stacks {train_loader.input_steps}")
     n_dev = 1 if mesh is None else mesh.devices.size
     if config.batch_size % n_dev:
-        raise ValueError(f"train.batch_size: must be divisible by the {n_dev} devices, got {config.batch_size}")
+        raise InputError(f"train.batch_size: must be divisible by the {n_dev} devices, got {config.batch_size}")
     first = train_loader.batch(0)
     space = first["input"].shape[1:-1]
+    check_grid(model_config, space)  # before a model sized for another grid is built
     channels = first["target"].shape[-1]
     num_params = first["params"].shape[-1] if "params" in first else 0
     model = build_model(model_config, ndim=len(space), channels=channels, input_steps=config.input_steps,
@@ -315,11 +316,12 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
 
     train_step, eval_step = make_steps(model, optimizer, config, mesh)
     state = replicate(nnx.state((model, optimizer)), mesh)
-    best_val, last_good = math.inf, None
+    best_val, last_good, resumed_loss = math.inf, None, math.nan
     if resume and ckpt.latest_step() is not None:
-        state, extra = ckpt.restore(state)
+        state, extra = _resume_point(ckpt, state, out)
         start = int(extra["step"])
         best_val = math.inf if extra.get("best_val") is None else float(extra["best_val"])
+        resumed_loss = math.nan if extra.get("loss") is None else float(extra["loss"])
         last_good = start
         if extra.get("seed") != config.seed:
             raise CheckpointError(f"{out}: checkpoint seed {extra.get('seed')} differs from train.seed {config.seed}")
@@ -327,7 +329,8 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
     if jax.process_index() == 0:
         _truncate_metrics(metrics_path, start)
     if start >= until:
-        return TrainResult(start, math.nan, best_val, n_params["complex_as_one"])
+        return TrainResult(start, _recorded_loss(metrics_path, start, resumed_loss), best_val,
+                           n_params["complex_as_one"])
 
     bar = _progress(until, start, quiet)
     log = open(metrics_path, "a") if jax.process_index() == 0 else None
@@ -344,9 +347,11 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
         pending = None
         loss, gnorm = float(m["loss"]), float(m["grad_norm"])  # the one host sync, one step late
         if not (math.isfinite(loss) and math.isfinite(gnorm)):
-            where = f"step {last_good} in {out / 'checkpoints'}" if last_good is not None else "none was written"
+            kept = (f"; the last good checkpoint is step {last_good} in {out / 'checkpoints'}"
+                    if last_good is not None else " before any checkpoint was written")
             raise TrainingDivergedError(f"non-finite loss ({loss}) or gradient norm ({gnorm}) at step {step_done}; "
-                                        f"training stopped, the last good checkpoint is {where}")
+                                        f"training stopped{kept} (lower train.lr, or clip the gradient with "
+                                        "train.clip > 0)")
         now = time.perf_counter()
         inst = train_loader.batch_size / max(now - t_last, 1e-9)
         rate = inst if not math.isfinite(rate) else 0.9 * rate + 0.1 * inst
@@ -375,7 +380,8 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
             if val_loss is not None or (config.checkpoint_every and done % config.checkpoint_every == 0) \
                     or done == until:
                 flush(val_loss)  # every step up to ``done`` is known finite before anything is saved
-                extra = {"step": done, "seed": config.seed, "loader_step": done, "best_val": best_val}
+                extra = {"step": done, "seed": config.seed, "loader_step": done, "best_val": best_val,
+                         "loss": last_loss}
                 if val_loss is not None and math.isfinite(val_loss) and val_loss < best_val:
                     best_val = extra["best_val"] = val_loss
                     ckpt.save_best(done, state, extra)
@@ -390,6 +396,49 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
             log.close()
         ckpt.close()
     return TrainResult(until, last_loss, best_val, n_params["complex_as_one"])
+
+
+def _resume_point(ckpt: Checkpoints, like, out: Path):
+    """``(state, extra)`` of the newest readable checkpoint; what a resumed run redoes is set aside.
+
+    An unreadable (corrupted, truncated) newer checkpoint is moved to ``out/set_aside/`` and named on
+    stderr; so is a best checkpoint of a step after the one resumed from, which the resumed run
+    measures again (orbax refuses to write a step that exists).
+    """
+    state, extra, unreadable = ckpt.restore_newest_intact(like)
+    start = int(extra["step"])
+    superseded = [s for s in ckpt.best.all_steps() if s > start]
+    if jax.process_index() == 0:
+        for step, why in unreadable:
+            moved = ckpt.set_aside("checkpoints", step)
+            print(f"byai train: {why}; moved it to {moved}", file=sys.stderr)
+        for step in superseded:
+            moved = ckpt.set_aside("best", step)
+            print(f"byai train: best checkpoint {step} is after step {start} and will be measured again; "
+                  f"moved it to {moved}", file=sys.stderr)
+        if unreadable:
+            print(f"byai train: resuming from step {start}, the newest checkpoint that can be read "
+                  f"({ckpt.out / 'checkpoints' / str(start)})", file=sys.stderr)
+    if jax.process_count() > 1 and (unreadable or superseded):
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("byai-train-set-aside")
+        ckpt.latest.reload()
+        ckpt.best.reload()
+    return state, extra
+
+
+def _recorded_loss(metrics_path: Path, step: int, fallback: float) -> float:
+    """The training loss ``metrics.jsonl`` records for ``step`` (``fallback`` when it records none)."""
+    if metrics_path.exists():
+        for line in reversed(metrics_path.read_text().splitlines()):
+            try:
+                rec = json.loads(line)
+                if int(rec["step"]) == step:
+                    return float(rec["loss"])
+            except (ValueError, KeyError, TypeError):
+                continue
+    return fallback
 
 
 def evaluate(eval_step, state, loader) -> float:
