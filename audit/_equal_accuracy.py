@@ -21,7 +21,7 @@ from jax import lax
 
 import solvers
 
-from ._config import EqualAccuracyConfig
+from ._config import AuditError, EqualAccuracyConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +135,8 @@ def search(pde, grid, u0s, dt: float, horizon: int, score: Callable, target: flo
         solver needs at least its cost, so the speedup is at least the reported one).
     """
     points = []
-    coarsen = sorted({c for c in config.coarsen if min(grid.shape) // c >= 8}, reverse=True) or [1]
+    coarsen = sorted({c for c in config.coarsen if _coarsen_problem(c, grid.shape, MIN_POINTS, False) is None},
+                     reverse=True) or [1]
     for c in coarsen:
         for method in config.methods:
             for s in sorted(set(config.substeps)):
@@ -161,6 +162,38 @@ def search(pde, grid, u0s, dt: float, horizon: int, score: Callable, target: flo
             if _add(points, setting, seconds, err, target, progress):
                 break
     return _choose(points, target)
+
+
+MIN_POINTS = 8  # grid points per axis a coarsened trajectory solve keeps at least
+MIN_CELLS = 4  # cells per side a coarsened Darcy solve keeps at least
+
+
+def check_coarsen(coarsen, grid_shape: tuple[int, ...], *, minimum: int, divides: bool) -> None:
+    """``AuditError`` naming ``audit.equal_accuracy.coarsen`` and its limit when a factor cannot coarsen the grid.
+
+    A factor ``c`` must leave ``n // c >= minimum`` points on every axis (and divide ``n`` when
+    ``divides``: the Darcy cells are block-averaged). :func:`search` and :func:`search_steady` skip
+    such factors; the audit refuses them before any rollout instead of reporting fewer settings than
+    were asked for.
+    """
+    for c in coarsen:
+        why = _coarsen_problem(c, grid_shape, minimum, divides)
+        if why is not None:
+            usable = [f for f in range(1, max(grid_shape) + 1)
+                      if _coarsen_problem(f, grid_shape, minimum, divides) is None]
+            limit = (f"use factors from {usable}" if divides else f"use factors up to {max(usable)}") if usable \
+                else "set audit.equal_accuracy.enabled = false"
+            raise AuditError(f"audit.equal_accuracy.coarsen: factor {c} {why}; {limit}")
+
+
+def _coarsen_problem(c: int, grid_shape: tuple[int, ...], minimum: int, divides: bool) -> str | None:
+    """Why ``c`` cannot coarsen a grid of ``grid_shape`` (None when it can)."""
+    if divides and any(n % c for n in grid_shape):
+        return f"does not divide the {'x'.join(map(str, grid_shape))} grid"
+    if min(grid_shape) // c < minimum:
+        return (f"leaves {min(grid_shape) // c} points per axis of the {'x'.join(map(str, grid_shape))} grid, "
+                f"fewer than the {minimum} a coarse solve needs")
+    return None
 
 
 def _add(points: list, setting: dict, seconds: float, err: float, target: float, progress) -> bool:
@@ -236,7 +269,8 @@ def search_steady(a, source: float, score: Callable, target: float, config: Equa
     n = a.shape[1]
     grid = solvers.Grid((n, n), (1.0, 1.0))
     points = []
-    coarsen = sorted({c for c in config.coarsen if n % c == 0 and n // c >= 4}, reverse=True) or [1]
+    coarsen = sorted({c for c in config.coarsen if _coarsen_problem(c, (n, n), MIN_CELLS, True) is None},
+                     reverse=True) or [1]
     for c in coarsen:
         for r in sorted(set(config.rtols) | {DATA_CG_RTOL}, reverse=True):
             setting = SteadySetting(c, float(r))

@@ -18,10 +18,14 @@ steps and compares the sum with its budget; it calls the guard inside
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 
 import solvers
+from solvers import InputError
 
+from ._config import AuditError
 from ._physics import fine_step
 
 
@@ -47,10 +51,13 @@ def conformal_guard(bound_per_step: float, tolerance: float):
     """
     bound = float(bound_per_step)
     tol = float(tolerance)
+    if not math.isfinite(bound):
+        raise AuditError(f"bound_per_step must be a finite number >= 0, got {bound_per_step}: the surrogate's "
+                         "predictions on the calibration split are not finite, so no step of it can be trusted")
     if not bound >= 0:
-        raise ValueError(f"bound_per_step must be a finite number >= 0, got {bound_per_step}")
-    if not tol > 0:
-        raise ValueError(f"tolerance must be > 0, got {tolerance}")
+        raise AuditError(f"bound_per_step must be a finite number >= 0, got {bound_per_step}")
+    if not (math.isfinite(tol) and tol > 0):
+        raise InputError(f"tolerance must be > 0 and finite, got {tolerance}")
 
     def guard(u, u_proposed):
         est = jnp.asarray(bound, dtype=jnp.float64)

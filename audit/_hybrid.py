@@ -27,6 +27,8 @@ import math
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 import datasets
 import solvers
 import surrogates
@@ -36,7 +38,7 @@ from . import _hybrid_steady, _hybrid_trajectory
 from ._config import AuditError
 from ._equal_accuracy import check_repeats
 from ._hybrid_trajectory import HybridCurves
-from ._run import _check_model_info, _jsonable, one_step_bound
+from ._run import _check_model_info, _jsonable, check_finite, one_step_bound
 
 __all__ = ["HybridResult", "check_hybrid_config", "compare_hybrid"]
 
@@ -98,7 +100,8 @@ def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: 
             (``None`` when the guard is ``"residual"``).
         stepper: the surrogate ``step(u) -> u`` over one save interval (``step(u, p)``
             with ``with_params``).
-        samples: the first that many test samples are run (``None``: all of them).
+        samples: the first that many test samples are run (``None``: all of them); more than the
+            test split holds is refused (an ``AuditError`` naming the limit), not quietly run on fewer.
         repeats: timed runs of each side (the fastest is kept; compilation is excluded). Good values 2-5.
         with_params: the stepper takes each sample's physics parameters ``params``.
         model_info: the model's info (``pde``, ``pde_params``, ``grid_shape``, ...,
@@ -111,7 +114,8 @@ def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: 
 
     Raises:
         AuditError: a setting that does not apply to the test file's problem kind, a model
-            of another PDE, too many steps for the test file, or an unreadable report.
+            of another PDE, more samples or steps than the test file holds, non-finite values in
+            the test or calibration file, or an unreadable report.
         solvers.InputError: ``samples`` or ``repeats`` below 1.
     """
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
@@ -122,6 +126,12 @@ def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: 
     kind = _kind(problem)
     kind.check_config(config)
     _check_model_info(model_info, dict(test.attrs))
+    n_test = int(test["u"].shape[0])
+    if samples is not None and samples > n_test:
+        where = test.encoding.get("source") or "the test split"
+        raise AuditError(f"samples: {samples} requested (hybrid.samples) but {where} holds {n_test}; ask for at "
+                         f"most {n_test}, or leave it out to run them all")
+    check_finite(np.asarray(test["u"].values, dtype=np.float64), test, "test")  # the file's fault, not the model's
     bound = None
     if config.guard == "conformal":
         if calibration is None:

@@ -147,6 +147,10 @@ class ProblemAudit(abc.ABC):
         """What the equal-accuracy error of the surrogate and of each solver setting is."""
 
     @abc.abstractmethod
+    def check_equal_accuracy(self, config: EqualAccuracyConfig, grid_shape: tuple[int, ...]) -> None:
+        """``AuditError`` naming the key when the search could not try every setting of ``config`` on this grid."""
+
+    @abc.abstractmethod
     def equal_accuracy(self, req: Requirement, ref, t, dt: float, score: Callable, surrogate_seconds: float,
                        surrogate_error: float, config: EqualAccuracyConfig, factory: Callable | None,
                        say: Callable[[str], None], *, repeats: int) -> EqualAccuracy:
@@ -229,6 +233,13 @@ class TrajectoryAudit(ProblemAudit):
     def error_definition(self, req: Requirement) -> str:
         return f"q{req.quantile:g} over test samples of the max over steps of {score_name(req)}"
 
+    def check_equal_accuracy(self, config, grid_shape) -> None:
+        """Every coarsening leaves at least ``MIN_POINTS`` points per axis (nothing to check without a PDE:
+        the search does not run)."""
+        if self.pde is not None:
+            _equal_accuracy.check_coarsen(config.coarsen, grid_shape, minimum=_equal_accuracy.MIN_POINTS,
+                                          divides=False)
+
     def equal_accuracy(self, req, ref, t, dt, score, surrogate_seconds, surrogate_error, config, factory,
                        say, *, repeats) -> EqualAccuracy:
         """:func:`audit._equal_accuracy.search` from the test initial conditions (``unknown`` without a PDE)."""
@@ -287,6 +298,10 @@ class SteadyMapAudit(ProblemAudit):
 
     def error_definition(self, req: Requirement) -> str:
         return f"q{req.quantile:g} over test samples of {score_name(req)} of the solution"
+
+    def check_equal_accuracy(self, config, grid_shape) -> None:
+        """Every coarsening divides the grid and leaves at least ``MIN_CELLS`` cells per side."""
+        _equal_accuracy.check_coarsen(config.coarsen, grid_shape, minimum=_equal_accuracy.MIN_CELLS, divides=True)
 
     def equal_accuracy(self, req, ref, t, dt, score, surrogate_seconds, surrogate_error, config, factory,
                        say, *, repeats) -> EqualAccuracy:

@@ -308,6 +308,8 @@ def _load(test, calibration, req: Requirement, config: AuditConfig, *, pde, pde_
         raise AuditError(f"calibration states {cal_ref.shape[2:]} differ from test states {ref.shape[2:]}")
     _conformal.check_calibration_size(cal_ref.shape[0], req.alpha)  # before any rollout
     problem = _kinds.problem_audit(kind, test, pde, pde_classes)
+    if config.equal_accuracy.enabled:  # a setting the search would drop is refused before any rollout
+        problem.check_equal_accuracy(config.equal_accuracy, ref.shape[2:-1])
     horizon = problem.horizon(req, ref.shape[1], cal_ref.shape[1])
     dts = np.diff(t[:horizon + 1])
     dt = float(dts[0])
@@ -344,8 +346,7 @@ def _split_arrays(ds, name: str, kind: Problem):
     if u.shape[0] < 1 or u.shape[1] < 2:
         raise AuditError(f"{name} 'u' needs at least one sample and two frames (a rollout to audit), got shape "
                          f"{u.shape}")
-    if not np.all(np.isfinite(u)):
-        raise AuditError(f"the {name} split holds non-finite values in 'u'")
+    check_finite(u, ds, name)
     t = np.asarray(ds[dims[1]].values if dims[1] in ds.coords else np.arange(u.shape[1]), dtype=np.float64)
     est = None
     if "error_estimate" in ds.variables:
@@ -353,6 +354,22 @@ def _split_arrays(ds, name: str, kind: Problem):
         if est.shape != u.shape[:2]:
             raise AuditError(f"{name} 'error_estimate' must have shape {u.shape[:2]}, got {est.shape}")
     return u, t, est
+
+
+def check_finite(u: np.ndarray, ds, name: str) -> None:
+    """``AuditError`` naming the file and the first sample when the reference ``u`` holds NaN or inf.
+
+    A reference with non-finite values cannot judge a surrogate: without this check the first
+    symptom is a non-finite error that blames the surrogate for the file's fault.
+    """
+    bad = ~np.isfinite(u.reshape(*u.shape[:2], -1)).all(axis=-1)
+    if bad.any():
+        i, frame = (int(v) for v in np.argwhere(bad)[0])
+        where = ds.encoding.get("source") or f"the {name} split"
+        count = int(bad.any(axis=1).sum())
+        raise AuditError(f"{where}: sample {i} holds non-finite values (NaN or inf) in 'u' at frame {frame} "
+                         f"({count} of {u.shape[0]} samples do); the {name} split cannot serve as a reference, "
+                         "regenerate it")
 
 
 def _tolerance(attrs) -> tuple[float, float] | None:
