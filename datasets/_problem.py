@@ -27,6 +27,10 @@ import solvers
 from ._errors import DatasetError
 
 FAILURES = (solvers.SolverDivergedError, solvers.ResolutionError)
+# Grid dimensions whose trajectories are solved in lanes of one batched program. Measured on a 2-core CPU: 1-D
+# Kuramoto-Sivashinsky (N=256, rtol 1e-6) 1.6x the samples/s of one at a time; 2-D Navier-Stokes (64^2 refined to
+# 256^2) 0.33x, so 2-D and 3-D grids are solved one at a time.
+BATCHED_DIMS = (1,)
 STAGE_MEANINGS = "input_coefficient_a output_solution_u"
 
 
@@ -206,14 +210,20 @@ class Trajectory(Problem):
         return next(self.solve_many(spec, u0[None], np.asarray(params)[None]))[1]
 
     def solve_many(self, spec, u0s, params):
-        """``solvers.solve_batch_iter`` over the samples, each with its drawn physics parameters."""
+        """The samples, each with its drawn physics parameters: ``solvers.solve_batch_iter`` on the grids in
+        ``BATCHED_DIMS``, one ``solvers.solve`` after the other on the others (the choice depends on the grid
+        only, so the bytes do not depend on the batch)."""
         from ._pdes import build_pde
 
         pdes = [build_pde(spec.pde_class, spec.grid,
                           dict(spec.params, **{n: float(v) for n, v in zip(spec.param_names, p)}), spec.forcing)
                 for p in params]
-        for j, sol in solvers.solve_batch_iter(pdes, u0s, self.times(spec), rtol=spec.rtol, atol=spec.atol,
-                                               refine=True, method=spec.method):
+        t, options = self.times(spec), dict(rtol=spec.rtol, atol=spec.atol, refine=True, method=spec.method)
+        if spec.grid.ndim in BATCHED_DIMS:
+            results = solvers.solve_batch_iter(pdes, u0s, t, **options)
+        else:
+            results = ((j, _solve_or_failure(pde, u0, t, options)) for j, (pde, u0) in enumerate(zip(pdes, u0s)))
+        for j, sol in results:
             if isinstance(sol, FAILURES):
                 yield j, sol
             else:
@@ -362,6 +372,14 @@ class SteadyMap(Problem):
 
 
 KINDS: tuple[Problem, ...] = (Trajectory(), SteadyMap())
+
+
+def _solve_or_failure(pde, u0, t, options):
+    """``solvers.solve``'s solution, or the solver failure it raised."""
+    try:
+        return solvers.solve(pde, u0, t, **options)
+    except FAILURES as e:
+        return e
 
 
 def _fields(config) -> dict:
