@@ -10,7 +10,8 @@ validate, rollouts, scores (metrics, tolerance multiples, conformal bounds, the
 verdict), physics, equal accuracy; ``report.json`` is ``Report.summary``.
 ``one_step_bound`` is the calibrated one-step RMS error bound that
 ``conformal_guard`` takes; ``conformal_guard`` and ``residual_guard`` build the
-guards the hybrid stepper (``surrogates.hybrid``) takes; ``time_call`` is
+guards the hybrid stepper (``surrogates.hybrid``) takes, and ``state_guard`` (calibrated by
+``calibrate_state_guard``) one whose bound depends on the proposed step; ``time_call`` is
 byai's one timing routine (compilation excluded).
 
 The verdict (:class:`Requirement`): each test sample's score is the worst value
@@ -87,16 +88,18 @@ per-kind behaviour by its type (``audit._kinds``):
 from ._config import AuditConfig, AuditError, EqualAccuracyConfig, Requirement
 from ._conformal import conformal_bound, conformal_bounds, coverage, min_calibration_size
 from ._equal_accuracy import time_call
-from ._guards import conformal_guard, residual_guard
+from ._guards import conformal_guard, proposal_residual, residual_guard, state_guard
 from ._hybrid import HybridResult, check_hybrid_config, compare_hybrid
 from ._metrics import band_errors, correlation, correlation_time, field_metrics, radial_spectrum, summarize
 from ._physics import conserved_quantities, defects, drift
 from ._run import Report, one_step_bound, run
+from ._state_guard import StateGuardCalibration, calibrate_state_guard, one_step_pairs, state_guard_coverage
 
 __all__ = [
     "AuditConfig", "AuditError", "EqualAccuracyConfig", "Requirement", "Report", "run", "one_step_bound", "time_call",
     "conformal_bound", "conformal_bounds", "coverage", "min_calibration_size",
-    "conformal_guard", "residual_guard",
+    "conformal_guard", "residual_guard", "state_guard", "proposal_residual",
+    "StateGuardCalibration", "calibrate_state_guard", "one_step_pairs", "state_guard_coverage",
     "HybridResult", "compare_hybrid", "check_hybrid_config",
     "field_metrics", "band_errors", "correlation", "correlation_time", "radial_spectrum", "summarize",
     "conserved_quantities", "defects", "drift",

@@ -122,3 +122,77 @@ def residual_guard(pde, dt: float, tolerance: float, *, method: str = "trapezoid
         return ok, jnp.where(jnp.isfinite(est), est, jnp.inf)
 
     return guard
+
+
+def proposal_residual(pde, dt: float):
+    """A cheap score of a proposed step: the RMS of its exponential-midpoint residual.
+
+    For ``u_t = L u + N(u)`` (``L`` diagonal in Fourier space) the exact step is
+    ``u(t+h) = e^{hL} u + int_0^h e^{(h-s)L} N(u(t+s)) ds``. Freezing ``N`` at the
+    midpoint of the proposed step gives the exponential midpoint rule (local error
+    ``O(h^3)``), and the score of a proposal ``v`` from ``u`` is::
+
+        s(u, v) = RMS( v - [e^{hL} u + h phi1(hL) N((u + v) / 2)] )
+
+    over grid points and channels: one evaluation of ``N`` (for Burgers one FFT
+    pair), two forward FFTs and one inverse, so a small fraction of a neural
+    operator's step. ``s`` is the surrogate's one-step error plus the rule's own
+    truncation error; :func:`state_guard` scales it by a conformal factor, so it
+    need not be an error estimate itself, only grow with the error.
+
+    Args:
+        pde: a semi-linear PDE of ``solvers`` on the state's grid.
+        dt: the save interval the surrogate steps over (> 0).
+
+    Returns:
+        ``score(u, v) -> 0-d float64``, pure and jit-able (``inf`` when ``v`` is not finite).
+    """
+    if not (math.isfinite(dt) and dt > 0):
+        raise InputError(f"dt must be > 0 and finite, got {dt}")
+    grid = pde.grid
+    c = solvers.stepper(pde, dt, "etdrk1").coefficients  # E = e^{hL}, h_phi1 = h phi1(hL)
+
+    def score(u, v):
+        uh, vh = grid.fft(u), grid.fft(v)
+        r = v - grid.ifft(c["E"] * uh + c["h_phi1"] * pde.nonlinear(0.5 * (uh + vh)))
+        s = jnp.sqrt(jnp.mean(r**2))
+        return jnp.where(jnp.isfinite(s), s, jnp.inf)
+
+    return score
+
+
+def state_guard(score, quantile: float, tolerance: float):
+    """A guard whose bound depends on the proposed step: ``quantile * score(u, u_proposed)``.
+
+    Locally weighted split conformal prediction (Lei et al. 2018, "Distribution-free
+    predictive inference for regression", section 5.2): with ``quantile`` the conformal
+    quantile at level ``1 - alpha`` of the ratios ``e_i / s_i`` of true one-step RMS errors
+    to scores over calibration steps (:func:`audit.calibrate_state_guard`), a new step's
+    error is below ``quantile * s`` with probability at least ``1 - alpha`` for steps
+    from the calibration distribution. Steps the surrogate finds easy get a small bound,
+    hard ones a large one, so the hybrid's budget is spent where it is cheap.
+
+    Args:
+        score: ``score(u, u_proposed) -> 0-d float`` (:func:`proposal_residual`), jit-able.
+        quantile: the calibrated factor (finite, >= 0).
+        tolerance: the largest RMS error one surrogate step may add (same units as ``u``).
+
+    Returns:
+        ``guard(u, u_proposed) -> (ok, quantile * score)``, ``ok`` when that is within
+        ``tolerance`` and ``u_proposed`` is finite.
+    """
+    q, tol = float(quantile), float(tolerance)
+    if not callable(score):
+        raise InputError(f"score must be callable, got {type(score).__name__}")
+    if not (math.isfinite(q) and q >= 0):
+        raise AuditError(f"quantile must be a finite number >= 0, got {quantile}: the surrogate's errors on the "
+                         "calibration split are not finite or its scores vanish, so no step of it can be trusted")
+    if not (math.isfinite(tol) and tol > 0):
+        raise InputError(f"tolerance must be > 0 and finite, got {tolerance}")
+
+    def guard(u, u_proposed):
+        est = q * jnp.asarray(score(u, u_proposed), jnp.float64)
+        est = jnp.where(jnp.isfinite(est), est, jnp.inf)
+        return (est <= tol) & _finite(u_proposed), est
+
+    return guard

@@ -3,7 +3,7 @@
 The comparison depends on the test file's problem kind (``datasets.problem_of``):
 
 * a trajectory (:mod:`audit._hybrid_trajectory`): solver alone and hybrid
-  (``surrogates.HybridStepper`` with a conformal or residual guard) rolled out
+  (``surrogates.HybridStepper`` with a conformal, residual or state guard) rolled out
   from every test initial condition, errors against the reference frames,
   wall times and a per-step cost model;
 * a steady map (:mod:`audit._hybrid_steady`): the surrogate's prediction as a
@@ -15,7 +15,9 @@ table :data:`KINDS` maps a kind's type to them.
 The conformal guard's one-step bound is the audit's
 (``report.json["conformal"]["one_step_rmse_bound"]``): read from the report of
 an audit folder when that report is of the same model, calibration data and
-alpha, computed with :func:`audit.one_step_bound` otherwise.
+alpha, computed with :func:`audit.one_step_bound` otherwise. The state guard's
+conformal factor is calibrated on the calibration split's one-step pairs
+(:func:`audit.calibrate_state_guard`).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from . import _hybrid_steady, _hybrid_trajectory
 from ._config import AuditError
 from ._equal_accuracy import check_repeats
 from ._hybrid_trajectory import HybridCurves
-from ._run import _check_model_info, _jsonable, check_finite, one_step_bound
+from ._run import _check_model_info, _jsonable, _params, check_finite, one_step_bound
+from ._state_guard import StateGuardCalibration, calibrate_state_guard
 
 __all__ = ["HybridResult", "check_hybrid_config", "compare_hybrid"]
 
@@ -96,8 +99,8 @@ def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: 
     Args:
         config: the ``[hybrid]`` settings.
         test: the test split (``datasets.open``); its problem kind chooses the comparison.
-        calibration: the calibration split, for the conformal guard's one-step bound
-            (``None`` when the guard is ``"residual"``).
+        calibration: the calibration split, for the conformal guard's one-step bound and the
+            state guard's factor (``None`` when the guard is ``"residual"``).
         stepper: the surrogate ``step(u) -> u`` over one save interval (``step(u, p)``
             with ``with_params``).
         samples: the first that many test samples are run (``None``: all of them); more than the
@@ -106,7 +109,7 @@ def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: 
         with_params: the stepper takes each sample's physics parameters ``params``.
         model_info: the model's info (``pde``, ``pde_params``, ``grid_shape``, ...,
             ``checkpoint_sha256``); a model of another PDE or grid is refused.
-        alpha: the conformal level of the one-step bound (the ``[audit]`` alpha).
+        alpha: the conformal level of the one-step bound and of the state guard (the ``[audit]`` alpha).
         audit_dir: an audit output folder whose ``report.json`` gives the one-step
             bound when it audited this model on this calibration data at this alpha.
         pde_classes: PDE classes besides the built-ins the test file may name (never imported).
@@ -139,8 +142,14 @@ def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: 
         bound = _conformal_bound(stepper, calibration, alpha, with_params=with_params,
                                  checkpoint_sha256=(model_info or {}).get("checkpoint_sha256"), audit_dir=audit_dir,
                                  say=say)
+    state = None
+    if config.guard == "state":
+        if calibration is None:
+            raise AuditError("the state guard needs the calibration split")
+        state = _state_calibration(stepper, calibration, test, alpha, with_params=with_params,
+                                   pde_classes=tuple(pde_classes), say=say)
     summary, curves = kind.compare(config, test, stepper, samples=samples, repeats=repeats, bound=bound, alpha=alpha,
-                                   with_params=with_params, pde_classes=tuple(pde_classes), say=say)
+                                   with_params=with_params, pde_classes=tuple(pde_classes), say=say, state=state)
     return HybridResult(problem=problem, summary=summary, curves=curves)
 
 
@@ -159,6 +168,32 @@ def _conformal_bound(stepper, calibration, alpha: float, *, with_params: bool, c
     bound = float(one_step_bound(stepper, calibration, alpha, with_params=with_params))
     say(f"conformal one-step RMS error bound (alpha={alpha:g}): {bound:.3g}")
     return bound
+
+
+def _state_calibration(stepper, calibration, test, alpha: float, *, with_params: bool, pde_classes: tuple,
+                       say) -> StateGuardCalibration:
+    """The state guard's conformal factor from every one-step pair of the calibration split."""
+    u = np.asarray(calibration["u"].values, dtype=np.float64)
+    check_finite(u, calibration, "calibration")
+    dt = _save_interval(calibration, "calibration")
+    test_dt = _save_interval(test, "test")
+    if not math.isclose(dt, test_dt, rel_tol=1e-9):
+        raise AuditError(f"the calibration split's save interval {dt:g} differs from the test split's {test_dt:g}; "
+                         "the state guard is calibrated on steps of the interval it guards")
+    pdes = [datasets.pde_from_attrs(calibration, sample=i, known=pde_classes)[0] for i in range(u.shape[0])]
+    params = _params(calibration, "calibration", with_params) if with_params else None
+    result = calibrate_state_guard(stepper, u, pdes, dt, alpha, params)
+    say(f"state guard (alpha={alpha:g}): a step's bound is {result.quantile:.3g} x its residual score "
+        f"({result.pairs} calibration steps)")
+    return result
+
+
+def _save_interval(ds, name: str) -> float:
+    t = np.asarray(ds["time"].values, dtype=np.float64)
+    dts = np.diff(t)
+    if dts.size == 0 or not np.allclose(dts, dts[0], rtol=1e-9):
+        raise datasets.DatasetError(f"the {name} file's time axis is not uniform; hybrid needs equal save intervals")
+    return float(dts[0])
 
 
 def _read_report(path: Path) -> dict:

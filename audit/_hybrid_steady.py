@@ -56,7 +56,7 @@ def check_config(cfg: surrogates.HybridConfig) -> None:
 
 def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, samples: int | None, repeats: int,
             bound: float | None, alpha: float, with_params: bool, pde_classes: tuple = (),
-            say: Callable[[str], None]) -> tuple[dict, None]:
+            say: Callable[[str], None], state=None) -> tuple[dict, None]:
     """Solver alone and the guarded hybrid on the test coefficients: the content of ``hybrid.json`` (no curves).
 
     Args:
@@ -65,7 +65,7 @@ def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, samples: i
         stepper: the surrogate ``step(a) -> u`` on one ``(n, n, 1)`` coefficient.
         samples: the first that many test coefficients are run (``None``: all).
         repeats: timed runs of each side (the fastest is kept).
-        bound, alpha: unused (a steady map is guarded by its residual).
+        bound, alpha, state: unused (a steady map is guarded by its residual).
         with_params: must be False (a Darcy map model takes the coefficient only).
         say: progress messages.
     """

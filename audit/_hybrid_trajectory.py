@@ -16,6 +16,12 @@ exclude compilation and keep the fastest of ``repeats``. The hybrid's time
 includes every guard evaluation and every surrogate proposal that was
 refused. A cost model from separately timed single steps gives the saving
 (or loss) per step.
+
+State guard. With ``guard = "state"`` the bound of each step is a conformal
+factor (calibrated on the calibration split) times the proposal's residual
+score, and ``hybrid.json``'s ``guard`` is a table: the factor's coverage of the
+true one-step errors on the test samples run, the guard's cost as a fraction
+of a surrogate step, and the fraction of guard calls that accepted the step.
 """
 
 from __future__ import annotations
@@ -36,8 +42,9 @@ import surrogates
 
 from ._config import AuditError
 from ._equal_accuracy import time_call
-from ._guards import conformal_guard, residual_guard
+from ._guards import conformal_guard, proposal_residual, residual_guard, state_guard
 from ._run import _params
+from ._state_guard import StateGuardCalibration, one_step_pairs, state_guard_coverage
 
 COST_FORMULA = "surrogate_steps*(surrogate+guard) + rejected*(surrogate+guard+solver) + (solver_steps-rejected)*solver"
 ERROR_NORM = ("RMS over grid points and channels of one frame minus the test file's reference, worst over samples "
@@ -108,7 +115,7 @@ def _read_test(cfg: surrogates.HybridConfig, test, samples: int | None, with_par
 
 def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, samples: int | None, repeats: int,
             bound: float | None, alpha: float, with_params: bool, pde_classes: tuple = (),
-            say: Callable[[str], None]) -> tuple[dict, HybridCurves]:
+            say: Callable[[str], None], state: StateGuardCalibration | None = None) -> tuple[dict, HybridCurves]:
     """Solver alone and hybrid from the test initial conditions: the content of ``hybrid.json`` and its curves.
 
     Args:
@@ -122,7 +129,10 @@ def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, samples: i
         with_params: the stepper takes each sample's physics parameters.
         pde_classes: PDE classes besides the built-ins the test file may name.
         say: progress messages.
+        state: the state guard's calibration (``guard = "state"``), else None.
     """
+    if cfg.guard == "state" and state is None:
+        raise AuditError("the state guard needs its calibration (audit.calibrate_state_guard)")
     data = _read_test(cfg, test, samples, with_params, pde_classes)
     n_samples, n_steps = data.u.shape[0], data.u.shape[1] - 1
     pde_batch = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *data.pdes)
@@ -138,6 +148,8 @@ def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, samples: i
     def make_guard(pde):
         if cfg.guard == "conformal":
             return conformal_guard(bound, cfg.tolerance)
+        if cfg.guard == "state":
+            return state_guard(proposal_residual(pde, data.dt), state.quantile, cfg.tolerance)
         return residual_guard(pde, data.dt, cfg.tolerance)
 
     def make_hybrid(pde, p):
@@ -164,7 +176,38 @@ def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, samples: i
                           solver=_frame_rms(np.asarray(solver_traj) - data.u), estimate=np.asarray(traj.error),
                           surrogate=np.asarray(traj.surrogate))
     final = jax.tree.map(np.asarray, traj.final)
-    return _summary(cfg, curves, final, costs, solver_seconds, hybrid_seconds, bound, alpha, data.dt), curves
+    summary = _summary(cfg, curves, final, costs, solver_seconds, hybrid_seconds, bound, alpha, data.dt)
+    if state is not None:
+        errors, scores = one_step_pairs(stepper, data.u, data.pdes, data.dt, data.params if with_params else None)
+        summary["guard"] = state_guard_summary(state, state_guard_coverage(errors, scores, state.quantile),
+                                               int(errors.size), costs, final)
+    return summary, curves
+
+
+def state_guard_summary(state: StateGuardCalibration, coverage_test: float, test_pairs: int, costs: StepCosts,
+                        final) -> dict:
+    """``hybrid.json``'s ``guard`` table for the state guard."""
+    surrogate, rejected, exhausted = (int(np.sum(final.surrogate_steps)), int(np.sum(final.rejected)),
+                                      int(np.sum(final.exhausted)))
+    calls = surrogate + rejected + exhausted  # each exhausted sample had one accepted step the budget refused
+    return {
+        "kind": "state",
+        "coverage_test": coverage_test,
+        "cost_fraction": costs.guard / costs.surrogate,
+        "acceptance_rate": (surrogate + exhausted) / calls if calls else None,
+        "alpha": state.alpha,
+        "coverage_target": 1 - state.alpha,
+        "quantile": state.quantile,
+        "calibration_pairs": state.pairs,
+        "test_pairs": test_pairs,
+        "score": state.score,
+        "bound": "quantile * score(u, proposal), per step",
+        "definitions": {
+            "coverage_test": "fraction of the test samples' one-step pairs whose true RMS error is <= the bound",
+            "cost_fraction": "seconds per guard call / seconds per surrogate step (cost_model)",
+            "acceptance_rate": "guard calls that accepted the step / guard calls",
+        },
+    }
 
 
 def _summary(cfg, curves: HybridCurves, final, costs: StepCosts, solver_seconds: float, hybrid_seconds: float,
@@ -195,7 +238,7 @@ def _summary(cfg, curves: HybridCurves, final, costs: StepCosts, solver_seconds:
         "estimate_bounds_error": bool(np.all(curves.hybrid <= curves.estimate + curves.solver + 1e-15)),
         "guard": cfg.guard,
         "conformal_one_step_bound": bound,
-        "alpha": alpha if cfg.guard == "conformal" else None,
+        "alpha": alpha if cfg.guard in ("conformal", "state") else None,
         "correct_every": cfg.correct_every,
         "growth": cfg.growth,
         "samples": n_samples,
@@ -256,13 +299,27 @@ def _frame_rms(d: np.ndarray) -> np.ndarray:
     return np.sqrt(np.mean(d**2, axis=tuple(range(2, d.ndim))))
 
 
+def guard_name(summary: dict) -> str:
+    """The guard's kind: ``hybrid.json``'s ``guard`` is its name, or a table with ``kind`` (the state guard)."""
+    guard = summary["guard"]
+    return guard["kind"] if isinstance(guard, dict) else guard
+
+
 def line(summary: dict) -> str:
     """The one-line result ``byai hybrid`` prints."""
     s = summary
     return (f"hybrid: error {s['error_vs_reference']:.3g} vs tolerance {s['tolerance']:.3g} "
             f"({'within' if s['within_tolerance'] else 'NOT within'}), {s['surrogate_steps']} surrogate / "
             f"{s['solver_steps']} solver steps, speedup vs solver {s['speedup_vs_solver']:.3g}"
+            + _state_line(s.get("guard"))
             + (f"; {s['note']}" if s.get("note") else ""))
+
+
+def _state_line(guard) -> str:
+    if not isinstance(guard, dict):
+        return ""
+    return (f"; state guard: coverage {guard['coverage_test']:.3g} (target {guard['coverage_target']:.3g}), "
+            f"cost {100 * guard['cost_fraction']:.2g}% of a surrogate step")
 
 
 def plot(summary: dict, curves: HybridCurves, path: Path) -> None:
@@ -282,7 +339,7 @@ def plot(summary: dict, curves: HybridCurves, path: Path) -> None:
     ax1.axhline(summary["tolerance"], color="k", lw=0.8, label="tolerance")
     ax1.set_ylabel("RMS error vs reference")
     ax1.legend(fontsize=8)
-    ax1.set_title(f"hybrid ({summary['guard']} guard): {summary['surrogate_steps']} surrogate / "
+    ax1.set_title(f"hybrid ({guard_name(summary)} guard): {summary['surrogate_steps']} surrogate / "
                   f"{summary['solver_steps']} solver steps, speedup {summary['speedup_vs_solver']:.2f}x", fontsize=9)
     ax2.step(t[1:], curves.surrogate.mean(axis=0), where="pre")
     ax2.set_ylim(-0.05, 1.05)

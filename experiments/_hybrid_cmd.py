@@ -3,7 +3,7 @@
 Reads the config's ``[hybrid]`` section and its run settings (``samples``,
 ``repeats``: :class:`experiments._config.HybridRunSettings`), with ``[audit]``'s
 alpha and, when present, ``[data]``'s problem kind; opens ``DIR/test.h5`` (and
-``DIR/calibration.h5`` for the conformal guard) and the trained model, runs
+``DIR/calibration.h5`` for the conformal and state guards) and the trained model, runs
 :func:`audit.compare_hybrid` and writes ``OUT/hybrid.png`` and then
 ``OUT/hybrid.json`` (each whole or not at all), holding the write lock of
 ``OUT`` (:func:`experiments._lock.output_lock`). With ``--audit DIR`` the conformal guard takes its
@@ -50,7 +50,7 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, to
     Args:
         config: the experiment: its ``[hybrid]`` section (required) and run settings, ``[audit]``'s alpha
             (``audit.AuditConfig`` default when absent), ``[data]``'s problem kind (optional).
-        data: the dataset folder (``test.h5``; ``calibration.h5`` for the conformal guard).
+        data: the dataset folder (``test.h5``; ``calibration.h5`` for the conformal and state guards).
         model: the trained model folder.
         out: the output folder.
         quiet: no progress messages.
@@ -72,7 +72,7 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, to
     if spec is not None:  # settings the configured problem kind cannot take are refused before any file is read
         check_hybrid_config(spec.problem, hybrid)
     data = Path(data)
-    for name in ("test.h5",) + (("calibration.h5",) if hybrid.guard == "conformal" else ()):
+    for name in ("test.h5",) + (("calibration.h5",) if hybrid.guard in ("conformal", "state") else ()):
         if not (data / name).is_file():
             raise UsageError(f"--data {data}: {name} does not exist (run byai generate first)")
     model = input_folder(model, "--model", "run byai train first")
@@ -83,7 +83,8 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, to
 
     test = datasets.open(data / "test.h5", verify=True)  # damaged or changed data is refused before use
     config.check_data(data / "test.h5", test.attrs)
-    calibration = datasets.open(data / "calibration.h5", verify=True) if hybrid.guard == "conformal" else None
+    calibration = datasets.open(data / "calibration.h5", verify=True) \
+        if hybrid.guard in ("conformal", "state") else None
     stepper, info, with_params = load_model(model)
     if audit is not None and info.get("checkpoint") and Path(info["checkpoint"]).exists():
         info = {**info, "checkpoint_sha256": tree_sha256(Path(info["checkpoint"]))}  # as byai audit records it

@@ -5,8 +5,10 @@ A workflow that advances a state with a solver's ``step(u) -> u`` can take a
 ``u_s = surrogate(u)``; a *guard* ``guard(u, u_s) -> (ok, error_estimate)``
 says whether that step is acceptable and how much RMS error it adds. The
 guard is passed in (dependency injection): the audit builds one from its
-split-conformal per-step bound (``audit.conformal_guard``) or from the PDE
-residual of the proposal (``audit.residual_guard``); tests build their own.
+split-conformal per-step bound (``audit.conformal_guard``), from the PDE
+residual of the proposal (``audit.residual_guard``) or from a conformal factor
+times a cheap residual of the proposal (``audit.state_guard``: a bound that
+depends on the state); tests build their own.
 
 Error budget. The stepper carries an accumulated error estimate ``e``
 (absolute RMS over grid points and channels, the norm of ``Solution.error``)::
@@ -240,7 +242,9 @@ class HybridConfig:
             any saved frame. Required; choose it in the units of ``u``.
         guard: ``"conformal"`` (the audit's split-conformal per-step bound, measured
             on the calibration split) or ``"residual"`` (the PDE residual of each
-            proposed state, computed with a fine solver step).
+            proposed state, computed with a fine solver step) or ``"state"`` (a bound that depends
+            on the proposed step: a conformal factor, measured on the calibration split, times the
+            proposal's cheap exponential-midpoint residual; ``audit.state_guard``).
         correct_every: 0 (off) or k >= 2: every k-th step is a solver step (re-anchoring).
         growth: per-step amplification of the carried error (>= 1; 1 for diffusive
             dynamics, larger for chaotic ones).
@@ -252,7 +256,7 @@ class HybridConfig:
     """
 
     tolerance: float
-    guard: Literal["conformal", "residual"] = "conformal"
+    guard: Literal["conformal", "residual", "state"] = "conformal"
     correct_every: int = 0
     growth: float = 1.0
     steps: int | None = None
@@ -265,7 +269,8 @@ class HybridConfig:
                 raise ValueError(f"{name}: {msg}, got {value!r}")
 
         check(np.isfinite(self.tolerance) and self.tolerance > 0, "tolerance", "must be > 0 and finite", self.tolerance)
-        check(self.guard in ("conformal", "residual"), "guard", "must be 'conformal' or 'residual'", self.guard)
+        check(self.guard in ("conformal", "residual", "state"), "guard", "must be 'conformal', 'residual' or 'state'",
+              self.guard)
         def integer(value):
             return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
