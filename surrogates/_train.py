@@ -254,6 +254,9 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
             ``stats``, ``batch_size``, ``input_steps``, ``target_steps``, ``steps_per_epoch``), its
             batches placed with ``NamedSharding(mesh, P("data"))`` when ``mesh`` is given.
         out_dir: checkpoints (``checkpoints/``, ``best/``), ``byai_model.json`` and ``metrics.jsonl``.
+            ``byai_model.json["cost"]`` is what training cost, rewritten with each checkpoint: wall and CPU
+            seconds summed over the runs (a killed run's counted up to its last checkpoint), ``runs``,
+            ``device_kind`` and ``device_count``; seconds ``None`` with ``unknown`` when a run recorded none.
         val_loader: the validation split (same stats), measured every ``config.val_every`` steps.
         until: stop at this global step (default ``config.steps``; the schedule always spans
             ``config.steps``).
@@ -267,6 +270,7 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
         TrainingDivergedError: the loss became non-finite (the message names the step).
         CheckpointError: ``out_dir`` holds an incompatible or unexpected checkpoint.
     """
+    clock = (time.perf_counter(), time.process_time())  # this run's cost: everything below
     out = Path(out_dir)
     until = config.steps if until is None else int(until)
     if until < 1:
@@ -300,11 +304,16 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
         meta["input_stats"] = _stats_json(input_stats)
     ckpt = Checkpoints(out)
     start = 0
+    prior = {"wall_seconds": 0.0, "cpu_seconds": 0.0, "runs": 0}
     if ckpt.latest_step() is not None or (out / "byai_model.json").exists():
         if not resume:
             raise CheckpointError(f"{out} already holds a byai checkpoint; pass --resume to continue it "
                                   "or choose a new --out")
-        check_compatible(read_metadata(out), meta, out)
+        old = read_metadata(out)
+        check_compatible(old, meta, out)
+        prior = _prior_cost(old)
+        if "cost" in old:
+            meta["cost"] = old["cost"]  # kept as it is when this run has nothing left to do
     elif resume and not quiet and jax.process_index() == 0:
         print(f"byai train: nothing to resume in {out}; starting from step 0", file=sys.stderr)
     if jax.process_count() > 1:  # every process has looked at ``out`` before the first one writes to it
@@ -331,6 +340,11 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
     if start >= until:
         return TrainResult(start, _recorded_loss(metrics_path, start, resumed_loss), best_val,
                            n_params["complex_as_one"])
+
+    def record_cost():  # with each checkpoint: a killed run's cost counts up to its last checkpoint
+        if jax.process_index() == 0:
+            meta["cost"] = _cost(prior, clock)
+            write_metadata(out, meta)
 
     bar = _progress(until, start, quiet)
     log = open(metrics_path, "a") if jax.process_index() == 0 else None
@@ -388,6 +402,7 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
                 if (config.checkpoint_every and done % config.checkpoint_every == 0) or done == until:
                     ckpt.save(done, state, extra)
                     last_good = done
+                    record_cost()
         flush()
     finally:
         if bar is not None:
@@ -396,6 +411,27 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
             log.close()
         ckpt.close()
     return TrainResult(until, last_loss, best_val, n_params["complex_as_one"])
+
+
+def _prior_cost(meta: dict) -> dict:
+    """What earlier runs of a resumed training recorded in its ``byai_model.json`` (seconds ``None``, with
+    ``unknown`` saying why, when a checkpointed run recorded none)."""
+    cost = meta.get("cost")
+    if isinstance(cost, dict) and all(isinstance(cost.get(k), int | float) for k in ("wall_seconds", "cpu_seconds")):
+        return {"wall_seconds": float(cost["wall_seconds"]), "cpu_seconds": float(cost["cpu_seconds"]),
+                "runs": int(cost.get("runs", 1))}
+    return {"wall_seconds": None, "cpu_seconds": None, "runs": int((cost or {}).get("runs", 0)),
+            "unknown": "an earlier run of this training recorded no cost"}
+
+
+def _cost(prior: dict, clock: tuple[float, float]) -> dict:
+    """``byai_model.json["cost"]``: ``prior`` plus this run's wall (``time.perf_counter``) and CPU
+    (``time.process_time``, every thread of this process) seconds since ``clock``, the runs counted, the devices."""
+    out = {"runs": prior["runs"] + 1, "device_kind": jax.devices()[0].device_kind, "device_count": jax.device_count()}
+    if prior["wall_seconds"] is None:
+        return {**out, "wall_seconds": None, "cpu_seconds": None, "unknown": prior["unknown"]}
+    return {**out, "wall_seconds": prior["wall_seconds"] + time.perf_counter() - clock[0],
+            "cpu_seconds": prior["cpu_seconds"] + time.process_time() - clock[1]}
 
 
 def _resume_point(ckpt: Checkpoints, like, out: Path):
