@@ -14,8 +14,9 @@ and means over the spatial axes:
 ``max_error``   PDEBench "Max error": ``max_{x,c} |e|``.
 ``vrmse``       The Well "VRMSE": per channel ``sqrt(mean_x e^2 / (var_x(ref) + 1e-7))``, mean over
                 channels.
-``mass_error``  PDEBench "cRMSE" (conserved quantity): per channel ``|mean_x pred - mean_x ref|``
-                (the box-averaged mass), RMS over channels.
+``mass_error``  PDEBench "cRMSE" (conserved quantity) of one sample: per channel
+                ``|mean_x pred - mean_x ref|`` (the box-averaged mass), RMS over channels (PDEBench's table
+                value aggregates by RMS over samples: ``crmse`` of :func:`pdebench_metrics`).
 ``energy_error`` relative error of the energy density ``E = mean_{x} sum_c u^2 / 2``:
                 ``|E(pred) - E(ref)| / E(ref)``; reported only for PDEs that conserve ``E``.
 ``low_freq``,   PDEBench "fRMSE" bands, made Parseval-consistent: with ``e_hat`` the full FFT over the
@@ -25,12 +26,39 @@ and means over the spatial axes:
                 ``low^2 + mid^2 + high^2 = rmse^2``.
 ``correlation`` Pearson correlation of pred and ref over grid points, per channel, mean over channels
                 (The Well's "pearson"); 1 for two constant fields that agree, 0 when one is constant.
+``brmse``       PDEBench "bRMSE" (RMSE on the boundary): per channel ``sqrt(mean_{x in B} e^2)`` over the
+                outermost grid points of each spatial axis, ``B`` = the faces at index 0 and ``n_a - 1`` of
+                every axis ``a`` (a point on several faces counted once per face: ``2 nx + 2 ny`` points in
+                2-D, ``(e[0]^2 + e[-1]^2) / 2`` in 1-D), then the mean over channels. Its mean over samples
+                and steps is PDEBench's bRMSE (1-D and 2-D; PDEBench's 3-D branch sums the channels inside
+                the root, so it equals this there for one channel only).
 ==============  =====================================================================================
 
 ``correlation_time`` (per sample): the number of leading rollout steps
 ``1, 2, ...`` whose correlation stays ``>= threshold`` (0.8 by default, as in
 The Well and PDEArena); it equals the horizon when the correlation never drops
 (``censored``).
+
+PDEBench's tables aggregate over samples inside some metrics, so their values
+are not means of per-sample metrics. :func:`pdebench_metrics` computes them as
+``pdebench.models.metrics.metric_func`` does (``Lx = Ly = Lz = 1``, as its
+training scripts call it; ``iLow = 4``, ``iHigh = 12``), per frame, averaged over
+channels (its ``if_mean`` then also averages over the frames, which the report
+does over steps ``1..horizon``):
+
+``rmse``        ``mean_{b,c} sqrt(mean_x e^2)`` (per channel, unlike byai's ``rmse`` joint over channels).
+``nrmse``       ``mean_{b,c} sqrt(mean_x e^2) / sqrt(mean_x ref^2)``.
+``crmse``       "cRMSE": ``mean_c sqrt(mean_b (mean_x pred - mean_x ref)^2)``: the RMS over samples of the
+                error of the box mean (the conserved quantity), not its mean over samples.
+``max_error``   ``mean_c max_{b,x} |e|``: the worst point over all samples.
+``brmse``       ``mean_{b,c}`` of the boundary RMSE above.
+``frmse_low``,  "fRMSE": with ``e_hat`` the discrete Fourier transform over space (1-D: ``rfft``, modes
+``frmse_mid``,  ``k = 0..nx/2``; 2-D/3-D: ``fftn``, only the non-negative modes ``0 <= i_a < n_a/2``, binned
+``frmse_high``  by ``k = floor(sqrt(sum_a i_a^2))``, bins ``k < min_a n_a/2`` summing ``|e_hat|^2``),
+                ``F_k = sqrt(mean_b P_k) / prod_a n_a`` (``P_k = |e_hat_k|^2``, or the bin's sum), then per
+                channel the mean of ``F_k`` over ``k < 4`` (low), ``4 <= k < 12`` (mid), ``k >= 12`` (high),
+                and the mean over channels. Not Parseval-normalised, unlike ``low_freq``/``mid_freq``/
+                ``high_freq``: the bands average amplitudes over their modes.
 """
 
 from __future__ import annotations
@@ -38,6 +66,41 @@ from __future__ import annotations
 import numpy as np
 
 VRMSE_EPS = 1e-7  # The Well's epsilon in the variance-scaled RMSE
+
+DEFINITIONS = {
+    "rmse": "sqrt(mean over grid points and channels of e^2), e = pred - ref, per sample and frame",
+    "rel_l2": "||e||_2 / ||ref||_2 over grid points and channels jointly",
+    "nrmse": "mean over channels of sqrt(mean_x e^2) / sqrt(mean_x ref^2) (PDEBench nRMSE)",
+    "max_error": "max over grid points and channels of |e|",
+    "vrmse": "mean over channels of sqrt(mean_x e^2 / (var_x(ref) + 1e-7)) (The Well VRMSE)",
+    "mass_error": "RMS over channels of |mean_x pred - mean_x ref| (one sample's cRMSE)",
+    "energy_error": "|E(pred) - E(ref)| / E(ref), E = mean_x sum_c u^2 / 2 (PDEs conserving E only)",
+    "low_freq": "sqrt(sum over |m| < lo and channels of |fftn(e)|^2 / (N^2 C)), Parseval-normalised",
+    "mid_freq": "sqrt(sum over lo <= |m| < hi and channels of |fftn(e)|^2 / (N^2 C)), Parseval-normalised",
+    "high_freq": "sqrt(sum over |m| >= hi and channels of |fftn(e)|^2 / (N^2 C)), Parseval-normalised; "
+                 "low^2 + mid^2 + high^2 = rmse^2",
+    "correlation": "mean over channels of the Pearson correlation of pred and ref over grid points",
+    "brmse": "mean over channels of sqrt(mean of e^2 over the faces at index 0 and -1 of every spatial axis, "
+             "a point counted once per face) (PDEBench bRMSE)",
+    "tolerance_multiple": "rmse / (rtol * RMS(u_ref) + atol)",
+    "correlation_time": "leading rollout steps whose correlation stays >= the threshold",
+}
+"""What each per-sample metric is (``report.json["metric_definitions"]``)."""
+
+PDEBENCH_DEFINITIONS = {
+    "rmse": "mean over samples and channels of sqrt(mean_x e^2)",
+    "nrmse": "mean over samples and channels of sqrt(mean_x e^2) / sqrt(mean_x ref^2)",
+    "crmse": "mean over channels of sqrt(mean over samples of (mean_x pred - mean_x ref)^2): RMS over samples",
+    "max_error": "mean over channels of max over samples and grid points of |e|",
+    "brmse": "mean over samples and channels of sqrt(mean of e^2 over the faces at index 0 and -1 of every "
+             "spatial axis)",
+    "frmse_low": "mean over channels of the mean over mode bins k < 4 of F_k = sqrt(mean over samples of "
+                 "|e_hat_k|^2) / prod(n) (1-D: rfft modes; 2-D/3-D: fftn, modes 0 <= i_a < n_a/2 binned by "
+                 "floor(sqrt(sum i_a^2)) < min(n_a/2), |e_hat|^2 summed per bin), Lx = Ly = Lz = 1",
+    "frmse_mid": "as frmse_low over mode bins 4 <= k < 12",
+    "frmse_high": "as frmse_low over mode bins k >= 12",
+}
+"""What each of :func:`pdebench_metrics` is (``report.json["pdebench"]["definitions"]``)."""
 
 
 def _space_axes(a: np.ndarray) -> tuple[int, ...]:
@@ -82,7 +145,76 @@ def field_metrics(pred, ref, *, band_edges: tuple[int, int] = (4, 12), energy: b
         out["energy_error"] = _safe_div(np.abs(e_p - e_r), e_r)
     out.update(band_errors(e, band_edges))
     out["correlation"] = correlation(pred, ref)
+    out["brmse"] = np.mean(np.sqrt(_boundary_mse(e)), axis=-1)
     return out
+
+
+def _boundary_mse(e) -> np.ndarray:
+    """``(S, T, C)`` mean of ``e^2`` over the faces at index 0 and -1 of every spatial axis (PDEBench's bRMSE)."""
+    ax = _space_axes(e)
+    total, count = 0.0, 0
+    for a in ax:
+        rest = tuple(b - 1 if b > a else b for b in ax if b != a)  # the other spatial axes once ``a`` is taken
+        for i in (0, -1):
+            total = total + np.sum(np.take(e, i, axis=a) ** 2, axis=rest)
+        count += 2 * int(np.prod([e.shape[b] for b in ax if b != a]))
+    return total / count
+
+
+PDEBENCH_BANDS = (4, 12)  # PDEBench's iLow, iHigh
+
+
+def pdebench_metrics(pred, ref) -> dict:
+    """PDEBench's metrics per frame, aggregated over samples as ``metric_func`` does: ``name -> (time,)``.
+
+    ``rmse``, ``nrmse``, ``crmse``, ``max_error``, ``brmse``, ``frmse_low``, ``frmse_mid``,
+    ``frmse_high`` as in the module docstring (``Lx = Ly = Lz = 1``, ``iLow = 4``, ``iHigh = 12``),
+    each averaged over channels; PDEBench's table value is the mean over the frames after the
+    initial condition. Reference: Takamoto et al., PDEBench (NeurIPS 2022), ``pdebench/models/metrics.py``.
+
+    Args:
+        pred, ref: ``(sample, time, *space, channel)`` predictions and reference (1-3 spatial axes).
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    if pred.shape != ref.shape or not 4 <= pred.ndim <= 6:
+        raise ValueError(f"pred and ref must both be (sample, time, *space, channel) with 1-3 spatial axes, got "
+                         f"{pred.shape} and {ref.shape}")
+    ax = _space_axes(ref)
+    e = pred - ref
+    rmse_c = np.sqrt(np.mean(e**2, axis=ax))  # (S, T, C)
+    out = {"rmse": np.mean(rmse_c, axis=(0, -1)),
+           "nrmse": np.mean(_safe_div(rmse_c, np.sqrt(np.mean(ref**2, axis=ax))), axis=(0, -1)),
+           "crmse": np.mean(np.sqrt(np.mean((np.mean(pred, axis=ax) - np.mean(ref, axis=ax)) ** 2, axis=0)),
+                            axis=-1),
+           "max_error": np.mean(np.max(np.abs(e), axis=(0, *ax)), axis=-1),
+           "brmse": np.mean(np.sqrt(_boundary_mse(e)), axis=(0, -1))}
+    f = _pdebench_mode_rmse(e)  # (T, C, K)
+    lo, hi = PDEBENCH_BANDS
+    for name, band in (("frmse_low", f[..., :lo]), ("frmse_mid", f[..., lo:hi]), ("frmse_high", f[..., hi:])):
+        with np.errstate(invalid="ignore"):  # an empty band (a coarse grid) is NaN, as torch.mean of nothing
+            out[name] = np.mean(np.mean(band, axis=-1) if band.shape[-1] else np.full(band.shape[:-1], np.nan),
+                                axis=-1)
+    return out
+
+
+def _pdebench_mode_rmse(e) -> np.ndarray:
+    """``(T, C, K)``: PDEBench's ``_err_F``, the RMS over samples of the error's Fourier amplitude per mode bin
+    divided by the number of grid points (``Lx = Ly = Lz = 1``)."""
+    ax = _space_axes(e)
+    shape = tuple(e.shape[a] for a in ax)
+    if len(ax) == 1:
+        power = np.abs(np.fft.rfft(e, axis=2)) ** 2  # (S, T, nx//2 + 1, C)
+    else:
+        full = np.abs(np.fft.fftn(e, axes=ax)) ** 2
+        quadrant = full[(slice(None), slice(None), *(slice(0, n // 2) for n in shape))]
+        k = np.floor(np.sqrt(sum(i.astype(np.float64) ** 2 for i in np.meshgrid(
+            *[np.arange(n // 2) for n in shape], indexing="ij")))).astype(int)
+        nbins = min(n // 2 for n in shape)
+        flat = quadrant.reshape(*e.shape[:2], -1, e.shape[-1])
+        power = np.stack([np.sum(flat[:, :, k.ravel() == b], axis=2) for b in range(nbins)], axis=2)
+    f = np.sqrt(np.mean(power, axis=0)) / np.prod(shape)  # (T, K, C)
+    return np.moveaxis(f, -1, 1)
 
 
 def band_errors(e, band_edges: tuple[int, int] = (4, 12)) -> dict:

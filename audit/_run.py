@@ -72,15 +72,16 @@ class Inputs:
 
 @dataclasses.dataclass(frozen=True)
 class Rollouts:
-    """What :func:`_roll_out` produced: ``(S, horizon + 1, *space, C)`` predictions from the test and
-    calibration initial conditions (frame 0 included), the references cut to the horizon, and the wall
-    time (s) of the test rollouts (fastest repeat, compilation excluded)."""
+    """What :func:`_roll_out` produced (or :func:`audit.run_predictions` was given): ``(S, horizon + 1, *space, C)``
+    predictions from the test and calibration initial conditions (frame 0 included; no calibration samples when
+    none were given), the references cut to the horizon, and the wall time (s) of the test rollouts (fastest
+    repeat, compilation excluded; None when unknown)."""
 
     pred: np.ndarray
     cal_pred: np.ndarray
     ref: np.ndarray
     cal_ref: np.ndarray
-    seconds: float
+    seconds: float | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +106,11 @@ class Scores:
         correlation_time, censored: ``(S,)`` steps the correlation stays above the threshold, and
             whether it never drops.
         passed: the verdict (see :class:`Requirement`).
+        pdebench: ``name -> (horizon + 1,)`` PDEBench's metrics aggregated over test samples
+            (:func:`audit._metrics.pdebench_metrics`).
+        conformal_reason: None when the conformal bound was calibrated; else why there is none (no
+            calibration predictions: ``bound`` is NaN and the verdict rests on ``test_quantile`` alone).
+        one_step_reason: None when the one-step bound was measured; else why not (``one_step_bound`` NaN).
     """
 
     metrics: dict
@@ -123,6 +129,9 @@ class Scores:
     correlation_time: np.ndarray
     censored: np.ndarray
     passed: bool
+    pdebench: dict = dataclasses.field(default_factory=dict)
+    conformal_reason: str | None = None
+    one_step_reason: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,6 +189,8 @@ class Report:
             "provenance": i.provenance,
             "pde": _jsonable(i.pde_name),
             "problem": i.kind.name,
+            "metric_definitions": _metrics.DEFINITIONS,
+            "pdebench": _pdebench_json(i, s),
         })
 
 
@@ -296,21 +307,29 @@ def _requirement(requirement: Requirement | str | None, config: AuditConfig) -> 
 # ----------------------------------------------------------------------------------- 1. load, validate
 def _load(test, calibration, req: Requirement, config: AuditConfig, *, pde, pde_classes: tuple,
           model_info: dict | None,
-          provenance: dict | None, with_params: bool) -> Inputs:
-    """Read and check both splits, the time axis, the tolerance and the model; build the kind's audit."""
+          provenance: dict | None, with_params: bool, frames: int | None = None) -> Inputs:
+    """Read and check both splits, the time axis, the tolerance and the model; build the kind's audit.
+
+    ``calibration`` None (predictions without calibration predictions) leaves no calibration samples;
+    ``frames`` (the frames the predictions hold) caps the horizon.
+    """
     attrs = dict(test.attrs)
-    kind, cal_kind = datasets.problem_of(attrs), datasets.problem_of(calibration.attrs)
-    if cal_kind != kind:
+    kind = datasets.problem_of(attrs)
+    if calibration is not None and (cal_kind := datasets.problem_of(calibration.attrs)) != kind:
         raise AuditError(f"the calibration split is a {cal_kind.name} dataset, the test split a {kind.name}")
     ref, t, est = _split_arrays(test, "test", kind)
-    cal_ref, cal_t, _ = _split_arrays(calibration, "calibration", kind)
-    if cal_ref.shape[2:] != ref.shape[2:]:
-        raise AuditError(f"calibration states {cal_ref.shape[2:]} differ from test states {ref.shape[2:]}")
-    _conformal.check_calibration_size(cal_ref.shape[0], req.alpha)  # before any rollout
+    if calibration is None:
+        cal_ref, cal_t = np.zeros((0, *ref.shape[1:])), t
+    else:
+        cal_ref, cal_t, _ = _split_arrays(calibration, "calibration", kind)
+        if cal_ref.shape[2:] != ref.shape[2:]:
+            raise AuditError(f"calibration states {cal_ref.shape[2:]} differ from test states {ref.shape[2:]}")
+        _conformal.check_calibration_size(cal_ref.shape[0], req.alpha)  # before any rollout
     problem = _kinds.problem_audit(kind, test, pde, pde_classes)
     if config.equal_accuracy.enabled:  # a setting the search would drop is refused before any rollout
         problem.check_equal_accuracy(config.equal_accuracy, ref.shape[2:-1])
-    horizon = problem.horizon(req, ref.shape[1], cal_ref.shape[1])
+    test_frames = ref.shape[1] if frames is None else min(ref.shape[1], frames)
+    horizon = problem.horizon(req, test_frames, ref.shape[1] if calibration is None else cal_ref.shape[1])
     dts = np.diff(t[:horizon + 1])
     dt = float(dts[0])
     if not (dt > 0 and np.allclose(dts, dt, rtol=1e-9, atol=0)):
@@ -322,12 +341,14 @@ def _load(test, calibration, req: Requirement, config: AuditConfig, *, pde, pde_
         raise AuditError(f"the requirement {req} is a multiple of the solver tolerance, but the test data's "
                          "tolerance is unknown (imported data); state an absolute threshold instead")
     prov = {"test_sha256": _jsonable(attrs.get("sha256")),
-            "calibration_sha256": _jsonable(calibration.attrs.get("sha256"))}
+            "calibration_sha256": None if calibration is None else _jsonable(calibration.attrs.get("sha256"))}
     prov.update(_check_model_info(model_info, attrs))
     prov.update(_jsonable(provenance or {}))
     if model_info and "dataset_sha256" in model_info:
         prov.setdefault("dataset_matches_training", None)  # the CLI fills it in from train.h5
-    p_test, p_cal = _params(test, "test", with_params), _params(calibration, "calibration", with_params)
+    p_test = _params(test, "test", with_params)
+    p_cal = np.zeros((0, p_test.shape[1])) if calibration is None else _params(calibration, "calibration",
+                                                                               with_params)
     if p_test.shape[1] != p_cal.shape[1]:
         raise AuditError(f"test and calibration splits have {p_test.shape[1]} and {p_cal.shape[1]} parameters")
     return Inputs(req, config, kind, problem, ref, cal_ref, t, est, p_test, p_cal, horizon, dt, tol, prov,
@@ -505,6 +526,18 @@ def _first_nonfinite(pred, name):
 def _score(inputs: Inputs, rollouts: Rollouts, stepper: Callable, calibration, with_params: bool) -> Scores:
     """Metrics and tolerance multiples of both splits, the requirement's scores, the conformal bounds with
     their coverages, the one-step bound and the verdict."""
+    # one-step errors from every reference frame both splits hold (not only the horizon's)
+    n1 = min(inputs.cal_ref.shape[1], inputs.ref.shape[1]) - 1
+    one_bound = one_step_bound(stepper, calibration, inputs.requirement.alpha, horizon=n1, with_params=with_params)
+    one_test = _one_step_scores(_bind(stepper, with_params), inputs.ref[:, :n1 + 1], inputs.params_test)
+    return _score_rollouts(inputs, rollouts, (one_bound, n1, _conformal.coverage(one_test, one_bound)))
+
+
+def _score_rollouts(inputs: Inputs, rollouts: Rollouts, one_step: tuple[float, int, float] | None,
+                    one_step_reason: str | None = None, conformal_reason: str | None = None) -> Scores:
+    """:func:`_score` from the rollouts alone: ``one_step`` is ``(bound, frames, test coverage)`` measured
+    with the stepper, or None (``one_step_reason`` says why); without calibration rollouts
+    (``conformal_reason`` says why) there is no conformal bound and the verdict is the test quantile's."""
     req, config, r = inputs.requirement, inputs.config, rollouts
     energy = inputs.problem.conserves_energy
     m_test = _metrics.field_metrics(r.pred, r.ref, band_edges=config.band_edges, energy=energy)
@@ -519,17 +552,19 @@ def _score(inputs: Inputs, rollouts: Rollouts, stepper: Callable, calibration, w
     v_test = _requirement_values(req, m_test, mult_test)[:, 1:]
     v_cal = _requirement_values(req, m_cal, mult_cal)[:, 1:]
     score_test, score_cal = np.max(v_test, axis=1), np.max(v_cal, axis=1)
-    bound = _conformal.conformal_bound(score_cal, req.alpha)
-    per_step_bound = _conformal.conformal_bounds(v_cal, req.alpha)
     test_q = _metrics.upper_quantile(score_test, req.quantile)
-    # one-step errors from every reference frame both splits hold (not only the horizon's)
-    n1 = min(inputs.cal_ref.shape[1], inputs.ref.shape[1]) - 1
-    one_bound = one_step_bound(stepper, calibration, req.alpha, horizon=n1, with_params=with_params)
-    one_test = _one_step_scores(_bind(stepper, with_params), inputs.ref[:, :n1 + 1], inputs.params_test)
+    if conformal_reason is None:
+        bound = _conformal.conformal_bound(score_cal, req.alpha)
+        per_step_bound = _conformal.conformal_bounds(v_cal, req.alpha)
+        passed = bool(test_q <= req.threshold and bound <= req.threshold)
+    else:
+        bound, per_step_bound = math.nan, np.full(v_test.shape[1], np.nan)
+        passed = bool(test_q <= req.threshold)
+    one_bound, n1, one_cov = one_step if one_step is not None else (math.nan, 0, math.nan)
     ctime, censored = _metrics.correlation_time(m_test["correlation"][:, 1:], config.correlation_threshold)
     return Scores(m_test, tol, mult_test, v_test, v_cal, score_test, score_cal, test_q, bound, per_step_bound,
-                  one_bound, n1, _conformal.coverage(one_test, one_bound), ctime, censored,
-                  bool(test_q <= req.threshold and bound <= req.threshold))
+                  one_bound, n1, one_cov, ctime, censored, passed, _metrics.pdebench_metrics(r.pred, r.ref),
+                  conformal_reason, one_step_reason)
 
 
 def _frame_tolerance(ref, tolerance: tuple[float, float]) -> np.ndarray:
@@ -603,6 +638,21 @@ def _score_fn(req, config, ref_h, tol):
 # ---------------------------------------------------------------------------------------- report.json
 def _conformal_json(i: Inputs, s: Scores) -> dict:
     req, n1 = i.requirement, s.one_step_frames
+    if s.conformal_reason is not None:
+        return {
+            "status": "no calibration predictions", "reason": s.conformal_reason,
+            "alpha": req.alpha, "level": 1 - req.alpha,
+            "score": f"max over steps 1..{i.horizon} of {score_name(req)}",
+            "n_calibration": 0, "bound": None, "coverage_calibration": None, "coverage_test": None,
+            "per_step": None, "one_step_rmse_bound": None, "one_step_rmse_reason": s.one_step_reason,
+            "verdict_rule": f"without a conformal bound the requirement holds when the q{req.quantile:g} of the "
+                            f"test scores is at most the threshold; it bounds nothing beyond the test samples",
+        }
+    one_step = ({"one_step_rmse_bound": None, "one_step_rmse_reason": s.one_step_reason}
+                if s.one_step_reason is not None else {
+                    "one_step_rmse_bound": s.one_step_bound,
+                    "one_step_rmse_score": f"max over reference frames 0..{n1 - 1} of RMS(step(u_ref[n]) - u_ref[n+1])",
+                    "one_step_rmse_coverage_test": s.one_step_coverage_test})
     return {
         "alpha": req.alpha, "level": 1 - req.alpha,
         "score": f"max over steps 1..{i.horizon} of {score_name(req)}",
@@ -612,10 +662,22 @@ def _conformal_json(i: Inputs, s: Scores) -> dict:
         "per_step": {"bound": s.per_step_bound.tolist(),
                      "coverage_calibration": np.mean(s.cal_values <= s.per_step_bound, axis=0).tolist(),
                      "coverage_test": np.mean(s.values <= s.per_step_bound, axis=0).tolist()},
-        "one_step_rmse_bound": s.one_step_bound,
-        "one_step_rmse_score": f"max over reference frames 0..{n1 - 1} of RMS(step(u_ref[n]) - u_ref[n+1])",
-        "one_step_rmse_coverage_test": s.one_step_coverage_test,
+        **one_step,
+        "status": "calibrated",
+        "verdict_rule": f"the requirement holds when the q{req.quantile:g} of the test scores AND the conformal "
+                        "bound are both at most the threshold",
     }
+
+
+def _pdebench_json(i: Inputs, s: Scores) -> dict:
+    """``report.json["pdebench"]``: PDEBench's table metrics, mean over steps ``1..horizon`` and per step."""
+    out = {k: {"value": float(np.mean(v[1:i.horizon + 1])), "per_step": v[1:i.horizon + 1].tolist()}
+           for k, v in s.pdebench.items()}
+    out["definitions"] = _metrics.PDEBENCH_DEFINITIONS
+    out["note"] = ("as pdebench/models/metrics.py metric_func with if_mean=True (Lx = Ly = Lz = 1, iLow = 4, "
+                   f"iHigh = 12, initial_step = 1) over rollout steps 1..{i.horizon}; PDEBench's 3-D bRMSE "
+                   "sums the channels inside the root (equal for one channel)")
+    return out
 
 
 def _metrics_json(i: Inputs, s: Scores) -> dict:
