@@ -77,6 +77,13 @@ per-kind behaviour by its type (``audit._kinds``):
     time for the whole test split, compilation excluded; may be < 1),
     ``speedup_bound`` (``exact``/``upper``/``lower``), ``solver_setting`` and every
     cost-accuracy ``point``; ``status`` ``unknown`` when the PDE cannot be rebuilt.
+``cost``
+    what the surrogate cost to make (``generation_seconds``: the train, val and
+    calibration files' recorded wall time; ``training_seconds``: the model's),
+    the per-rollout seconds of the surrogate and of the solver at equal accuracy,
+    and ``breakeven``: the rollouts after which the surrogate has paid back
+    generation + training, ``ceil(upfront / (solver - surrogate))``, or null with
+    the ``reason`` (it is slower per rollout: never; a cost is unknown).
 ``physics``
     the one-step PDE residual of prediction and reference, which quantities the
     PDE conserves, and their drift.
@@ -87,6 +94,7 @@ per-kind behaviour by its type (``audit._kinds``):
 
 from ._config import AuditConfig, AuditError, EqualAccuracyConfig, Requirement
 from ._conformal import conformal_bound, conformal_bounds, coverage, min_calibration_size
+from ._cost import breakeven, generation_cost, training_cost
 from ._equal_accuracy import time_call
 from ._guards import conformal_guard, proposal_residual, residual_guard, state_guard
 from ._hybrid import HybridResult, check_hybrid_config, compare_hybrid
@@ -103,4 +111,5 @@ __all__ = [
     "HybridResult", "compare_hybrid", "check_hybrid_config",
     "field_metrics", "band_errors", "correlation", "correlation_time", "radial_spectrum", "summarize",
     "conserved_quantities", "defects", "drift",
+    "breakeven", "generation_cost", "training_cost",
 ]

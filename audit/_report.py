@@ -13,7 +13,7 @@ import numpy as np
 
 import solvers
 
-from . import _metrics
+from . import _cost, _metrics
 
 
 def write_outputs(out: Path, summary: dict, pred, ref, t, test, req_values, tol, score_test,
@@ -273,6 +273,7 @@ test {_fmt(c['coverage_test'])}); threshold {_fmt(req['threshold'])}. The requir
 at most the threshold.</p>
 <p>Solver tolerance: {tm_line}.</p>
 <p>{eq_line}</p>
+<p>Cost: {html.escape(_cost.sentence(summary.get("cost") or {}))}.</p>
 <p>{phys_line}</p>
 <h2>Metrics over test samples and steps 1..{h}</h2>
 <table><tr><th>metric</th><th>mean</th><th>q50</th><th>q95</th><th>max</th></tr>{rows}</table>

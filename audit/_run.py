@@ -26,7 +26,7 @@ import datasets
 import solvers
 from datasets import Problem
 
-from . import _conformal, _kinds, _metrics
+from . import _conformal, _cost, _kinds, _metrics
 from ._config import ABSOLUTE_METRICS, RELATIVE_METRICS, AuditConfig, AuditError, Requirement
 from ._equal_accuracy import check_repeats, time_call
 from ._kinds import EqualAccuracy, Physics, ProblemAudit, score_name
@@ -141,6 +141,7 @@ class Report:
     Attributes:
         inputs, rollouts, scores, physics, equal_accuracy: the stage results.
         files: paths written (``json``, ``html``, ``predictions``), if any.
+        generation_cost, training_cost: what the surrogate cost to make, as recorded (see :func:`run`).
     """
 
     inputs: Inputs
@@ -149,6 +150,8 @@ class Report:
     physics: Physics
     equal_accuracy: EqualAccuracy
     files: dict = dataclasses.field(default_factory=dict)
+    generation_cost: dict | None = None
+    training_cost: dict | None = None
 
     @property
     def passed(self) -> bool:
@@ -189,6 +192,8 @@ class Report:
             "provenance": i.provenance,
             "pde": _jsonable(i.pde_name),
             "problem": i.kind.name,
+            "cost": _cost.cost_json(self.generation_cost, self.training_cost, self.equal_accuracy.to_json(),
+                                    int(i.ref.shape[0]), h),
             "metric_definitions": _metrics.DEFINITIONS,
             "pdebench": _pdebench_json(i, s),
         })
@@ -199,7 +204,7 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
         config: AuditConfig | None = None, pde=None, pde_classes: tuple = (), out_dir=None,
         model_info: dict | None = None, provenance: dict | None = None,
         solver_stepper_factory: Callable | None = None, with_params: bool = False, repeats: int = 3,
-        quiet: bool = True) -> Report:
+        quiet: bool = True, generation_cost: dict | None = None, training_cost: dict | None = None) -> Report:
     """Audit ``stepper`` on the ``test`` split against ``requirement``.
 
     Rolls ``stepper`` out (``jax.jit`` of ``jax.vmap`` of ``solvers.rollout``)
@@ -239,6 +244,9 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
         repeats: timed runs of the surrogate's rollout and of each solver setting of the
             equal-accuracy search (the fastest is kept; compilation is excluded). Good values 2-5.
         quiet: no progress messages on stderr.
+        generation_cost: ``{split: cost}`` of the files the surrogate was made from
+            (:func:`audit.generation_cost` of their folder), for ``report.json["cost"]``; None: unknown.
+        training_cost: the model's recorded cost (:func:`audit.training_cost`); None: unknown.
 
     Raises:
         AuditError: on input that allows no verdict (wrong shape or non-finite rollouts,
@@ -256,7 +264,8 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
     physics = inputs.problem.physics(rollouts.pred, rollouts.ref, inputs.dt, scores.tolerance,
                                      config.residual_substeps, say)
     equal = _equal_accuracy_stage(inputs, rollouts, scores, solver_stepper_factory, repeats, say)
-    report = Report(inputs, rollouts, scores, physics, equal)
+    report = Report(inputs, rollouts, scores, physics, equal, generation_cost=generation_cost,
+                    training_cost=training_cost)
     if out_dir is None:
         return report
     from ._report import write_outputs

@@ -99,7 +99,8 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, re
     with output_lock(out, owner=jax.process_index() == 0):
         report = audit.run(stepper, test, calibration, requirement, config=cfg, pde_classes=config.pde_classes(),
                            out_dir=out, model_info=info, provenance=provenance, with_params=with_params,
-                           repeats=config.run_settings("audit").repeats, quiet=quiet or not sys.stderr.isatty())
+                           repeats=config.run_settings("audit").repeats, quiet=quiet or not sys.stderr.isatty(),
+                           generation_cost=audit.generation_cost(data), training_cost=audit.training_cost(model))
     print(one_line(report.summary))
     return 0 if report.passed else 1
 

@@ -246,7 +246,7 @@ def _fmt(x, spec=".3g") -> str:
 
 
 def summary(out: Path, results: dict[str, str]) -> str:
-    """The final summary: each stage's status, the audit verdict and the speedups."""
+    """The final summary: each stage's status, the audit verdict, the speedups and the break-even."""
     lines = [f"byai run summary ({out})"]
     lines += [f"  {stage:9s} {status}" for stage, status in results.items()]
     finished = {stage for stage, status in results.items() if not status.startswith("skipped")}
@@ -270,6 +270,9 @@ def summary(out: Path, results: dict[str, str]) -> str:
         lines.append(f"  speedup at equal accuracy: {_fmt(speedup)}"
                      + (f" (solver at {_setting(setting)})" if speedup is not None and setting else "")
                      + (f" ({eq['reason']})" if speedup is None and eq.get("reason") else ""))
+        cost = report.get("cost")
+        if isinstance(cost, dict) and cost.get("sentence"):
+            lines.append(f"  cost: {cost['sentence']}")
     hybrid = _load_json(out / "hybrid" / "hybrid.json") if "hybrid" in finished else None
     if hybrid is not None:
         lines.append(f"  hybrid speedup vs solver: {_fmt(hybrid.get('speedup_vs_solver'))} "

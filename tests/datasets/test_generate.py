@@ -237,7 +237,7 @@ def test_death_during_assembly_or_before_cleanup_resumes_to_the_same_bytes(refer
     out = tmp_path / "asm"
     real = _generate._assemble
 
-    def dies_midway(spec, split, lo, hi, path, identity, journal):
+    def dies_midway(spec, split, lo, hi, path, *rest):
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_bytes(b"\x89HDF\r\n\x1a\n half an HDF5 file")  # what a killed assembly leaves
         raise KeyboardInterrupt
