@@ -12,7 +12,11 @@ verdict), physics, equal accuracy; ``report.json`` is ``Report.summary``.
 ``conformal_guard`` takes; ``conformal_guard`` and ``residual_guard`` build the
 guards the hybrid stepper (``surrogates.hybrid``) takes, and ``state_guard`` (calibrated by
 ``calibrate_state_guard``) one whose bound depends on the proposed step; ``time_call`` is
-byai's one timing routine (compilation excluded).
+byai's one timing routine (compilation excluded). ``audit.run_predictions(pred, test, ...)``
+audits rollouts any model made (arrays, or a file in byai's ``u`` or PDEBench's ``tensor``
+layout) through the same stages; without calibration predictions ``conformal.status`` is
+``"no calibration predictions"`` and the verdict is the test quantile's alone; without the
+surrogate's wall time ``equal_accuracy.speedup`` is None with ``speedup_reason``.
 
 The verdict (:class:`Requirement`): each test sample's score is the worst value
 of the requirement's metric over rollout steps ``1..horizon``; the requirement
@@ -87,6 +91,12 @@ per-kind behaviour by its type (``audit._kinds``):
 ``physics``
     the one-step PDE residual of prediction and reference, which quantities the
     PDE conserves, and their drift.
+``pdebench``
+    PDEBench's table metrics (rmse, nrmse, crmse, max_error, brmse, frmse_low/mid/high) aggregated
+    over samples as its ``metric_func`` does, ``value`` (mean over steps) and ``per_step``, with
+    ``definitions`` (:func:`audit._metrics.pdebench_metrics`).
+``metric_definitions``
+    the formula of every per-sample metric.
 ``provenance``
     sha256 of the test and calibration data, the model's training-data sha256 and
     checkpoint hash, and whether they match.
@@ -100,11 +110,13 @@ from ._guards import conformal_guard, proposal_residual, residual_guard, state_g
 from ._hybrid import HybridResult, check_hybrid_config, compare_hybrid
 from ._metrics import band_errors, correlation, correlation_time, field_metrics, radial_spectrum, summarize
 from ._physics import conserved_quantities, defects, drift
+from ._predictions import read_predictions, run_predictions
 from ._run import Report, one_step_bound, run
 from ._state_guard import StateGuardCalibration, calibrate_state_guard, one_step_pairs, state_guard_coverage
 
 __all__ = [
     "AuditConfig", "AuditError", "EqualAccuracyConfig", "Requirement", "Report", "run", "one_step_bound", "time_call",
+    "run_predictions", "read_predictions",
     "conformal_bound", "conformal_bounds", "coverage", "min_calibration_size",
     "conformal_guard", "residual_guard", "state_guard", "proposal_residual",
     "StateGuardCalibration", "calibrate_state_guard", "one_step_pairs", "state_guard_coverage",

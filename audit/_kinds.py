@@ -91,26 +91,33 @@ _NOTES = {"exact": "the cheapest solver setting tried that is at least as accura
 class EqualAccuracy:
     """The equal-accuracy stage: the surrogate's wall time and score, and the solver's search result
     (``{"points", "chosen", "bound"}`` of :func:`audit._equal_accuracy.search`) when ``status`` is
-    ``"measured"``; ``reason`` says why it is ``"unknown"``."""
+    ``"measured"``; ``reason`` says why it is ``"unknown"``. ``surrogate_seconds`` is None when the
+    surrogate's wall time is unknown (predictions audited without it; ``seconds_reason`` says so): the
+    solver's side is still measured and the speedup is unknown."""
 
-    surrogate_seconds: float
+    surrogate_seconds: float | None
     surrogate_error: float
     error_definition: str
     status: Literal["measured", "skipped", "unknown"]
     search: dict | None = None
     reason: str | None = None
+    seconds_reason: str | None = None
 
     def to_json(self) -> dict:
         """``report.json["equal_accuracy"]``."""
         out = {"surrogate_seconds": self.surrogate_seconds, "surrogate_error": self.surrogate_error,
                "error_definition": self.error_definition, "status": self.status}
+        if self.surrogate_seconds is None:
+            out.update(speedup_status="unknown", speedup_reason=self.seconds_reason or "the surrogate's wall time "
+                                                                                       "is unknown")
         if self.search is None:
             if self.reason is not None:
                 out["reason"] = self.reason
             return {**out, "solver_seconds": None, "speedup": None, "solver_setting": None}
         chosen, bound = self.search["chosen"], self.search["bound"]
+        speedup = None if self.surrogate_seconds is None else chosen["seconds"] / self.surrogate_seconds
         return {**out, "solver_seconds": chosen["seconds"], "solver_error": chosen["error"],
-                "speedup": chosen["seconds"] / self.surrogate_seconds, "speedup_bound": bound,
+                "speedup": speedup, "speedup_bound": bound,
                 "note": _NOTES[bound], "solver_setting": chosen["setting"], "points": self.search["points"]}
 
 

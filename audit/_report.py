@@ -154,7 +154,8 @@ def render_html(summary: dict, pred, ref, req_values, tol, score_test, score_cal
         tol_line = np.ones(h)
     ax.semilogy(steps, np.mean(vals, axis=0), label="mean over test samples")
     ax.semilogy(steps, np.quantile(vals, 0.95, axis=0), "--", label="q95 over test samples")
-    ax.semilogy(steps, summary["conformal"]["per_step"]["bound"], ":", label=f"conformal bound (1-alpha)")
+    if summary["conformal"].get("per_step"):  # None without calibration predictions
+        ax.semilogy(steps, summary["conformal"]["per_step"]["bound"], ":", label="conformal bound (1-alpha)")
     ax.axhline(req["threshold"], color="r", label="threshold")
     if tol_line is not None:
         ax.semilogy(steps, tol_line, color="k", lw=1, label="solver tolerance")
@@ -167,14 +168,17 @@ def render_html(summary: dict, pred, ref, req_values, tol, score_test, score_cal
     # 2. histograms of the per-sample scores
     fig, ax = plt.subplots(figsize=(6.5, 3.5))
     st, sc = np.asarray(score_test), np.asarray(score_cal)
-    lo = max(min(st.min(), sc.min()), 1e-300)
-    hi = max(st.max(), sc.max(), req["threshold"]) * 1.01
+    both = np.concatenate([st, sc])  # no calibration scores without calibration predictions
+    lo = max(both.min(), 1e-300)
+    hi = max(both.max(), req["threshold"]) * 1.01
     # explicit edges: scores equal up to rounding would make numpy's automatic range too narrow to bin
     bins = np.geomspace(lo, hi, 30) if hi / lo > 20 else np.linspace(lo, hi, 31)
-    ax.hist(sc, bins=bins, alpha=0.5, label="calibration")
+    if sc.size:
+        ax.hist(sc, bins=bins, alpha=0.5, label="calibration")
     ax.hist(st, bins=bins, alpha=0.5, label="test")
     ax.axvline(req["threshold"], color="r", label="threshold")
-    ax.axvline(summary["conformal"]["bound"], color="k", ls=":", label="conformal bound")
+    if summary["conformal"]["bound"] is not None:
+        ax.axvline(summary["conformal"]["bound"], color="k", ls=":", label="conformal bound")
     if hi / lo > 20:
         ax.set_xscale("log")
     ax.set_xlabel(f"per-sample score: max over steps of {name}")
@@ -211,7 +215,8 @@ def render_html(summary: dict, pred, ref, req_values, tol, score_test, score_cal
                    and isinstance(p["error"], float)]
             ax.loglog([p["seconds"] for p in pts], [p["error"] for p in pts], "s" if "adaptive" in lab else "o",
                       label=lab)
-        ax.loglog([eq["surrogate_seconds"]], [eq["surrogate_error"]], "r*", ms=12, label="surrogate")
+        if eq["surrogate_seconds"] is not None:  # unknown for predictions audited without their wall time
+            ax.loglog([eq["surrogate_seconds"]], [eq["surrogate_error"]], "r*", ms=12, label="surrogate")
         ax.axhline(eq["surrogate_error"], color="r", lw=0.5)
         ax.set_xlabel("wall time for the test split (s)")
         ax.set_ylabel(name)
@@ -254,6 +259,7 @@ def render_html(summary: dict, pred, ref, req_values, tol, score_test, score_cal
     eq_line = (f"solver at equal accuracy: {_fmt(eq.get('solver_seconds'))} s with "
                f"{html.escape(json.dumps(eq.get('solver_setting')))}; surrogate {_fmt(eq['surrogate_seconds'])} s; "
                f"speedup {_fmt(eq.get('speedup'))} ({html.escape(eq.get('note', eq.get('status', '')))})"
+               + (f"; speedup unknown: {html.escape(eq['speedup_reason'])}" if eq.get("speedup_reason") else "")
                if eq.get("status") == "measured" else
                f"equal accuracy: {html.escape(eq.get('status', ''))} {html.escape(str(eq.get('reason', '')))}")
     phys_line = ("physics: unknown (" + html.escape(str(phys.get("reason"))) + ")" if phys.get("status") == "unknown"
@@ -269,8 +275,7 @@ def render_html(summary: dict, pred, ref, req_values, tol, score_test, score_cal
 <p>q{_fmt(req['quantile'])} of the per-sample score over {summary['samples']['test']} test samples:
 <b>{_fmt(s['test_quantile'])}</b>; conformal bound at level {_fmt(c['level'])} from {c['n_calibration']}
 calibration samples: <b>{_fmt(c['bound'])}</b> (coverage: calibration {_fmt(c['coverage_calibration'])},
-test {_fmt(c['coverage_test'])}); threshold {_fmt(req['threshold'])}. The requirement holds when both are
-at most the threshold.</p>
+test {_fmt(c['coverage_test'])}); threshold {_fmt(req['threshold'])}. {_conformal_sentence(c)}</p>
 <p>Solver tolerance: {tm_line}.</p>
 <p>{eq_line}</p>
 <p>Cost: {html.escape(_cost.sentence(summary.get("cost") or {}))}.</p>
@@ -281,6 +286,14 @@ at most the threshold.</p>
 <h2>Provenance</h2><pre>{html.escape(json.dumps(summary['provenance'], indent=1))}</pre>
 </body></html>
 """
+
+
+def _conformal_sentence(c: dict) -> str:
+    """How the verdict was reached, saying so when there is no conformal bound (no calibration predictions)."""
+    if c.get("status", "calibrated") == "calibrated":
+        return "The requirement holds when both are at most the threshold."
+    return (f"<b>No conformal bound: {html.escape(str(c.get('reason')))}.</b> "
+            f"{html.escape(str(c.get('verdict_rule')))}.")
 
 
 def _tolerance_in_units(key, ref, tol):

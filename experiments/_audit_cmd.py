@@ -1,4 +1,10 @@
-"""``byai audit CONFIG.toml --data DIR --model DIR --out DIR [--require "METRIC<=VALUE"]``.
+"""``byai audit CONFIG.toml --data DIR (--model DIR | --predictions FILE) --out DIR [--require "METRIC<=VALUE"]``.
+
+With ``--predictions FILE`` (rollouts any model made from ``DIR/test.h5``'s initial conditions, frame 0
+included, in byai's ``u`` or PDEBench's ``tensor`` layout) it runs :func:`audit.run_predictions`:
+``--calibration-predictions FILE`` (from ``DIR/calibration.h5``'s) gives the conformal bound, without it the
+verdict is the test quantile's alone and the report says so; ``--surrogate-seconds S`` (wall time of one
+rollout as stored) gives the speedup, without it the speedup is unknown.
 
 Loads ``DIR/test.h5`` and ``DIR/calibration.h5`` (``datasets.open``), the model
 (``surrogates.load``), runs :func:`audit.run` with the config's
@@ -24,7 +30,17 @@ from experiments._lock import output_lock
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="experiment TOML (its [audit] section; defaults when absent)")
     parser.add_argument("--data", required=True, help="folder holding test.h5 and calibration.h5")
-    parser.add_argument("--model", required=True, help="trained model folder (byai train --out)")
+    parser.add_argument("--model", default=None, help="trained model folder (byai train --out)")
+    parser.add_argument("--predictions", default=None, metavar="FILE",
+                        help="instead of --model: any model's rollouts from test.h5's initial conditions (HDF5: "
+                             "byai 'u' (sample, time, *space, channel) or PDEBench 'tensor' (sample, time, x[, y]"
+                             "[, channel])), frame 0 the initial condition")
+    parser.add_argument("--calibration-predictions", default=None, metavar="FILE",
+                        help="with --predictions: rollouts from calibration.h5's initial conditions (the "
+                             "conformal bound; without them the verdict rests on the test quantile alone)")
+    parser.add_argument("--surrogate-seconds", default=None, type=float, metavar="S",
+                        help="with --predictions: wall time (s) of one rollout as stored, for the speedup at "
+                             "equal accuracy (unknown without it)")
     parser.add_argument("--out", required=True, help="report folder (report.json, report.html, predictions.h5)")
     parser.add_argument("--require", default=None, metavar="METRIC<=VALUE",
                         help="override the config's requirement, e.g. 'rel_l2<=0.05' or 'rel_l2<=300x' "
@@ -53,8 +69,62 @@ def load_model(model_dir: Path):
 
 
 def run(args) -> int:
-    return stage(load(args.config, sections=("audit",)), data=args.data, model=args.model, out=args.out,
-                 quiet=args.quiet, require=args.require)
+    if (args.model is None) == (args.predictions is None):
+        raise UsageError("give exactly one of --model DIR (a byai model) and --predictions FILE (any model's "
+                         "rollouts)")
+    if args.predictions is None:
+        for option, value in (("--calibration-predictions", args.calibration_predictions),
+                              ("--surrogate-seconds", args.surrogate_seconds)):
+            if value is not None:
+                raise UsageError(f"{option} goes with --predictions, not --model")
+        return stage(load(args.config, sections=("audit",)), data=args.data, model=args.model, out=args.out,
+                     quiet=args.quiet, require=args.require)
+    return stage_predictions(load(args.config, sections=("audit",)), data=args.data, predictions=args.predictions,
+                             out=args.out, quiet=args.quiet, require=args.require,
+                             calibration_predictions=args.calibration_predictions,
+                             surrogate_seconds=args.surrogate_seconds)
+
+
+def stage_predictions(config: ExperimentConfig, *, data, predictions, out, quiet: bool = False,
+                      require: str | None = None, calibration_predictions=None,
+                      surrogate_seconds: float | None = None) -> int:
+    """Audit the rollouts in ``predictions`` on ``data/test.h5`` into ``out`` (:func:`audit.run_predictions`).
+
+    Args:
+        config, data, out, quiet, require: as in :func:`stage`.
+        predictions: HDF5 file of rollouts from the test initial conditions (byai or PDEBench layout).
+        calibration_predictions: the same from ``data/calibration.h5``'s initial conditions, or None.
+        surrogate_seconds: wall time (s) of one stored rollout, or None (speedup unknown).
+    Returns:
+        0 when the requirement holds, 1 when it fails.
+    """
+    import jax
+
+    import audit
+    import datasets
+
+    cfg = config.section("audit") or audit.AuditConfig()
+    try:
+        requirement = cfg.to_requirement(require)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    data = input_folder(data, "--data", "run byai generate or byai import first")
+    for option, path in (("--predictions", predictions), ("--calibration-predictions", calibration_predictions)):
+        if path is not None and not Path(path).is_file():
+            raise UsageError(f"{option} {path} is not a file")
+    out = output_folder(out)
+    test = datasets.open(data / "test.h5", verify=True)
+    config.check_data(data / "test.h5", test.attrs)
+    calibration = (datasets.open(data / "calibration.h5", verify=True)
+                   if calibration_predictions is not None else None)
+    with output_lock(out, owner=jax.process_index() == 0):
+        report = audit.run_predictions(
+            Path(predictions), test, calibration, None if calibration_predictions is None else
+            Path(calibration_predictions), requirement, config=cfg, surrogate_seconds=surrogate_seconds,
+            pde_classes=config.pde_classes(), out_dir=out, provenance={"data_dir": str(data.resolve())},
+            repeats=config.run_settings("audit").repeats, quiet=quiet or not sys.stderr.isatty())
+    print(one_line(report.summary))
+    return 0 if report.passed else 1
 
 
 def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, require: str | None = None) -> int:
@@ -125,12 +195,15 @@ def one_line(s: dict) -> str:
     """``PASS rel_l2<=0.05 over 20 steps: q0.95 0.031, conformal bound 0.036 (alpha 0.1, ...); ...``."""
     req, sc, c, eq = s["requirement"], s["score"], s["conformal"], s["equal_accuracy"]
     tm = s["tolerance_multiple"]
+    conformal = (f"conformal bound {_g(c['bound'])} (alpha {c['alpha']:g}, test coverage {_g(c['coverage_test'])})"
+                 if c.get("bound") is not None else f"no conformal bound ({c.get('status', 'unknown')})")
     parts = [f"{s['verdict'].upper()} {req['text']} over {req['horizon']} steps: "
-             f"q{req['quantile']:g} {_g(sc['test_quantile'])}, conformal bound {_g(c['bound'])} "
-             f"(alpha {c['alpha']:g}, test coverage {_g(c['coverage_test'])})"]
+             f"q{req['quantile']:g} {_g(sc['test_quantile'])}, {conformal}"]
     parts.append("tolerance multiple unknown" if tm == "unknown"
                  else f"rmse {_g(tm['rmse']['mean'])}x solver tolerance (mean)")
-    if eq.get("status") == "measured":
+    if eq.get("status") == "measured" and eq.get("speedup") is None:
+        parts.append("speedup at equal accuracy unknown (no surrogate time)")
+    elif eq.get("status") == "measured":
         parts.append(f"speedup at equal accuracy {_g(eq['speedup'])} ({eq['speedup_bound']} bound)"
                      if eq["speedup_bound"] != "exact" else f"speedup at equal accuracy {_g(eq['speedup'])}")
     else:
