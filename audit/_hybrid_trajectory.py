@@ -43,6 +43,7 @@ import surrogates
 from ._config import AuditError
 from ._equal_accuracy import time_call
 from ._guards import conformal_guard, proposal_residual, residual_guard, state_guard
+from ._run import save_interval
 from ._run import _params
 from ._state_guard import StateGuardCalibration, one_step_pairs, state_guard_coverage
 
@@ -104,10 +105,7 @@ def _read_test(cfg: surrogates.HybridConfig, test, samples: int | None, with_par
     if n_steps > u.shape[1] - 1:
         raise AuditError(f"hybrid.steps: must be <= {u.shape[1] - 1} (the test file's save intervals), "
                          f"got {n_steps}")
-    dts = np.diff(t)
-    dt = float(dts[0])
-    if not np.allclose(dts, dt, rtol=1e-9):
-        raise datasets.DatasetError("the test file's time axis is not uniform; hybrid needs equal save intervals")
+    dt = save_interval(test, t, "test")
     pdes = [datasets.pde_from_attrs(test, sample=i, known=pde_classes)[0] for i in range(n_samples)]
     params = _params(test, "test", with_params)[:n_samples]
     return _Test(u=u[:n_samples, : n_steps + 1], t=t[: n_steps + 1], dt=dt, pdes=pdes, params=params)
