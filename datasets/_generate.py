@@ -33,6 +33,7 @@ whose variables are HDF5 virtual datasets over the shard files.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -589,11 +590,22 @@ def _file_attrs(spec: DatasetSpec, split: str, identity: dict) -> dict:
     }
 
 
+def _ensure_space(path: Path, nbytes: int) -> None:
+    """Raise ``OSError(ENOSPC)`` naming ``path`` unless its folder has ``nbytes`` (plus 64 KiB) free: HDF5 can crash
+    the process when the disk fills while it writes or closes a file, so a split file is only begun with room for
+    all of it uncompressed."""
+    need = int(nbytes) + 2**16
+    free = shutil.disk_usage(path.parent).free
+    if free < need:
+        raise OSError(errno.ENOSPC, f"No space left on device ({need} bytes needed, {free} free)", str(path))
+
+
 def _assemble(spec, split, lo, hi, path: Path, identity: dict, journal: Path, cost) -> None:
     """Write ``path`` from the journal's parts, in sample order; its ``cost`` attribute is ``cost()`` at the end."""
     attrs = _file_attrs(spec, split, identity)
     names = spec.param_names
     tmp = path.with_name(f".{path.name}.tmp")
+    _ensure_space(tmp, (hi - lo) * (spec.sample_bytes(4 if spec.dtype == "float32" else 8) + 8 * spec.n_frames))
     checksum, redraws, next_i = Checksum(), 0, lo
     stats = SampleStats(len(spec.problem.channel_names(spec)), spec.problem)
     with _storage.create_file(tmp, n_samples=hi - lo, t=spec.problem.times(spec), coords=spec.problem.coords(spec),

@@ -139,7 +139,7 @@ class Checkpoints:
             detail = _reason(e)
         else:
             return got["state"], dict(got["extra"])
-        _collect_abandoned_reads()
+        drop_abandoned_io_reports()
         raise CheckpointError(f"checkpoint {Path(mngr.directory) / str(step)} cannot be read: it is corrupted, "
                               f"truncated or not of the model {METADATA} describes ({detail})")
 
@@ -185,16 +185,17 @@ def _reason(error: BaseException) -> str:
     return (text[:200] + "...") if len(text) > 200 else text or type(error).__name__
 
 
-def _collect_abandoned_reads() -> None:
+def drop_abandoned_io_reports() -> None:
     """Collect the reads a failed orbax restore abandoned, without their tracebacks.
 
     When one array of a checkpoint cannot be read, orbax gives up on the others and leaves
     their reads as coroutines that raise the same error again when garbage collected, which
     Python prints (``Exception ignored in: <coroutine ...>``, hundreds of lines, some ending in
     ``Event loop is closed``) long after the ``CheckpointError`` has said what is wrong, some of
-    them only once orbax's reading threads let go of them. From the first failed restore on,
-    the reports of such coroutines (of orbax's own code) are dropped for the rest of the
-    process; anything else unraisable is reported as before.
+    them only once orbax's reading threads let go of them. From the first failed restore (or an
+    interrupted training, whose pending writes fail the same way) on, the reports of such
+    coroutines (of orbax's own code) are dropped for the rest of the process; anything else
+    unraisable is reported as before.
     """
     if not isinstance(sys.unraisablehook, _DropAbandonedReads):
         sys.unraisablehook = _DropAbandonedReads(sys.unraisablehook)

@@ -27,7 +27,8 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from solvers import ByaiError, InputError
 
-from ._checkpoint import CheckpointError, Checkpoints, check_compatible, read_metadata, write_metadata
+from ._checkpoint import (CheckpointError, Checkpoints, check_compatible, drop_abandoned_io_reports, read_metadata,
+                          write_metadata)
 from ._config import ModelConfig, TrainConfig, check_grid, to_dict
 from ._models import Surrogate, count_params
 
@@ -404,6 +405,9 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
                     last_good = done
                     record_cost()
         flush()
+    except KeyboardInterrupt:  # SIGINT or SIGTERM: orbax's pending writes then fail on its closed event loop
+        drop_abandoned_io_reports()
+        raise
     finally:
         if bar is not None:
             bar.close()
