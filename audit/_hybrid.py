@@ -18,16 +18,21 @@ an audit folder when that report is of the same model, calibration data and
 alpha, computed with :func:`audit.one_step_bound` otherwise. The state guard's
 conformal factor is calibrated on the calibration split's one-step pairs
 (:func:`audit.calibrate_state_guard`).
+
+Each ``[hybrid] guard`` name is a :class:`GuardKind` (the table :data:`GUARDS`):
+what it needs (the calibration split or not), how it is calibrated and built,
+and what it writes into ``hybrid.json``'s ``guard`` field.
 """
 
 from __future__ import annotations
 
+import abc
 import copy
 import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar, final
 
 import numpy as np
 
@@ -39,11 +44,13 @@ from datasets import Problem, SteadyMap, Trajectory
 from . import _hybrid_steady, _hybrid_trajectory
 from ._config import AuditError
 from ._equal_accuracy import check_repeats
-from ._hybrid_trajectory import HybridCurves
+from ._guards import conformal_guard, proposal_residual, residual_guard, state_guard
+from ._hybrid_trajectory import HybridCurves, StepCosts, state_guard_summary
 from ._run import _check_model_info, _jsonable, _params, check_finite, one_step_bound
-from ._state_guard import StateGuardCalibration, calibrate_state_guard
+from ._state_guard import StateGuardCalibration, calibrate_state_guard, one_step_pairs, state_guard_coverage
 
-__all__ = ["HybridResult", "check_hybrid_config", "compare_hybrid"]
+__all__ = ["GUARDS", "ConformalGuard", "GuardKind", "HybridResult", "ResidualGuard", "StateGuard",
+           "check_hybrid_config", "compare_hybrid", "guard_kind"]
 
 # problem kind -> the module holding its comparison (check_config, compare, line, plot)
 KINDS = {Trajectory: _hybrid_trajectory, SteadyMap: _hybrid_steady}
@@ -54,6 +61,126 @@ def _kind(problem: Problem):
         return KINDS[type(problem)]
     except KeyError:
         raise AuditError(f"byai hybrid has no comparison for a {problem.name} dataset") from None
+
+
+class GuardKind(abc.ABC):
+    """One ``[hybrid] guard``: what it needs, how it is calibrated and built, what ``hybrid.json`` says of it.
+
+    A subclass is final and a frozen dataclass holding its calibration; :meth:`calibrate`
+    (on the class) makes one from the splits, so an instance is always ready to guard.
+    """
+
+    name: ClassVar[str]  # the ``[hybrid] guard`` value
+    needs_calibration: ClassVar[bool]  # calibrated on the calibration split (at the [audit] alpha)
+    guards_steady_map: ClassVar[bool]  # a steady map's prediction can be guarded by it
+
+    @classmethod
+    @abc.abstractmethod
+    def calibrate(cls, stepper: Callable, calibration, test, alpha: float, *, with_params: bool,
+                  checkpoint_sha256, audit_dir, pde_classes: tuple, say: Callable[[str], None]) -> GuardKind:
+        """The guard calibrated on ``calibration`` (``None`` when :attr:`needs_calibration` is False)."""
+
+    @abc.abstractmethod
+    def make_guard(self, pde, dt: float, tolerance: float) -> Callable:
+        """The jit-able ``guard(u, u_proposed) -> (ok, error_estimate)`` of one sample's PDE (:mod:`audit._guards`)."""
+
+    def one_step_bound(self) -> float | None:
+        """``hybrid.json``'s ``conformal_one_step_bound``: the constant bound per step, if the guard has one."""
+        return None
+
+    def describe(self, stepper: Callable, u, pdes: list, dt: float, params, costs: StepCosts, final) -> str | dict:
+        """``hybrid.json``'s ``guard`` field for a trajectory run: the guard's name unless it reports more.
+
+        Args:
+            stepper: the surrogate (``step(u, p)`` when ``params`` is not None).
+            u: the test frames run, ``(S, T, *space, C)``; ``pdes``, ``dt``: their PDEs and save interval.
+            params: ``(S, P)`` physics parameters the stepper takes (``None``: it takes none).
+            costs: the per-call step costs; final: the hybrid rollout's final state.
+        """
+        return self.name
+
+
+@final
+@dataclasses.dataclass(frozen=True)
+class ConformalGuard(GuardKind):
+    """The audit's constant one-step bound (:func:`audit.conformal_guard`)."""
+
+    bound: float
+
+    name: ClassVar[str] = "conformal"
+    needs_calibration: ClassVar[bool] = True
+    guards_steady_map: ClassVar[bool] = False
+
+    @classmethod
+    def calibrate(cls, stepper, calibration, test, alpha, *, with_params, checkpoint_sha256, audit_dir,
+                  pde_classes, say) -> ConformalGuard:
+        return cls(_conformal_bound(stepper, calibration, alpha, with_params=with_params,
+                                    checkpoint_sha256=checkpoint_sha256, audit_dir=audit_dir, say=say))
+
+    def make_guard(self, pde, dt, tolerance):
+        return conformal_guard(self.bound, tolerance)
+
+    def one_step_bound(self) -> float:
+        return self.bound
+
+
+@final
+@dataclasses.dataclass(frozen=True)
+class ResidualGuard(GuardKind):
+    """The PDE residual of the proposed step (:func:`audit.residual_guard`); needs no calibration."""
+
+    name: ClassVar[str] = "residual"
+    needs_calibration: ClassVar[bool] = False
+    guards_steady_map: ClassVar[bool] = True
+
+    @classmethod
+    def calibrate(cls, stepper, calibration, test, alpha, *, with_params, checkpoint_sha256, audit_dir,
+                  pde_classes, say) -> ResidualGuard:
+        return cls()
+
+    def make_guard(self, pde, dt, tolerance):
+        return residual_guard(pde, dt, tolerance)
+
+
+@final
+@dataclasses.dataclass(frozen=True)
+class StateGuard(GuardKind):
+    """A conformal factor times the proposal's residual score (:func:`audit.state_guard`)."""
+
+    calibration: StateGuardCalibration
+
+    name: ClassVar[str] = "state"
+    needs_calibration: ClassVar[bool] = True
+    guards_steady_map: ClassVar[bool] = False
+
+    def __post_init__(self):
+        if not isinstance(self.calibration, StateGuardCalibration):
+            raise AuditError("the state guard needs its calibration (audit.calibrate_state_guard)")
+
+    @classmethod
+    def calibrate(cls, stepper, calibration, test, alpha, *, with_params, checkpoint_sha256, audit_dir,
+                  pde_classes, say) -> StateGuard:
+        return cls(_state_calibration(stepper, calibration, test, alpha, with_params=with_params,
+                                      pde_classes=tuple(pde_classes), say=say))
+
+    def make_guard(self, pde, dt, tolerance):
+        return state_guard(proposal_residual(pde, dt), self.calibration.quantile, tolerance)
+
+    def describe(self, stepper, u, pdes, dt, params, costs, final) -> dict:
+        """The table of :func:`audit._hybrid_trajectory.state_guard_summary`: coverage on the test steps run, cost,
+        acceptance."""
+        errors, scores = one_step_pairs(stepper, u, pdes, dt, params)
+        return state_guard_summary(self.calibration, state_guard_coverage(errors, scores, self.calibration.quantile),
+                                   int(errors.size), costs, final)
+
+
+# [hybrid] guard -> its kind
+GUARDS: dict[str, type[GuardKind]] = {"conformal": ConformalGuard, "residual": ResidualGuard, "state": StateGuard}
+
+
+def guard_kind(config: surrogates.HybridConfig) -> type[GuardKind]:
+    """The :class:`GuardKind` that ``config.guard`` names (``HybridConfig`` has checked the name)."""
+    return GUARDS[config.guard]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +214,7 @@ class HybridResult:
 
 def check_hybrid_config(problem: Problem, config: surrogates.HybridConfig) -> None:
     """Refuse ``[hybrid]`` settings that do not apply to ``problem`` (``AuditError`` naming the key)."""
-    _kind(problem).check_config(config)
+    _kind(problem).check_config(config, guard_kind(config))
 
 
 def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: Callable, *,
@@ -127,7 +254,7 @@ def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: 
     say = log or (lambda message: None)
     problem = datasets.problem_of(test.attrs)
     kind = _kind(problem)
-    kind.check_config(config)
+    kind.check_config(config, guard_kind(config))
     _check_model_info(model_info, dict(test.attrs))
     n_test = int(test["u"].shape[0])
     if samples is not None and samples > n_test:
@@ -135,21 +262,14 @@ def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: 
         raise AuditError(f"samples: {samples} requested (hybrid.samples) but {where} holds {n_test}; ask for at "
                          f"most {n_test}, or leave it out to run them all")
     check_finite(np.asarray(test["u"].values, dtype=np.float64), test, "test")  # the file's fault, not the model's
-    bound = None
-    if config.guard == "conformal":
-        if calibration is None:
-            raise AuditError("the conformal guard needs the calibration split")
-        bound = _conformal_bound(stepper, calibration, alpha, with_params=with_params,
-                                 checkpoint_sha256=(model_info or {}).get("checkpoint_sha256"), audit_dir=audit_dir,
-                                 say=say)
-    state = None
-    if config.guard == "state":
-        if calibration is None:
-            raise AuditError("the state guard needs the calibration split")
-        state = _state_calibration(stepper, calibration, test, alpha, with_params=with_params,
-                                   pde_classes=tuple(pde_classes), say=say)
-    summary, curves = kind.compare(config, test, stepper, samples=samples, repeats=repeats, bound=bound, alpha=alpha,
-                                   with_params=with_params, pde_classes=tuple(pde_classes), say=say, state=state)
+    kind_of_guard = guard_kind(config)
+    if kind_of_guard.needs_calibration and calibration is None:
+        raise AuditError(f"the {kind_of_guard.name} guard needs the calibration split")
+    guard = kind_of_guard.calibrate(stepper, calibration, test, alpha, with_params=with_params,
+                                    checkpoint_sha256=(model_info or {}).get("checkpoint_sha256"),
+                                    audit_dir=audit_dir, pde_classes=tuple(pde_classes), say=say)
+    summary, curves = kind.compare(config, test, stepper, guard=guard, samples=samples, repeats=repeats, alpha=alpha,
+                                   with_params=with_params, pde_classes=tuple(pde_classes), say=say)
     return HybridResult(problem=problem, summary=summary, curves=curves)
 
 

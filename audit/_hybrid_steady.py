@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import jax
 import jax.numpy as jnp
@@ -38,14 +38,20 @@ import surrogates
 from ._config import AuditError
 from ._equal_accuracy import DATA_CG_RTOL, time_call
 
+if TYPE_CHECKING:
+    from ._hybrid import GuardKind
+
 # [hybrid] keys that mean something for time stepping only; a steady map's config must leave them out
 TIME_KEYS = ("correct_every", "growth", "steps", "solver_substeps", "solver_method")
 
 
-def check_config(cfg: surrogates.HybridConfig) -> None:
-    """Refuse ``[hybrid]`` settings that do not apply to a steady map (errors name the key)."""
+def check_config(cfg: surrogates.HybridConfig, guard: type[GuardKind] | GuardKind) -> None:
+    """Refuse ``[hybrid]`` settings that do not apply to a steady map (errors name the key).
+
+    ``guard`` is the kind ``cfg.guard`` names (``audit._hybrid.guard_kind``), or that kind calibrated.
+    """
     defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
-    if cfg.guard != "residual":
+    if not guard.guards_steady_map:
         raise AuditError(f"hybrid.guard: a steady map is guarded by the residual of the prediction; set guard = "
                          f"\"residual\", got {cfg.guard!r}")
     for key in TIME_KEYS:
@@ -54,9 +60,9 @@ def check_config(cfg: surrogates.HybridConfig) -> None:
                              f"{getattr(cfg, key)!r}")
 
 
-def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, samples: int | None, repeats: int,
-            bound: float | None, alpha: float, with_params: bool, pde_classes: tuple = (),
-            say: Callable[[str], None], state=None) -> tuple[dict, None]:
+def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, guard: GuardKind, samples: int | None,
+            repeats: int, alpha: float, with_params: bool, pde_classes: tuple = (),
+            say: Callable[[str], None]) -> tuple[dict, None]:
     """Solver alone and the guarded hybrid on the test coefficients: the content of ``hybrid.json`` (no curves).
 
     Args:
@@ -65,11 +71,13 @@ def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, samples: i
         stepper: the surrogate ``step(a) -> u`` on one ``(n, n, 1)`` coefficient.
         samples: the first that many test coefficients are run (``None``: all).
         repeats: timed runs of each side (the fastest is kept).
-        bound, alpha, state: unused (a steady map is guarded by its residual).
+        guard: the guard ``cfg.guard`` names; only one that guards a steady map is taken (the residual of
+            the prediction, computed here with ``Darcy.discrete_error_bound``).
+        alpha: unused (a steady map is guarded by its residual).
         with_params: must be False (a Darcy map model takes the coefficient only).
         say: progress messages.
     """
-    check_config(cfg)
+    check_config(cfg, guard)
     if with_params:
         raise AuditError("the model takes per-sample physics parameters; a Darcy map model takes the coefficient "
                          "only")

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -42,10 +42,12 @@ import surrogates
 
 from ._config import AuditError
 from ._equal_accuracy import time_call
-from ._guards import conformal_guard, proposal_residual, residual_guard, state_guard
 from ._run import save_interval
 from ._run import _params
-from ._state_guard import StateGuardCalibration, one_step_pairs, state_guard_coverage
+from ._state_guard import StateGuardCalibration
+
+if TYPE_CHECKING:
+    from ._hybrid import GuardKind
 
 COST_FORMULA = "surrogate_steps*(surrogate+guard) + rejected*(surrogate+guard+solver) + (solver_steps-rejected)*solver"
 ERROR_NORM = ("RMS over grid points and channels of one frame minus the test file's reference, worst over samples "
@@ -91,8 +93,8 @@ class _Test:
     params: Float[np.ndarray, "s p"]  # per-sample physics parameters (p = 0 unless the model takes them)
 
 
-def check_config(cfg: surrogates.HybridConfig) -> None:
-    """Every ``[hybrid]`` key applies to a trajectory: nothing to refuse."""
+def check_config(cfg: surrogates.HybridConfig, guard: type[GuardKind]) -> None:
+    """Every ``[hybrid]`` key and every guard applies to a trajectory: nothing to refuse."""
 
 
 def _read_test(cfg: surrogates.HybridConfig, test, samples: int | None, with_params: bool,
@@ -111,26 +113,24 @@ def _read_test(cfg: surrogates.HybridConfig, test, samples: int | None, with_par
     return _Test(u=u[:n_samples, : n_steps + 1], t=t[: n_steps + 1], dt=dt, pdes=pdes, params=params)
 
 
-def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, samples: int | None, repeats: int,
-            bound: float | None, alpha: float, with_params: bool, pde_classes: tuple = (),
-            say: Callable[[str], None], state: StateGuardCalibration | None = None) -> tuple[dict, HybridCurves]:
+def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, guard: GuardKind, samples: int | None,
+            repeats: int, alpha: float, with_params: bool, pde_classes: tuple = (),
+            say: Callable[[str], None]) -> tuple[dict, HybridCurves]:
     """Solver alone and hybrid from the test initial conditions: the content of ``hybrid.json`` and its curves.
 
     Args:
         cfg: the ``[hybrid]`` settings.
         test: the test split (``datasets.open``), a trajectory dataset.
         stepper: the surrogate, ``step(u)`` (or ``step(u, p)`` with ``with_params``).
+        guard: the calibrated guard (``audit._hybrid.GuardKind``): it builds each sample's guard and
+            says what ``hybrid.json``'s ``guard`` field holds.
         samples: the first that many test samples are run (``None``: all).
         repeats: timed runs of each side and of each single-step cost (the fastest is kept).
-        bound: the conformal one-step RMS error bound (``guard = "conformal"``), else None.
-        alpha: the conformal level of ``bound``.
+        alpha: the conformal level the guard was calibrated at (reported when it needs calibration).
         with_params: the stepper takes each sample's physics parameters.
         pde_classes: PDE classes besides the built-ins the test file may name.
         say: progress messages.
-        state: the state guard's calibration (``guard = "state"``), else None.
     """
-    if cfg.guard == "state" and state is None:
-        raise AuditError("the state guard needs its calibration (audit.calibrate_state_guard)")
     data = _read_test(cfg, test, samples, with_params, pde_classes)
     n_samples, n_steps = data.u.shape[0], data.u.shape[1] - 1
     pde_batch = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *data.pdes)
@@ -144,11 +144,7 @@ def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, samples: i
         return lambda u: lax.fori_loop(0, cfg.solver_substeps, lambda _, v: sub(v), u)
 
     def make_guard(pde):
-        if cfg.guard == "conformal":
-            return conformal_guard(bound, cfg.tolerance)
-        if cfg.guard == "state":
-            return state_guard(proposal_residual(pde, data.dt), state.quantile, cfg.tolerance)
-        return residual_guard(pde, data.dt, cfg.tolerance)
+        return guard.make_guard(pde, data.dt, cfg.tolerance)
 
     def make_hybrid(pde, p):
         return surrogates.HybridStepper(solver_step(pde), surrogate_for(p), make_guard(pde),
@@ -165,7 +161,7 @@ def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, samples: i
     u0, p = jnp.asarray(data.u[:, 0]), jnp.asarray(data.params)
     say(f"solver alone: {n_samples} samples x {n_steps} steps ({cfg.solver_substeps} substeps each)")
     solver_seconds, solver_traj = time_call(solver_run, pde_batch, u0, repeats=repeats)
-    say(f"hybrid ({cfg.guard} guard): {n_samples} samples x {n_steps} steps")
+    say(f"hybrid ({guard.name} guard): {n_samples} samples x {n_steps} steps")
     hybrid_seconds, traj = time_call(hybrid_run, pde_batch, u0, p, repeats=repeats)
     costs = step_costs(solver_step(data.pdes[0]), surrogate_for(p[0]), make_guard(data.pdes[0]), u0[0],
                        repeats=repeats)
@@ -174,11 +170,8 @@ def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, samples: i
                           solver=_frame_rms(np.asarray(solver_traj) - data.u), estimate=np.asarray(traj.error),
                           surrogate=np.asarray(traj.surrogate))
     final = jax.tree.map(np.asarray, traj.final)
-    summary = _summary(cfg, curves, final, costs, solver_seconds, hybrid_seconds, bound, alpha, data.dt)
-    if state is not None:
-        errors, scores = one_step_pairs(stepper, data.u, data.pdes, data.dt, data.params if with_params else None)
-        summary["guard"] = state_guard_summary(state, state_guard_coverage(errors, scores, state.quantile),
-                                               int(errors.size), costs, final)
+    described = guard.describe(stepper, data.u, data.pdes, data.dt, data.params if with_params else None, costs, final)
+    summary = _summary(cfg, guard, described, curves, final, costs, solver_seconds, hybrid_seconds, alpha, data.dt)
     return summary, curves
 
 
@@ -208,9 +201,9 @@ def state_guard_summary(state: StateGuardCalibration, coverage_test: float, test
     }
 
 
-def _summary(cfg, curves: HybridCurves, final, costs: StepCosts, solver_seconds: float, hybrid_seconds: float,
-             bound: float | None, alpha: float, dt: float) -> dict:
-    """The content of ``hybrid.json``."""
+def _summary(cfg, guard: GuardKind, described: str | dict, curves: HybridCurves, final, costs: StepCosts,
+             solver_seconds: float, hybrid_seconds: float, alpha: float, dt: float) -> dict:
+    """The content of ``hybrid.json``; ``described`` is its ``guard`` field (``guard.describe``)."""
     n_samples, n_steps = curves.surrogate.shape
     sur_steps, sol_steps = int(final.surrogate_steps.sum()), int(final.solver_steps.sum())
     rejected, exhausted = int(final.rejected.sum()), int(final.exhausted.sum())
@@ -234,9 +227,9 @@ def _summary(cfg, curves: HybridCurves, final, costs: StepCosts, solver_seconds:
         "within_tolerance": bool(error <= cfg.tolerance),
         "estimate_max": float(curves.estimate.max()),
         "estimate_bounds_error": bool(np.all(curves.hybrid <= curves.estimate + curves.solver + 1e-15)),
-        "guard": cfg.guard,
-        "conformal_one_step_bound": bound,
-        "alpha": alpha if cfg.guard in ("conformal", "state") else None,
+        "guard": described,
+        "conformal_one_step_bound": guard.one_step_bound(),
+        "alpha": alpha if guard.needs_calibration else None,
         "correct_every": cfg.correct_every,
         "growth": cfg.growth,
         "samples": n_samples,

@@ -61,6 +61,7 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, to
     """
     import datasets
     from audit import AuditConfig, check_hybrid_config, compare_hybrid
+    from audit._hybrid import guard_kind
 
     hybrid, settings = config.require("hybrid"), config.run_settings("hybrid")
     if tolerance is not None:
@@ -71,8 +72,9 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, to
     spec = config.section("data")
     if spec is not None:  # settings the configured problem kind cannot take are refused before any file is read
         check_hybrid_config(spec.problem, hybrid)
+    needs_calibration = guard_kind(hybrid).needs_calibration
     data = Path(data)
-    for name in ("test.h5",) + (("calibration.h5",) if hybrid.guard in ("conformal", "state") else ()):
+    for name in ("test.h5",) + (("calibration.h5",) if needs_calibration else ()):
         if not (data / name).is_file():
             raise UsageError(f"--data {data}: {name} does not exist (run byai generate first)")
     model = input_folder(model, "--model", "run byai train first")
@@ -83,8 +85,7 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, to
 
     test = datasets.open(data / "test.h5", verify=True)  # damaged or changed data is refused before use
     config.check_data(data / "test.h5", test.attrs)
-    calibration = datasets.open(data / "calibration.h5", verify=True) \
-        if hybrid.guard in ("conformal", "state") else None
+    calibration = datasets.open(data / "calibration.h5", verify=True) if needs_calibration else None
     stepper, info, with_params = load_model(model)
     if audit is not None and info.get("checkpoint") and Path(info["checkpoint"]).exists():
         info = {**info, "checkpoint_sha256": tree_sha256(Path(info["checkpoint"]))}  # as byai audit records it
