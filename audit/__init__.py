@@ -107,7 +107,7 @@ from ._conformal import conformal_bound, conformal_bounds, coverage, min_calibra
 from ._cost import breakeven, generation_cost, training_cost
 from ._equal_accuracy import time_call
 from ._guards import conformal_guard, proposal_residual, residual_guard, state_guard
-from ._hybrid import HybridResult, check_hybrid_config, compare_hybrid
+from ._hybrid import GuardKind, HybridResult, check_hybrid_config, compare_hybrid, guard_kind
 from ._metrics import band_errors, correlation, correlation_time, field_metrics, radial_spectrum, summarize
 from ._physics import conserved_quantities, defects, drift
 from ._predictions import read_predictions, run_predictions
@@ -120,7 +120,7 @@ __all__ = [
     "conformal_bound", "conformal_bounds", "coverage", "min_calibration_size",
     "conformal_guard", "residual_guard", "state_guard", "proposal_residual",
     "StateGuardCalibration", "calibrate_state_guard", "one_step_pairs", "state_guard_coverage",
-    "HybridResult", "compare_hybrid", "check_hybrid_config",
+    "HybridResult", "compare_hybrid", "check_hybrid_config", "GuardKind", "guard_kind",
     "field_metrics", "band_errors", "correlation", "correlation_time", "radial_spectrum", "summarize",
     "conserved_quantities", "defects", "drift",
     "breakeven", "generation_cost", "training_cost",
