@@ -60,8 +60,7 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, to
         0.
     """
     import datasets
-    from audit import AuditConfig, check_hybrid_config, compare_hybrid
-    from audit import guard_kind
+    from audit import AuditConfig, check_hybrid_config, compare_hybrid, guard_kind
 
     hybrid, settings = config.require("hybrid"), config.run_settings("hybrid")
     if tolerance is not None:
