@@ -208,7 +208,7 @@ def render_html(summary: dict, pred, ref, req_values, tol, score_test, score_cal
         fig, ax = plt.subplots(figsize=(6.5, 3.8))
         def label(p):
             st = p["setting"]
-            return f"adaptive solve (rtol)" if st.get("adaptive") else f"fixed-step {st['method']}"
+            return "adaptive solve (rtol)" if st.get("adaptive") else f"fixed-step {st['method']}"
 
         for lab in sorted({label(p) for p in eq["points"]}):
             pts = [p for p in eq["points"] if label(p) == lab and isinstance(p["seconds"], float)

@@ -15,7 +15,6 @@ next to the true error and the tolerance, frame by frame. Problems:
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 

@@ -26,7 +26,8 @@ from jax import lax
 from jaxtyping import Array, Float
 
 from ._grid import Grid
-from ._pde import PDE, ResolutionError, Solution, is_concrete, pytree_dataclass, rms, static_field
+from ._errors import ResolutionError
+from ._pde import PDE, Solution, is_concrete, pytree_dataclass, rms, static_field
 
 _MAX_ORDER = 2.0  # the scheme's formal order; the estimate never assumes more
 _MIN_ORDER = 0.5  # below this observed order the grids are not in the asymptotic range

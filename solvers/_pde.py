@@ -11,7 +11,6 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Complex, Float
 
-from ._errors import ResolutionError, SolverDivergedError  # noqa: F401  (re-exported)
 from ._grid import Grid
 
 

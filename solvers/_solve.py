@@ -77,7 +77,8 @@ from jaxtyping import Array, Complex, Float, Int
 
 from ._etdrk import METHODS, scheme
 from ._grid import Grid, resample
-from ._pde import ResolutionError, SemiLinearPDE, Solution, SolverDivergedError, pytree_dataclass, static_field
+from ._errors import ResolutionError, SolverDivergedError
+from ._pde import SemiLinearPDE, Solution, pytree_dataclass, static_field
 
 TIME_SAFETY = 2.0  # reported time error = TIME_SAFETY * RMS(propagated global error estimate)
 SPACE_SAFETY = 2.0  # reported space error = SPACE_SAFETY * RMS(upper band of resolved modes)
