@@ -159,6 +159,14 @@ class Checkpoints:
         raise CheckpointError(f"no checkpoint in {self.out / 'checkpoints'} can be read, so there is nothing to "
                               f"resume from ({'; '.join(why for _, why in unreadable)}); train into a new --out")
 
+    def steps_on_disk(self, which: str) -> list[int]:
+        """The step folders under ``<which>/`` (``"checkpoints"`` or ``"best"``), finished or not: a save cut
+        short (a full disk, a kill) leaves a folder orbax does not list but refuses to write again."""
+        mngr = self.latest if which == "checkpoints" else self.best
+        folder = Path(mngr.directory)
+        return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()) \
+            if folder.is_dir() else []
+
     def set_aside(self, which: str, step: int) -> Path:
         """Move ``<which>/<step>`` (``which`` is ``"checkpoints"`` or ``"best"``) to ``set_aside/<which>-<step>``,
         where orbax no longer sees it (a resumed run writes that step again); returns the new folder."""

@@ -447,7 +447,7 @@ def _resume_point(ckpt: Checkpoints, like, out: Path):
     """
     state, extra, unreadable = ckpt.restore_newest_intact(like)
     start = int(extra["step"])
-    superseded = [s for s in ckpt.best.all_steps() if s > start]
+    superseded = [s for s in ckpt.steps_on_disk("best") if s > start]
     if jax.process_index() == 0:
         for step, why in unreadable:
             moved = ckpt.set_aside("checkpoints", step)
