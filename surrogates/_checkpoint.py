@@ -21,6 +21,7 @@ from __future__ import annotations
 import gc
 import inspect
 import json
+import logging
 import math
 import os
 import sys
@@ -207,6 +208,9 @@ def drop_abandoned_io_reports() -> None:
     """
     if not isinstance(sys.unraisablehook, _DropAbandonedReads):
         sys.unraisablehook = _DropAbandonedReads(sys.unraisablehook)
+    # orbax's background threads also log the same aftermath through absl ("cannot schedule new futures
+    # after interpreter shutdown") while the process ends; the error that ended it was already said
+    logging.getLogger("absl").setLevel(logging.CRITICAL)
     gc.collect()
 
 
