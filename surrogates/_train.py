@@ -335,6 +335,8 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
         last_good = start
         if extra.get("seed") != config.seed:
             raise CheckpointError(f"{out}: checkpoint seed {extra.get('seed')} differs from train.seed {config.seed}")
+    if resume:  # a best state after the resume point (or, with no checkpoint yet, any) is measured again
+        _set_aside_best_after(ckpt, start)
     metrics_path = out / "metrics.jsonl"
     if jax.process_index() == 0:
         _truncate_metrics(metrics_path, start)
@@ -439,33 +441,44 @@ def _cost(prior: dict, clock: tuple[float, float]) -> dict:
 
 
 def _resume_point(ckpt: Checkpoints, like, out: Path):
-    """``(state, extra)`` of the newest readable checkpoint; what a resumed run redoes is set aside.
+    """``(state, extra)`` of the newest readable checkpoint.
 
-    An unreadable (corrupted, truncated) newer checkpoint is moved to ``out/set_aside/`` and named on
-    stderr; so is a best checkpoint of a step after the one resumed from, which the resumed run
-    measures again (orbax refuses to write a step that exists).
+    An unreadable (corrupted, truncated) newer checkpoint is moved to ``out/set_aside/`` and named on stderr.
     """
     state, extra, unreadable = ckpt.restore_newest_intact(like)
     start = int(extra["step"])
-    superseded = [s for s in ckpt.steps_on_disk("best") if s > start]
     if jax.process_index() == 0:
         for step, why in unreadable:
             moved = ckpt.set_aside("checkpoints", step)
             print(f"byai train: {why}; moved it to {moved}", file=sys.stderr)
+        if unreadable:
+            print(f"byai train: resuming from step {start}, the newest checkpoint that can be read "
+                  f"({ckpt.out / 'checkpoints' / str(start)})", file=sys.stderr)
+    return state, extra  # the other processes wait for these moves in _set_aside_best_after
+
+
+def _set_aside_best_after(ckpt: Checkpoints, start: int) -> None:
+    """Move every best checkpoint of a step after ``start`` to ``out/set_aside/``: the resumed run measures
+    those steps again and orbax refuses to write a step that exists. A run stopped (full disk, kill) before
+    its first latest checkpoint resumes from step 0 and may still hold a best one."""
+    superseded = [s for s in ckpt.steps_on_disk("best") if s > start]
+    if jax.process_index() == 0:
         for step in superseded:
             moved = ckpt.set_aside("best", step)
             print(f"byai train: best checkpoint {step} is after step {start} and will be measured again; "
                   f"moved it to {moved}", file=sys.stderr)
-        if unreadable:
-            print(f"byai train: resuming from step {start}, the newest checkpoint that can be read "
-                  f"({ckpt.out / 'checkpoints' / str(start)})", file=sys.stderr)
-    if jax.process_count() > 1 and (unreadable or superseded):
+    _sync_after_set_aside(ckpt)
+
+
+def _sync_after_set_aside(ckpt: Checkpoints) -> None:
+    """Every process sees the folders process 0 may have moved before anyone writes (each process lists the
+    folder itself, possibly after process 0 moved, so all of them wait whether or not they saw a move)."""
+    if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices("byai-train-set-aside")
         ckpt.latest.reload()
         ckpt.best.reload()
-    return state, extra
 
 
 def _recorded_loss(metrics_path: Path, step: int, fallback: float) -> float:

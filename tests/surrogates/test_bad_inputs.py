@@ -119,6 +119,21 @@ def test_resume_continues_from_the_newest_readable_checkpoint(trained, data, tmp
     assert surrogates.load(out, best=False)[2]["step"] == 12
 
 
+def test_resume_before_the_first_checkpoint_sets_aside_a_best_one(trained, data, tmp_path, capsys):
+    """A run stopped (a full disk, a kill) after a best save but before its first latest checkpoint resumes
+    from step 0 and measures that best step again: orbax would refuse to write it a second time."""
+    config, model = trained
+    out = tmp_path / "m"
+    shutil.copytree(model, out)
+    shutil.rmtree(out / "checkpoints")
+    (best,) = (model / "best").iterdir()
+    assert byai(["train", str(config), "--data", str(data), "--out", str(out), "--resume", "--quiet"]) == 0
+    assert f"best checkpoint {best.name} is after step 0" in capsys.readouterr().err
+    assert [p.name for p in (out / "set_aside").iterdir()] == [f"best-{best.name}"]
+    np.testing.assert_allclose(curve(out), curve(model), rtol=1e-6)  # the uninterrupted run's curve
+    assert surrogates.load(out)[2]["step"] == int(best.name)
+
+
 def test_resume_with_no_readable_checkpoint_names_them_and_changes_nothing(trained, data, tmp_path, capsys):
     config, model = trained
     out = tmp_path / "m"
