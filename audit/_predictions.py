@@ -107,7 +107,8 @@ def check_predictions(pred: np.ndarray, ref: np.ndarray, name: str, split: str) 
 def run_predictions(pred_test, test, calibration=None, pred_calibration=None,
                     requirement: Requirement | str | None = None, *, config: AuditConfig | None = None,
                     surrogate_seconds: float | None = None, pde=None, pde_classes: tuple = (), out_dir=None,
-                    provenance: dict | None = None, repeats: int = 3, quiet: bool = True) -> _run.Report:
+                    provenance: dict | None = None, repeats: int = 3, quiet: bool = True,
+                    stride: int = 1) -> _run.Report:
     """Audit rollouts any model made from the ``test`` initial conditions, as :func:`audit.run` audits a stepper.
 
     Every metric, tolerance multiple, the PDEBench metrics, the physics and the equal-accuracy search
@@ -128,6 +129,9 @@ def run_predictions(pred_test, test, calibration=None, pred_calibration=None,
             the horizon and multiplied by the test samples for the equal-accuracy speedup; None leaves
             the speedup unknown (the solver's side is still measured).
         repeats: timed runs of each solver setting of the equal-accuracy search.
+        stride: saved frames between consecutive predicted frames (default 1: the model predicted every saved
+            frame); with ``k`` predicted frame ``n`` is compared with reference frame ``n * k``, the horizon
+            counts predicted steps and the solver is searched over ``k`` save intervals per step.
 
     Raises:
         AuditError: predictions that do not fit their split (named by file), calibration predictions
@@ -142,6 +146,8 @@ def run_predictions(pred_test, test, calibration=None, pred_calibration=None,
     if pred_calibration is not None and calibration is None:
         raise AuditError("calibration predictions were given without the calibration split they start from")
     say = (lambda msg: None) if quiet else (lambda msg: print(f"byai audit: {msg}", file=sys.stderr))
+    stride, _ = _run.check_step(stride, 1, test)
+    test, calibration = _run.strided(test, stride), _run.strided(calibration, stride)
     req = _run._requirement(requirement, config)
     state = tuple(test["u"].shape[2:])
     pred, name, files = _array(pred_test, state, "the test predictions")
@@ -154,7 +160,7 @@ def run_predictions(pred_test, test, calibration=None, pred_calibration=None,
         raise AuditError(f"the requirement's horizon {req.horizon} exceeds the {frames - 1} steps {name} holds")
     inputs = _run._load(test, calibration if cal_pred is not None else None, req, config, pde=pde,
                         pde_classes=tuple(pde_classes), model_info=None, provenance={**files, **(provenance or {})},
-                        with_params=False, frames=max(frames, 2))
+                        with_params=False, frames=max(frames, 2), stride=stride)
     h = inputs.horizon
     pred = check_predictions(pred, inputs.ref, name, "test")
     if cal_pred is not None:

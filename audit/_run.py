@@ -51,6 +51,11 @@ class Inputs:
         tolerance: the reference's ``(rtol, atol)``, None when unknown (imported data).
         provenance: the report's provenance entries.
         pde_name: the test file's ``pde`` attribute.
+        stride: saved frames per stepper step (``ref``, ``t`` and ``dt`` are already every ``stride``-th frame).
+        window: states the stepper's state holds (``surrogates.as_stepper`` of a model with ``input_steps``);
+            with ``window > 1`` ``ref`` starts at the window's newest frame.
+        init, cal_init: ``(S, window, *space, C)`` the frames the rollouts start from (``ref[:, :1]`` for a
+            window of 1).
     """
 
     requirement: Requirement
@@ -68,6 +73,15 @@ class Inputs:
     tolerance: tuple[float, float] | None
     provenance: dict
     pde_name: object
+    stride: int = 1
+    window: int = 1
+    init: np.ndarray | None = None
+    cal_init: np.ndarray | None = None
+
+    def frames(self, split: str = "test") -> np.ndarray:
+        """Every (strided) reference frame of a split, the window's older frames included."""
+        init, ref = (self.init, self.ref) if split == "test" else (self.cal_init, self.cal_ref)
+        return ref if self.window == 1 else np.concatenate([init[:, :-1], ref], axis=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,10 +199,13 @@ class Report:
             "solver_tolerance": _solver_tolerance_json(i, s),
             "tolerance_multiple": _tolerance_multiple_json(i, s),
             "conformal": conformal,
-            "equal_accuracy": self.equal_accuracy.to_json(),
+            "equal_accuracy": {**self.equal_accuracy.to_json(), "step_interval": i.dt, "stride": i.stride},
             "physics": self.physics.to_json(h),
             "samples": {"test": int(i.ref.shape[0]), "calibration": int(i.cal_ref.shape[0])},
-            "time": {"dt": i.dt, "t0": float(i.t[0]), "horizon": h},
+            "time": {"dt": i.dt, "t0": float(i.t[0]), "horizon": h, "stride": i.stride,
+                     "save_interval": i.dt / i.stride, "window": i.window,
+                     "unit": "one stepper step: dt = stride x the data's save interval; the reference frames "
+                             "compared are every stride-th, from t0 (the newest of the window's frames)"},
             "provenance": i.provenance,
             "pde": _jsonable(i.pde_name),
             "problem": i.kind.name,
@@ -204,7 +221,8 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
         config: AuditConfig | None = None, pde=None, pde_classes: tuple = (), out_dir=None,
         model_info: dict | None = None, provenance: dict | None = None,
         solver_stepper_factory: Callable | None = None, with_params: bool = False, repeats: int = 3,
-        quiet: bool = True, generation_cost: dict | None = None, training_cost: dict | None = None) -> Report:
+        quiet: bool = True, generation_cost: dict | None = None, training_cost: dict | None = None,
+        stride: int = 1, window: int = 1) -> Report:
     """Audit ``stepper`` on the ``test`` split against ``requirement``.
 
     Rolls ``stepper`` out (``jax.jit`` of ``jax.vmap`` of ``solvers.rollout``)
@@ -247,6 +265,14 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
         generation_cost: ``{split: cost}`` of the files the surrogate was made from
             (:func:`audit.generation_cost` of their folder), for ``report.json["cost"]``; None: unknown.
         training_cost: the model's recorded cost (:func:`audit.training_cost`); None: unknown.
+        stride: saved frames one step of ``stepper`` spans (a model trained with ``model.stride = k``:
+            ``info["stride"]`` of ``surrogates.load``). The splits are compared at every ``stride``-th frame:
+            the horizon counts the stepper's steps, ``dt`` is ``stride`` save intervals, and the equal-accuracy
+            search runs the solver over that interval (its ``substeps`` per stepper step). A steady map takes 1.
+        window: states the stepper's state holds (``info["input_steps"]``): a window stepper of
+            ``surrogates.as_stepper`` maps the last ``window`` states ``(window, *space, C)`` to the next window.
+            Its rollouts start from the first ``window`` (strided) reference frames and are audited from the
+            newest of them (frame 0 of the predictions), so the horizon has ``window - 1`` fewer steps to use.
 
     Raises:
         AuditError: on input that allows no verdict (wrong shape or non-finite rollouts,
@@ -256,9 +282,11 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
     config = config or AuditConfig()
     repeats = check_repeats(repeats)
     say = (lambda msg: None) if quiet else (lambda msg: print(f"byai audit: {msg}", file=sys.stderr))
+    stride, window = check_step(stride, window, test)
+    test, calibration = strided(test, stride), strided(calibration, stride)
     inputs = _load(test, calibration, _requirement(requirement, config), config, pde=pde,
                    pde_classes=tuple(pde_classes), model_info=model_info,
-                   provenance=provenance, with_params=with_params)
+                   provenance=provenance, with_params=with_params, stride=stride, window=window)
     rollouts = _roll_out(stepper, inputs, with_params, repeats, say)
     scores = _score(inputs, rollouts, stepper, calibration, with_params)
     physics = inputs.problem.physics(rollouts.pred, rollouts.ref, inputs.dt, scores.tolerance,
@@ -276,7 +304,7 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
 
 
 def one_step_bound(stepper: Callable, calibration, alpha: float, *, horizon: int | None = None,
-                   with_params: bool = False) -> float:
+                   with_params: bool = False, stride: int = 1, window: int = 1) -> float:
     """The split-conformal bound (level ``1 - alpha``) of the stepper's one-step RMS error.
 
     A calibration sample's score is ``max_n RMS(step(u_ref[n]) - u_ref[n+1])`` over its
@@ -290,19 +318,53 @@ def one_step_bound(stepper: Callable, calibration, alpha: float, *, horizon: int
         alpha: miscoverage in ``(0, 1)``, e.g. 0.1.
         horizon: the frames one-step errors start from (``0..horizon-1``); None: every frame but the last.
         with_params: the stepper takes each sample's physics parameters ``params[i]``.
+        stride, window: as in :func:`run`: the split is seen at every ``stride``-th frame (``u_ref[n]`` is
+            frame ``n * stride``), and a window stepper steps from the ``window`` frames ending at ``u_ref[n]``
+            (``n = window-1 .. window-2+horizon``); the error is that of its newest state.
 
     Raises:
         AuditError: a malformed split, a horizon beyond its frames, or too few samples for ``alpha``.
     """
+    stride, window = check_step(stride, window, calibration)
+    calibration = strided(calibration, stride)
     ref, _, _ = _split_arrays(calibration, "calibration", datasets.problem_of(calibration.attrs))
-    n = ref.shape[1] - 1 if horizon is None else horizon
-    if not 1 <= n <= ref.shape[1] - 1:
-        raise AuditError(f"one-step errors from frames 0..{n - 1}: the calibration split has frames "
-                         f"0..{ref.shape[1] - 1}; pass a horizon from 1 to {ref.shape[1] - 1}")
+    most = ref.shape[1] - window  # one-step pairs a sample holds
+    n = most if horizon is None else horizon
+    if not 1 <= n <= most:
+        if window == 1:
+            raise AuditError(f"one-step errors from frames 0..{n - 1}: the calibration split has frames "
+                             f"0..{ref.shape[1] - 1}; pass a horizon from 1 to {ref.shape[1] - 1}")
+        raise AuditError(f"one-step errors from {n} windows of {window} frames: the calibration split has "
+                         f"{ref.shape[1]} frames, {max(most, 0)} such windows; pass a horizon from 1 to {most}")
     _conformal.check_calibration_size(ref.shape[0], alpha)  # before any rollout
-    scores = _one_step_scores(_bind(stepper, with_params), ref[:, :n + 1],
-                              _params(calibration, "calibration", with_params))
+    scores = _one_step_scores(_bind(stepper, with_params), ref[:, :n + window],
+                              _params(calibration, "calibration", with_params), window)
     return _conformal.conformal_bound(scores, alpha)
+
+
+def check_step(stride, window, ds=None) -> tuple[int, int]:
+    """``(stride, window)`` as integers when each is a positive integer (and ``ds``'s kind takes the stride),
+    else ``solvers.InputError`` naming it."""
+    if isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 1:
+        raise solvers.InputError(f"window: must be a positive integer (states the stepper's state holds), "
+                                 f"got {window!r}")
+    if ds is None:
+        return Problem.check_stride(datasets.Trajectory(), stride, "the data"), int(window)
+    kind = datasets.problem_of(ds.attrs)
+    stride = kind.check_stride(stride, ds.encoding.get("source") or "the test split")
+    if int(window) != 1:
+        kind.check_windows(ds.encoding.get("source") or "the test split", int(window), 1)
+    return stride, int(window)
+
+
+def strided(ds, stride: int):
+    """A split seen at every ``stride``-th frame (``datasets.Problem.strided``); ``ds`` itself for 1 or None."""
+    if ds is None or stride == 1:
+        return ds
+    try:
+        return datasets.problem_of(ds.attrs).strided(ds, stride)
+    except solvers.InputError as e:
+        raise AuditError(str(e)) from None
 
 
 def _requirement(requirement: Requirement | str | None, config: AuditConfig) -> Requirement:
@@ -316,24 +378,30 @@ def _requirement(requirement: Requirement | str | None, config: AuditConfig) -> 
 # ----------------------------------------------------------------------------------- 1. load, validate
 def _load(test, calibration, req: Requirement, config: AuditConfig, *, pde, pde_classes: tuple,
           model_info: dict | None,
-          provenance: dict | None, with_params: bool, frames: int | None = None) -> Inputs:
+          provenance: dict | None, with_params: bool, frames: int | None = None, stride: int = 1,
+          window: int = 1) -> Inputs:
     """Read and check both splits, the time axis, the tolerance and the model; build the kind's audit.
 
     ``calibration`` None (predictions without calibration predictions) leaves no calibration samples;
-    ``frames`` (the frames the predictions hold) caps the horizon.
+    ``frames`` (the frames the predictions hold) caps the horizon. The splits are already strided
+    (:func:`strided`); with ``window > 1`` the audited frames start at frame ``window - 1``.
     """
     attrs = dict(test.attrs)
     kind = datasets.problem_of(attrs)
     if calibration is not None and (cal_kind := datasets.problem_of(calibration.attrs)) != kind:
         raise AuditError(f"the calibration split is a {cal_kind.name} dataset, the test split a {kind.name}")
-    ref, t, est = _split_arrays(test, "test", kind)
+    ref, t, est = _split_arrays(test, "test", kind, window)
     if calibration is None:
         cal_ref, cal_t = np.zeros((0, *ref.shape[1:])), t
     else:
-        cal_ref, cal_t, _ = _split_arrays(calibration, "calibration", kind)
+        cal_ref, cal_t, _ = _split_arrays(calibration, "calibration", kind, window)
         if cal_ref.shape[2:] != ref.shape[2:]:
             raise AuditError(f"calibration states {cal_ref.shape[2:]} differ from test states {ref.shape[2:]}")
         _conformal.check_calibration_size(cal_ref.shape[0], req.alpha)  # before any rollout
+    init, cal_init = ref[:, :window], cal_ref[:, :window]
+    if window > 1:  # the audited frames start at the window's newest
+        ref, t, cal_ref, cal_t = ref[:, window - 1:], t[window - 1:], cal_ref[:, window - 1:], cal_t[window - 1:]
+        est = None if est is None else est[:, window - 1:]
     problem = _kinds.problem_audit(kind, test, pde, pde_classes)
     if config.equal_accuracy.enabled:  # a setting the search would drop is refused before any rollout
         problem.check_equal_accuracy(config.equal_accuracy, ref.shape[2:-1])
@@ -344,6 +412,7 @@ def _load(test, calibration, req: Requirement, config: AuditConfig, *, pde, pde_
         cal_dt = save_interval(calibration, cal_t[:horizon + 1], "calibration")
         if not np.isclose(cal_dt, dt, rtol=1e-9):
             raise AuditError(f"calibration save interval {cal_dt:g} differs from the test's {dt:g}")
+    check_model_step(model_info, dt, stride)
     tol = _tolerance(attrs)
     if req.threshold_kind == "tolerance_multiple" and tol is None:
         raise AuditError(f"the requirement {req} is a multiple of the solver tolerance, but the test data's "
@@ -360,7 +429,7 @@ def _load(test, calibration, req: Requirement, config: AuditConfig, *, pde, pde_
     if p_test.shape[1] != p_cal.shape[1]:
         raise AuditError(f"test and calibration splits have {p_test.shape[1]} and {p_cal.shape[1]} parameters")
     return Inputs(req, config, kind, problem, ref, cal_ref, t, est, p_test, p_cal, horizon, dt, tol, prov,
-                  attrs.get("pde"))
+                  attrs.get("pde"), stride, window, init, cal_init)
 
 
 def save_interval(ds, t, name: str) -> float:
@@ -374,8 +443,9 @@ def save_interval(ds, t, name: str) -> float:
         raise AuditError(f"{e} (one stepper step per save interval)") from None
 
 
-def _split_arrays(ds, name: str, kind: Problem):
-    """``u`` as float64 ``(S, T, *space, C)``, its frame axis, and the ``error_estimate`` (or None)."""
+def _split_arrays(ds, name: str, kind: Problem, window: int = 1):
+    """``u`` as float64 ``(S, T, *space, C)``, its frame axis, and the ``error_estimate`` (or None); ``T`` must
+    exceed ``window`` (a rollout of one step after the window's frames)."""
     if "u" not in ds.variables:
         raise AuditError(f"the {name} split has no variable 'u'")
     dims = tuple(ds["u"].dims)
@@ -383,8 +453,9 @@ def _split_arrays(ds, name: str, kind: Problem):
         raise AuditError(f"{name} 'u' must have dims (sample, {kind.frame_axis}, x[, y], channel) in a "
                          f"{kind.name} dataset, got {dims}")
     u = np.asarray(ds["u"].values, dtype=np.float64)
-    if u.shape[0] < 1 or u.shape[1] < 2:
-        raise AuditError(f"{name} 'u' needs at least one sample and two frames (a rollout to audit), got shape "
+    if u.shape[0] < 1 or u.shape[1] < 1 + window:
+        frames = "two frames" if window == 1 else f"{window + 1} frames (a window of {window} and one step)"
+        raise AuditError(f"{name} 'u' needs at least one sample and {frames} (a rollout to audit), got shape "
                          f"{u.shape}")
     check_finite(u, ds, name)
     t = np.asarray(ds[dims[1]].values if dims[1] in ds.coords else np.arange(u.shape[1]), dtype=np.float64)
@@ -446,6 +517,20 @@ def _check_model_info(info: dict | None, test_attrs: dict) -> dict:
     return out
 
 
+def check_model_step(info: dict | None, dt: float, stride: int) -> None:
+    """Refuse (``AuditError``) a model whose recorded step (``info["stride"]``, ``info["dt"]`` of
+    ``surrogates.load``) is not the one it is audited or paired at: ``stride`` save intervals of ``dt`` in all."""
+    if not info:
+        return
+    model_stride, model_dt = info.get("stride"), info.get("dt")
+    if model_stride is not None and int(model_stride) != stride:
+        raise AuditError(f"the model steps {model_stride} saved frames at a time (stride {model_stride}) but is "
+                         f"compared at stride {stride}; pass stride={model_stride}")
+    if model_dt is not None and not math.isclose(float(model_dt), dt, rel_tol=1e-6):
+        raise AuditError(f"the model's step is dt = {float(model_dt):g} but {stride} save interval(s) of the test "
+                         f"data span {dt:g}; audit it on data saved at the interval it was trained on")
+
+
 def _norm(v):
     """A comparable form of an attribute: JSON text decoded, numbers as 1-D float lists, dicts recursively."""
     if isinstance(v, (bytes, np.bytes_)):
@@ -498,17 +583,23 @@ def _roll_out(stepper: Callable, inputs: Inputs, with_params: bool, repeats: int
     """Check the stepper's output shape, then roll it out from every test (timed, fastest of ``repeats``) and
     calibration state."""
     f = _bind(stepper, with_params)
-    h, state_shape = inputs.horizon, inputs.ref.shape[2:]
+    h, frame_shape, w = inputs.horizon, inputs.ref.shape[2:], inputs.window
+    state_shape = frame_shape if w == 1 else (w, *frame_shape)
     _check_stepper(f, state_shape, inputs.params_test.shape[1])
     say(f"rolling out {inputs.ref.shape[0]} test and {inputs.cal_ref.shape[0]} calibration samples over {h} steps")
-    roll = jax.jit(jax.vmap(lambda u0, p: solvers.rollout(lambda u: f(u, p), u0, h)))
-    seconds, pred = time_call(roll, jnp.asarray(inputs.ref[:, 0]), jnp.asarray(inputs.params_test),
-                              repeats=repeats)
+    if w == 1:
+        roll = jax.jit(jax.vmap(lambda u0, p: solvers.rollout(lambda u: f(u, p), u0, h)))
+        start, cal_start = jnp.asarray(inputs.ref[:, 0]), jnp.asarray(inputs.cal_ref[:, 0])
+    else:  # a window stepper: its states are windows, the trajectory their newest frames
+        roll = jax.jit(jax.vmap(lambda w0, p: solvers.rollout(lambda u: f(u, p), w0, h)[:, -1]))
+        start, cal_start = jnp.asarray(inputs.init), jnp.asarray(inputs.cal_init)
+    seconds, pred = time_call(roll, start, jnp.asarray(inputs.params_test), repeats=repeats)
     pred = np.asarray(pred, dtype=np.float64)
+    state_shape = frame_shape
     if pred.shape != (inputs.ref.shape[0], h + 1, *state_shape):
         raise AuditError(f"the rollout has shape {pred.shape}, expected {(inputs.ref.shape[0], h + 1, *state_shape)}")
     _first_nonfinite(pred, "test")
-    cal_pred = np.asarray(roll(jnp.asarray(inputs.cal_ref[:, 0]), jnp.asarray(inputs.params_cal)), dtype=np.float64)
+    cal_pred = np.asarray(roll(cal_start, jnp.asarray(inputs.params_cal)), dtype=np.float64)
     _first_nonfinite(cal_pred, "calibration")
     return Rollouts(pred, cal_pred, inputs.ref[:, :h + 1], inputs.cal_ref[:, :h + 1], seconds)
 
@@ -547,8 +638,10 @@ def _score(inputs: Inputs, rollouts: Rollouts, stepper: Callable, calibration, w
     their coverages, the one-step bound and the verdict."""
     # one-step errors from every reference frame both splits hold (not only the horizon's)
     n1 = min(inputs.cal_ref.shape[1], inputs.ref.shape[1]) - 1
-    one_bound = one_step_bound(stepper, calibration, inputs.requirement.alpha, horizon=n1, with_params=with_params)
-    one_test = _one_step_scores(_bind(stepper, with_params), inputs.ref[:, :n1 + 1], inputs.params_test)
+    w = inputs.window
+    one_bound = one_step_bound(stepper, calibration, inputs.requirement.alpha, horizon=n1, with_params=with_params,
+                               window=w)  # ``calibration`` is already strided
+    one_test = _one_step_scores(_bind(stepper, with_params), inputs.frames()[:, :n1 + w], inputs.params_test, w)
     return _score_rollouts(inputs, rollouts, (one_bound, n1, _conformal.coverage(one_test, one_bound)))
 
 
@@ -617,12 +710,27 @@ def _requirement_values(req: Requirement, metrics: dict, multiples: dict | None)
     return metrics[req.metric]
 
 
-def _one_step_scores(f, ref, params) -> np.ndarray:
-    """``(S,)`` max over frames ``n = 0..T-2`` of ``RMS(f(ref[:, n]) - ref[:, n+1])`` of ``(S, T, ...)`` references."""
-    s = jax.jit(jax.vmap(lambda fr, p: jax.vmap(lambda u: f(u, p))(fr)))(jnp.asarray(ref[:, :-1]),
-                                                                         jnp.asarray(params))
-    rms = np.sqrt(np.mean((np.asarray(s) - ref[:, 1:]) ** 2, axis=tuple(range(2, ref.ndim))))
+def _one_step_scores(f, ref, params, window: int = 1) -> np.ndarray:
+    """``(S,)`` max over frames ``n = 0..T-2`` of ``RMS(f(ref[:, n]) - ref[:, n+1])`` of ``(S, T, ...)`` references.
+
+    A window stepper (``window > 1``) steps from the windows ``ref[:, n-window+1..n]`` (``n = window-1..T-2``)
+    and its newest state is compared with ``ref[:, n+1]``.
+    """
+    if window == 1:
+        s = jax.jit(jax.vmap(lambda fr, p: jax.vmap(lambda u: f(u, p))(fr)))(jnp.asarray(ref[:, :-1]),
+                                                                             jnp.asarray(params))
+    else:
+        s = jax.jit(jax.vmap(lambda fr, p: jax.vmap(lambda w: f(w, p)[-1])(fr)))(jnp.asarray(sliding(ref, window)),
+                                                                                 jnp.asarray(params))
+    rms = np.sqrt(np.mean((np.asarray(s) - ref[:, window:]) ** 2, axis=tuple(range(2, ref.ndim))))
     return np.max(rms, axis=1)
+
+
+def sliding(ref: np.ndarray, window: int) -> np.ndarray:
+    """``(S, T - window, window, *space, C)``: the windows of frames ``n .. n+window-1`` of ``(S, T, *space, C)``
+    frames, ``n = 0..T-window-1`` (each one step before a frame of ``ref``)."""
+    n = ref.shape[1] - window
+    return np.stack([ref[:, j:j + n] for j in range(window)], axis=2)
 
 
 # ------------------------------------------------------------------------------------ 5. equal accuracy
@@ -670,7 +778,10 @@ def _conformal_json(i: Inputs, s: Scores) -> dict:
     one_step = ({"one_step_rmse_bound": None, "one_step_rmse_reason": s.one_step_reason}
                 if s.one_step_reason is not None else {
                     "one_step_rmse_bound": s.one_step_bound,
-                    "one_step_rmse_score": f"max over reference frames 0..{n1 - 1} of RMS(step(u_ref[n]) - u_ref[n+1])",
+                    "one_step_rmse_score": (
+                        f"max over reference frames 0..{n1 - 1} of RMS(step(u_ref[n]) - u_ref[n+1])" if i.window == 1
+                        else f"max over reference frames n = {i.window - 1}..{i.window + n1 - 2} of "
+                             f"RMS(step(u_ref[n-{i.window - 1}..n])[-1] - u_ref[n+1])"),
                     "one_step_rmse_coverage_test": s.one_step_coverage_test})
     return {
         "alpha": req.alpha, "level": 1 - req.alpha,

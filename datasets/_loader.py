@@ -3,6 +3,9 @@
 A *window* is one sample and one start frame ``s``: the input is frames
 ``s .. s+I-1`` and the target frames ``s+I .. s+I+T-1`` (``I = input_steps``,
 ``T = target_steps``), so every ``s`` with ``s + I - 1 + T < n_time`` is used.
+With ``stride = k`` the window's frames are ``k`` apart (input ``s, s+k, ..,
+s+(I-1)k``, targets ``s+Ik, .., s+(I+T-1)k``; every ``s`` with ``s + (I+T-1)k <
+n_time``): one surrogate step spans ``k`` save intervals.
 ``batch(step)`` is a pure function of ``(seed, step)``: ``epoch = step //
 steps_per_epoch`` picks the permutation (seeded by ``(seed, epoch)``), so a
 training run resumes exactly by asking for the same step again.
@@ -188,6 +191,11 @@ class Loader:
             ``stats``. A steady map gives one window per sample: input = stage 0 (the
             coefficient), target = stage 1 (the solution); ``input_steps`` and
             ``target_steps`` must be 1. ``None`` (trajectories): every frame uses ``stats``.
+        stride: saved frames between consecutive frames of a window (``k``, a positive integer; default 1):
+            a model trained on them steps ``k`` save intervals at a time. A steady map takes 1 only.
+
+    ``dt``: the physical time between consecutive frames of a window (``stride`` save intervals), or None
+    (a steady map, or a time axis that is not uniform).
 
     A batch is a dict: ``"input"`` ``(B, *space, C*I)`` float32 (frame-major:
     channel ``j*C + c`` is channel ``c`` of frame ``j``), ``"target"``
@@ -204,7 +212,7 @@ class Loader:
     def __init__(self, path, *, batch_size: int, input_steps: int = 1, target_steps: int = 1, seed: int = 0,
                  shuffle: bool = True, sharding=None, prefetch: int = 2, drop_remainder: bool = True,
                  stats: Normalization | None = None, cache_bytes: int = CACHE_BYTES,
-                 input_stats: Normalization | None = None):
+                 input_stats: Normalization | None = None, stride: int = 1):
         self.path = Path(path)
         for name, v, lo in (("batch_size", batch_size, 1), ("input_steps", input_steps, 1),
                             ("target_steps", target_steps, 1), ("prefetch", prefetch, 0)):
@@ -214,6 +222,7 @@ class Loader:
         self.problem = problem_of(attrs)
         self._recorded_sha256 = attrs["sha256"]
         self.problem.check_windows(self.path, input_steps, target_steps)
+        self.stride = self.problem.check_stride(stride, self.path)
         if sharding is not None:
             n_shards = sharding.mesh.size
             if batch_size % n_shards:
@@ -235,10 +244,15 @@ class Loader:
         u = self._file["u"]
         self.n_samples, self.n_time = u.shape[0], u.shape[1]
         self.space, self.channels = tuple(u.shape[2:-1]), u.shape[-1]
-        self.windows_per_sample = self.n_time - self.input_steps - self.target_steps + 1
+        span = (self.input_steps + self.target_steps - 1) * self.stride  # save intervals a window spans
+        self.windows_per_sample = self.n_time - span
         if self.windows_per_sample < 1:
-            raise InputError(f"input_steps + target_steps = {self.input_steps + self.target_steps} exceeds the "
-                             f"{self.n_time} frames of {self.path}")
+            if self.stride == 1:
+                raise InputError(f"input_steps + target_steps = {self.input_steps + self.target_steps} exceeds the "
+                                 f"{self.n_time} frames of {self.path}")
+            raise InputError(f"stride: {self.input_steps + self.target_steps} frames {self.stride} apart (input_steps "
+                             f"+ target_steps at stride {self.stride}) span {span + 1} frames, more than the "
+                             f"{self.n_time} of {self.path}")
         if self.n_samples * self.windows_per_sample < self.batch_size and self.drop_remainder:
             raise InputError(f"batch_size: {self.batch_size} exceeds the {len(self)} windows of {self.path}")
         self.stats = stats if stats is not None else compute_stats(self.path)
@@ -251,6 +265,8 @@ class Loader:
                 raise InputError(f"input_stats: {self.input_stats.mean.shape[0]} channels, the file has "
                                  f"{self.channels}")
         self.params = self._file["params"][...].astype(np.float32) if "params" in self._file else None
+        save = self.problem.save_interval(self._file)
+        self.dt = None if save is None else save * self.stride  # the physical time one window step spans
         frame_bytes = int(np.prod(self.space)) * self.channels * 4
         self._cache = None
         self.sha256: str | None = None  # the verified SHA-256 of /u: set here when cached, else by verify()
@@ -320,23 +336,24 @@ class Loader:
         return np.array(sorted(rows))
 
     def _read(self, windows: np.ndarray) -> dict:
-        I, T = self.input_steps, self.target_steps
+        I, T, k = self.input_steps, self.target_steps, self.stride
+        span = (I + T - 1) * k + 1  # frames from a window's first to its last, both included
         samples, starts = np.divmod(windows, self.windows_per_sample)
         frames = np.empty((len(windows), I + T, *self.space, self.channels), np.float32)
         if self._cache is not None:
             for j, (s, t0) in enumerate(zip(samples, starts)):
-                frames[j] = self._cache[s, t0:t0 + I + T]
+                frames[j] = self._cache[s, t0:t0 + span:k]
         else:
             u = self._file["u"]
             for s in np.unique(samples):  # one chunk read per distinct sample
                 rows = np.flatnonzero(samples == s)
-                lo, hi = starts[rows].min(), starts[rows].max() + I + T
+                lo, hi = starts[rows].min(), starts[rows].max() + span
                 raw = read_u(u, s, slice(lo, hi), self.path)
                 if not np.all(np.isfinite(raw)):
                     raise not_finite(self.path, s)
                 block = self._normalize(raw.astype(np.float64), lo).astype(np.float32)
                 for j in rows:
-                    frames[j] = block[starts[j] - lo:starts[j] - lo + I + T]
+                    frames[j] = block[starts[j] - lo:starts[j] - lo + span:k]
         x = frames[:, :I]
         x = np.moveaxis(x, 1, -2).reshape(len(windows), *self.space, I * self.channels)
         out = {"input": x, "target": np.ascontiguousarray(frames[:, I:])}

@@ -126,6 +126,35 @@ class Problem(abc.ABC):
     def check_windows(self, path, input_steps: int, target_steps: int) -> None:
         """Refuse (``ValueError``) loader windows this kind does not have."""
 
+    def check_stride(self, stride, where) -> int:
+        """``stride`` (saved frames per surrogate step) when this kind takes it, else ``solvers.InputError``
+        naming ``stride`` and ``where`` (a file or split). Any positive integer here; a kind may allow fewer."""
+        if isinstance(stride, bool) or not isinstance(stride, int | np.integer) or stride < 1:
+            raise solvers.InputError(f"stride: must be a positive integer (saved frames per surrogate step), "
+                                     f"got {stride!r}")
+        return int(stride)
+
+    def save_interval(self, f) -> float | None:
+        """The save interval of an open split file ``f`` (h5py): the uniform spacing of its frame axis
+        (``datasets.uniform_spacing``), or None when the kind has no time axis or the axis is not uniform."""
+        return None
+
+    def strided(self, ds, stride: int):
+        """The ``xarray.Dataset`` ``ds`` (this kind's, as from ``datasets.open``) seen at every ``stride``-th frame
+        (frames ``0, k, 2k, ...``): what a surrogate stepping ``k`` saved frames at a time is compared with.
+        ``ds`` itself when ``stride`` is 1."""
+        stride = self.check_stride(stride, ds.encoding.get("source") or "the dataset")
+        if stride == 1:
+            return ds
+        n = ds.sizes[self.frame_axis]
+        if n < stride + 1:
+            where = ds.encoding.get("source") or "the dataset"
+            raise solvers.InputError(f"stride: {stride} saved frames per surrogate step, but {where} has only "
+                                     f"{n} frames (fewer than one step of {stride} save intervals)")
+        out = ds.isel({self.frame_axis: slice(None, None, stride)})
+        out.encoding.update(ds.encoding)  # the source file, for messages
+        return out
+
 
 @final
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
@@ -231,6 +260,17 @@ class Trajectory(Problem):
 
     def frame_coordinate(self, t):
         return np.asarray(t, dtype=np.float64), {}
+
+    def save_interval(self, f) -> float | None:
+        from ._time import uniform_spacing
+
+        if self.frame_axis not in f:
+            return None
+        t = f[self.frame_axis]
+        try:
+            return float(uniform_spacing(t[...], dtype=t.dtype if t.dtype.kind == "f" else None, name="time"))
+        except solvers.InputError:
+            return None
 
     def pde(self, ds, sample, known=()):
         from ._pdes import build_pde, known_class, make_grid
@@ -363,6 +403,14 @@ class SteadyMap(Problem):
             return cls(grid, coefficient=a, source=map_source(ds)), grid
         except ValueError as e:
             raise DatasetError(f"dataset's Darcy problem of sample {sample} is invalid: {e}") from None
+
+    def check_stride(self, stride, where) -> int:
+        """A steady map has one input and one output stage, so a surrogate's step is always one (stride 1)."""
+        stride = super().check_stride(stride, where)
+        if stride != 1:
+            raise solvers.InputError(f"stride: a steady map ({where}) maps its input stage to its output stage in "
+                                     f"one step, so it must be 1 (leave model.stride out), got {stride}")
+        return stride
 
     def check_windows(self, path, input_steps: int, target_steps: int) -> None:
         for name, v in (("input_steps", input_steps), ("target_steps", target_steps)):

@@ -71,6 +71,10 @@ class ModelConfig:
     coordinates: append the grid coordinates in [0, 1) as input channels.
     residual: predict the increment of the last input frame (next = last + network),
       in normalised units, instead of the next frame itself.
+    stride: saved frames one surrogate step spans (a positive integer, default 1): the model is
+      trained on frames ``k`` apart, steps ``k`` save intervals at a time and records its step
+      (``stride`` and ``dt``, ``k`` times the data's save interval) in its metadata, so the audit
+      and the hybrid compare and pair it over the same physical interval. A steady map takes 1 only.
     """
 
     kind: Literal["fno", "unet", "resnet"] = "fno"
@@ -89,8 +93,10 @@ class ModelConfig:
     activation: Literal["gelu", "relu", "silu", "tanh"] = "gelu"
     coordinates: bool = False
     residual: bool = True
+    stride: int = 1
 
     def __post_init__(self):
+        check_stride(self.stride)
         _check(self.kind in ("fno", "unet", "resnet"), "kind", "must be 'fno', 'unet' or 'resnet'", self.kind)
         _count("width", self.width, 1)
         _integers("modes", self.modes, 1)
@@ -181,6 +187,13 @@ class TrainConfig:
         _check(self.dtype in ("float32", "bfloat16"), "dtype", "must be 'float32' or 'bfloat16'", self.dtype)
 
 
+def check_stride(stride, name: str = "stride") -> int:
+    """``stride`` when it is a positive integer (saved frames per surrogate step), else ``ValueError`` naming it."""
+    _check(_integer(stride) and stride >= 1, name, "must be a positive integer (saved frames per surrogate step)",
+           stride)
+    return int(stride)
+
+
 def check_grid(config: ModelConfig, space: tuple[int, ...]) -> None:
     """Refuse a model that data on a grid of shape ``space`` cannot feed (``solvers.InputError`` naming the key).
 
@@ -218,5 +231,13 @@ def check_grid(config: ModelConfig, space: tuple[int, ...]) -> None:
 
 
 def to_dict(config) -> dict:
-    """A config as a JSON-able dict (tuples become lists), for checkpoint metadata."""
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()}
+    """A config as a JSON-able dict (tuples become lists), for checkpoint metadata.
+
+    A model config's ``stride`` is left out when it is 1 (the default), so that a stride-1 model's
+    metadata is what it was before strides existed (and resumes its older checkpoints); the model's
+    stride is also recorded at the top level of its metadata (``stride``, ``dt``).
+    """
+    d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()}
+    if isinstance(config, ModelConfig) and config.stride == 1:
+        d.pop("stride")
+    return d

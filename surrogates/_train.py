@@ -255,6 +255,9 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
             ``stats``, ``batch_size``, ``input_steps``, ``target_steps``, ``steps_per_epoch``), its
             batches placed with ``NamedSharding(mesh, P("data"))`` when ``mesh`` is given.
         out_dir: checkpoints (``checkpoints/``, ``best/``), ``byai_model.json`` and ``metrics.jsonl``.
+            ``byai_model.json`` records the model's step: ``stride`` (``model_config.stride``, saved frames
+            per step; the loader's windows must be that many frames apart) and ``dt`` (its physical time,
+            ``stride`` times the data's save interval; None for a steady map).
             ``byai_model.json["cost"]`` is what training cost, rewritten with each checkpoint: wall and CPU
             seconds summed over the runs (a killed run's counted up to its last checkpoint), ``runs``,
             ``device_kind`` and ``device_count``; seconds ``None`` with ``unknown`` when a run recorded none.
@@ -279,6 +282,9 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
     lrs = learning_rates(config, until)  # for the metrics log
     if train_loader.input_steps != config.input_steps:
         raise InputError(f"train.input_steps: {config.input_steps} but the loader stacks {train_loader.input_steps}")
+    stride = getattr(train_loader, "stride", 1)  # a loader of its own without strides steps one frame
+    if stride != model_config.stride:
+        raise InputError(f"model.stride: {model_config.stride} but the loader's windows are {stride} frames apart")
     n_dev = 1 if mesh is None else mesh.devices.size
     if config.batch_size % n_dev:
         raise InputError(f"train.batch_size: must be divisible by the {n_dev} devices, got {config.batch_size}")
@@ -299,6 +305,8 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
         "num_params": int(num_params), "params": n_params,
         "stats": _stats_json(stats),
         "data": dict(data_info or {}),
+        "stride": model_config.stride,
+        "dt": _step_interval(train_loader),
     }
     input_stats = getattr(train_loader, "input_stats", None)
     if input_stats is not None:  # a steady map: the input stage has its own normalisation (datasets.Loader)
@@ -312,6 +320,9 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
                                   "or choose a new --out")
         old = read_metadata(out)
         check_compatible(old, meta, out)
+        if old.get("stride", 1) != meta["stride"]:
+            raise CheckpointError(f"{out} holds a checkpoint trained with stride {old.get('stride', 1)}, not "
+                                  f"{meta['stride']}; refusing to resume (use a new --out)")
         prior = _prior_cost(old)
         if "cost" in old:
             meta["cost"] = old["cost"]  # kept as it is when this run has nothing left to do
@@ -417,6 +428,13 @@ def train(model_config: ModelConfig, config: TrainConfig, train_loader, out_dir,
             log.close()
         ckpt.close()
     return TrainResult(until, last_loss, best_val, n_params["complex_as_one"])
+
+
+def _step_interval(loader) -> float | None:
+    """The physical time one surrogate step spans (``stride`` save intervals of the data), from the loader's
+    ``dt``; None when unknown (a steady map, a time axis that is not uniform, a loader that does not say)."""
+    dt = getattr(loader, "dt", None)
+    return float(dt) if isinstance(dt, int | float | np.floating) and math.isfinite(dt) and dt > 0 else None
 
 
 def _prior_cost(meta: dict) -> dict:
