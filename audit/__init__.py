@@ -12,7 +12,10 @@ verdict), physics, equal accuracy; ``report.json`` is ``Report.summary``.
 ``conformal_guard`` takes; ``conformal_guard`` and ``residual_guard`` build the
 guards the hybrid stepper (``surrogates.hybrid``) takes, and ``state_guard`` (calibrated by
 ``calibrate_state_guard``) one whose bound depends on the proposed step; ``time_call`` is
-byai's one timing routine (compilation excluded). ``audit.run_predictions(pred, test, ...)``
+byai's one timing routine (compilation excluded). ``audit.crossover(spec, models, shapes=...)``
+maps where a surrogate pays: its real error and cost across grid sizes against the solver at equal
+accuracy, the fitted cost scaling and where the speedup crosses 1 (``audit._crossover``).
+``audit.run_predictions(pred, test, ...)``
 audits rollouts any model made (arrays, or a file in byai's ``u`` or PDEBench's ``tensor``
 layout) through the same stages; without calibration predictions ``conformal.status`` is
 ``"no calibration predictions"`` and the verdict is the test quantile's alone; without the
@@ -104,6 +107,8 @@ per-kind behaviour by its type (``audit._kinds``):
 
 from ._config import AuditConfig, AuditError, EqualAccuracyConfig, Requirement
 from ._conformal import conformal_bound, conformal_bounds, coverage, min_calibration_size
+from ._crossover import (CrossoverConfig, CrossoverModel, CrossoverResult, crossover, find_crossing,
+                         fit_power_law, model_grid_problem, model_stride)
 from ._cost import breakeven, generation_cost, training_cost
 from ._equal_accuracy import time_call
 from ._guards import conformal_guard, proposal_residual, residual_guard, state_guard
@@ -124,4 +129,6 @@ __all__ = [
     "field_metrics", "band_errors", "correlation", "correlation_time", "radial_spectrum", "summarize",
     "conserved_quantities", "defects", "drift",
     "breakeven", "generation_cost", "training_cost",
+    "crossover", "CrossoverConfig", "CrossoverModel", "CrossoverResult", "fit_power_law", "find_crossing",
+    "model_grid_problem", "model_stride",
 ]

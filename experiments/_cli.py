@@ -44,6 +44,7 @@ VERBS = {
     "train": ("experiments._train_cmd", "train a surrogate on a dataset"),
     "audit": ("experiments._audit_cmd", "audit a surrogate against an accuracy requirement"),
     "hybrid": ("experiments._hybrid_cmd", "run the guarded hybrid stepper against the solver"),
+    "crossover": ("experiments._crossover_cmd", "map where a surrogate pays against the solver across grid sizes"),
     "export": ("experiments._export_cmd", "export a trained surrogate as a jax.export program"),
     "run": ("experiments._run_cmd", "run every stage of one config"),
     "bench": ("experiments._bench_cmd", "benchmark byai on the peers' workloads"),

@@ -1,4 +1,4 @@
-"""One experiment TOML: the sections ``[data]``, ``[model]``, ``[train]``, ``[audit]``, ``[hybrid]``.
+"""One experiment TOML: the sections ``[data]``, ``[model]``, ``[train]``, ``[audit]``, ``[hybrid]``, ``[crossover]``.
 
 Each section is the frozen config dataclass of its stage, defined (as pure
 data) in that stage's package; this module only knows the explicit
@@ -38,6 +38,7 @@ SECTIONS = {
     "train": ("surrogates", "TrainConfig"),
     "audit": ("audit", "AuditConfig"),
     "hybrid": ("surrogates", "HybridConfig"),
+    "crossover": ("audit", "CrossoverConfig"),
 }
 
 # stage -> the sections it needs, in the order ``byai run`` runs them.
@@ -178,7 +179,7 @@ class ExperimentConfig:
     Attributes:
         path: the TOML file read.
         raw: the TOML tables as read (for hashing a stage's inputs).
-        data, model, train, audit, hybrid: the sections :func:`load` parsed.
+        data, model, train, audit, hybrid, crossover: the sections :func:`load` parsed.
         runs: the run settings (:data:`RUN_SETTINGS`) of the sections :func:`load` parsed.
     """
 
@@ -189,6 +190,7 @@ class ExperimentConfig:
     train: Any = None
     audit: Any = None
     hybrid: Any = None
+    crossover: Any = None
     runs: dict = dataclasses.field(default_factory=dict)
 
     def section(self, name: str):
