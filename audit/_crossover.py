@@ -1,8 +1,9 @@
 """Where a surrogate starts to pay: its cost and real error across grid sizes, against the solver at equal accuracy.
 
 :func:`crossover` generates (or reuses) a small reference test set at each grid size with the
-data config's PDE, parameters, tolerance, time axis and seed (``datasets.generate``; the same
-seeds give the same initial conditions at every size), rolls each surrogate out from every
+data config's PDE, parameters, tolerance, time axis and seed (``datasets.generate``; the
+initial-condition sampler's draws depend on the grid, so each size holds its own draws from the same
+distribution, not the same samples resampled), rolls each surrogate out from every
 initial condition over the audit's horizon, measures its error with the requirement's metric
 and aggregate (the audit's score, e.g. the q0.95 over samples of the max over steps of rel_l2)
 and its wall time, runs the audit's equal-accuracy search at that error (the cheapest solver
@@ -214,7 +215,7 @@ class Row:
         model, stride: the surrogate and its saved frames per step.
         status: ``"measured"`` (both costs known), ``"surrogate_only"`` (the solver's side is unknown:
             ``reason``), or ``"skipped"`` (nothing measured: ``reason``).
-        samples: reference samples at this size; steps: surrogate steps rolled out (``horizon // stride``).
+        samples: reference samples at this size; steps: surrogate steps rolled out (the audit's horizon).
         surrogate_error: the requirement's aggregate error of the surrogate at this size.
         surrogate_seconds, solver_seconds: wall time (s) of one rollout over the horizon, compilation excluded.
         solver_error, solver_setting: the chosen equal-accuracy setting's error and description.
@@ -247,28 +248,27 @@ def measure(test, model: CrossoverModel, requirement: Requirement, config: Audit
             pde_classes: tuple = (), say: Callable[[str], None] = lambda m: None) -> Row:
     """The :class:`Row` of ``model`` on the reference set ``test`` (an ``xarray.Dataset`` as from ``datasets.open``).
 
-    The audit's horizon rule gives the saved frames audited; the surrogate steps ``horizon // stride``
-    times from each initial condition, scored with the audit's score against every ``stride``-th
-    reference frame; the kind's equal-accuracy search (:mod:`audit._kinds`) then finds the cheapest
-    solver setting at that error over the same frames.
+    As ``audit.run`` does, the set is seen at every ``stride``-th frame and the audit's horizon counts
+    the surrogate's steps (of ``stride`` save intervals); the surrogate is rolled out from each initial
+    condition and scored with the audit's score; the kind's equal-accuracy search (:mod:`audit._kinds`)
+    then finds the cheapest solver setting at that error over the same frames and interval.
     """
     kind = datasets.problem_of(test.attrs)
-    ref, t, _ = _run._split_arrays(test, "reference", kind)
-    shape = tuple(ref.shape[2:-1])
+    shape = tuple(int(n) for n in test["u"].shape[2:-1])
     head = dict(grid=shape[0], shape=shape, points=math.prod(shape), model=model.name, stride=model.stride,
-                samples=int(ref.shape[0]))
+                samples=int(test["u"].shape[0]))
     reason = model.grid_problem(shape)
     if reason is not None:
         return Row(**head, status="skipped", reason=reason)
-    problem = _kinds.problem_audit(kind, test, None, pde_classes)
-    frames = problem.horizon(requirement, ref.shape[1], ref.shape[1])
-    k = model.stride
-    steps = frames // k
-    if steps < 1:
-        return Row(**head, status="skipped", reason=f"the horizon of {frames} saved frames is shorter than the "
-                                                    f"model's stride {k}")
-    ref_h, t_h = ref[:, ::k][:, :steps + 1], t[::k][:steps + 1]
-    dt = _run.save_interval(test, t[:frames + 1], "reference") * k
+    try:  # as audit.run: every stride-th frame, the horizon in the stepper's steps
+        test = _run.strided(test, model.stride)
+        ref, t, _ = _run._split_arrays(test, "reference", kind)
+        problem = _kinds.problem_audit(kind, test, None, pde_classes)
+        steps = problem.horizon(requirement, ref.shape[1], ref.shape[1])
+    except (AuditError, solvers.InputError) as e:
+        return Row(**head, status="skipped", reason=" ".join(str(e).split()))
+    ref_h, t_h = ref[:, :steps + 1], t[:steps + 1]
+    dt = _run.save_interval(test, t_h, "reference")
     params = _run._params(test, "reference", model.with_params)
     f = _run._bind(model.stepper, model.with_params)
     try:
