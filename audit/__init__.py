@@ -84,6 +84,11 @@ per-kind behaviour by its type (``audit._kinds``):
     time for the whole test split, compilation excluded; may be < 1),
     ``speedup_bound`` (``exact``/``upper``/``lower``), ``solver_setting`` and every
     cost-accuracy ``point``; ``status`` ``unknown`` when the PDE cannot be rebuilt.
+``time``
+    ``dt`` (one stepper step), ``t0``, ``horizon`` (in stepper steps), ``stride`` (saved frames per step:
+    the reference frames compared are every ``stride``-th), ``save_interval`` (the data's), ``window``
+    (states a window stepper carries; the rollout starts from the first ``window`` frames, ``t0`` is the
+    newest). ``equal_accuracy`` adds ``step_interval`` and ``stride``: its ``substeps`` are per stepper step.
 ``cost``
     what the surrogate cost to make (``generation_seconds``: the train, val and
     calibration files' recorded wall time; ``training_seconds``: the model's),

@@ -46,7 +46,8 @@ from ._config import AuditError
 from ._equal_accuracy import check_repeats
 from ._guards import conformal_guard, proposal_residual, residual_guard, state_guard
 from ._hybrid_trajectory import HybridCurves, StepCosts, state_guard_summary
-from ._run import _check_model_info, _jsonable, _params, check_finite, one_step_bound
+from ._run import (_check_model_info, _jsonable, _params, check_finite, check_model_step, check_step, one_step_bound,
+                   save_interval, strided)
 from ._state_guard import StateGuardCalibration, calibrate_state_guard, one_step_pairs, state_guard_coverage
 
 __all__ = ["GUARDS", "ConformalGuard", "GuardKind", "HybridResult", "ResidualGuard", "StateGuard",
@@ -77,8 +78,10 @@ class GuardKind(abc.ABC):
     @classmethod
     @abc.abstractmethod
     def calibrate(cls, stepper: Callable, calibration, test, alpha: float, *, with_params: bool,
-                  checkpoint_sha256, audit_dir, pde_classes: tuple, say: Callable[[str], None]) -> GuardKind:
-        """The guard calibrated on ``calibration`` (``None`` when :attr:`needs_calibration` is False)."""
+                  checkpoint_sha256, audit_dir, pde_classes: tuple, say: Callable[[str], None],
+                  window: int = 1) -> GuardKind:
+        """The guard calibrated on ``calibration`` (``None`` when :attr:`needs_calibration` is False); ``window``:
+        the states the stepper's state holds (a window stepper's one-step errors are of its newest state)."""
 
     @abc.abstractmethod
     def make_guard(self, pde, dt: float, tolerance: float) -> Callable:
@@ -88,7 +91,8 @@ class GuardKind(abc.ABC):
         """``hybrid.json``'s ``conformal_one_step_bound``: the constant bound per step, if the guard has one."""
         return None
 
-    def describe(self, stepper: Callable, u, pdes: list, dt: float, params, costs: StepCosts, final) -> str | dict:
+    def describe(self, stepper: Callable, u, pdes: list, dt: float, params, costs: StepCosts, final,
+                 window: int = 1) -> str | dict:
         """``hybrid.json``'s ``guard`` field for a trajectory run: the guard's name unless it reports more.
 
         Args:
@@ -96,6 +100,7 @@ class GuardKind(abc.ABC):
             u: the test frames run, ``(S, T, *space, C)``; ``pdes``, ``dt``: their PDEs and save interval.
             params: ``(S, P)`` physics parameters the stepper takes (``None``: it takes none).
             costs: the per-call step costs; final: the hybrid rollout's final state.
+            window: the states the stepper's state holds (``u`` then includes the first window's older frames).
         """
         return self.name
 
@@ -113,9 +118,9 @@ class ConformalGuard(GuardKind):
 
     @classmethod
     def calibrate(cls, stepper, calibration, test, alpha, *, with_params, checkpoint_sha256, audit_dir,
-                  pde_classes, say) -> ConformalGuard:
+                  pde_classes, say, window=1) -> ConformalGuard:
         return cls(_conformal_bound(stepper, calibration, alpha, with_params=with_params,
-                                    checkpoint_sha256=checkpoint_sha256, audit_dir=audit_dir, say=say))
+                                    checkpoint_sha256=checkpoint_sha256, audit_dir=audit_dir, say=say, window=window))
 
     def make_guard(self, pde, dt, tolerance):
         return conformal_guard(self.bound, tolerance)
@@ -135,7 +140,7 @@ class ResidualGuard(GuardKind):
 
     @classmethod
     def calibrate(cls, stepper, calibration, test, alpha, *, with_params, checkpoint_sha256, audit_dir,
-                  pde_classes, say) -> ResidualGuard:
+                  pde_classes, say, window=1) -> ResidualGuard:
         return cls()
 
     def make_guard(self, pde, dt, tolerance):
@@ -159,17 +164,17 @@ class StateGuard(GuardKind):
 
     @classmethod
     def calibrate(cls, stepper, calibration, test, alpha, *, with_params, checkpoint_sha256, audit_dir,
-                  pde_classes, say) -> StateGuard:
+                  pde_classes, say, window=1) -> StateGuard:
         return cls(_state_calibration(stepper, calibration, test, alpha, with_params=with_params,
-                                      pde_classes=tuple(pde_classes), say=say))
+                                      pde_classes=tuple(pde_classes), say=say, window=window))
 
     def make_guard(self, pde, dt, tolerance):
         return state_guard(proposal_residual(pde, dt), self.calibration.quantile, tolerance)
 
-    def describe(self, stepper, u, pdes, dt, params, costs, final) -> dict:
+    def describe(self, stepper, u, pdes, dt, params, costs, final, window=1) -> dict:
         """The table of :func:`audit._hybrid_trajectory.state_guard_summary`: coverage on the test steps run, cost,
         acceptance."""
-        errors, scores = one_step_pairs(stepper, u, pdes, dt, params)
+        errors, scores = one_step_pairs(stepper, u, pdes, dt, params, window=window)
         return state_guard_summary(self.calibration, state_guard_coverage(errors, scores, self.calibration.quantile),
                                    int(errors.size), costs, final)
 
@@ -220,7 +225,7 @@ def check_hybrid_config(problem: Problem, config: surrogates.HybridConfig) -> No
 def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: Callable, *,
                    samples: int | None = None, repeats: int = 3, with_params: bool = False,
                    model_info: dict | None = None, alpha: float = 0.1, audit_dir=None, pde_classes: tuple = (),
-                   log: Callable[[str], None] | None = None) -> HybridResult:
+                   log: Callable[[str], None] | None = None, stride: int = 1, window: int = 1) -> HybridResult:
     """Run the solver alone and the guarded hybrid on the ``test`` split and compare both with its reference.
 
     Args:
@@ -241,6 +246,13 @@ def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: 
             bound when it audited this model on this calibration data at this alpha.
         pde_classes: PDE classes besides the built-ins the test file may name (never imported).
         log: progress messages (``None``: silent).
+        stride: saved frames one surrogate step spans (``info["stride"]`` of ``surrogates.load``): the splits
+            are seen at every ``stride``-th frame, so the solver's interval (and every guard's) is ``stride``
+            save intervals, ``hybrid.steps`` counts surrogate steps, and a model whose recorded ``dt`` is not
+            that interval is refused. A steady map takes 1.
+        window: states the surrogate's state holds (``info["input_steps"]``; a window stepper of
+            ``surrogates.as_stepper``): both runs start at the (strided) frame ``window - 1``, the hybrid from
+            the window of frames ``0..window-1``; its solver steps and guards act on the newest state.
 
     Raises:
         AuditError: a setting that does not apply to the test file's problem kind, a model
@@ -256,6 +268,11 @@ def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: 
     kind = _kind(problem)
     kind.check_config(config, guard_kind(config))
     _check_model_info(model_info, dict(test.attrs))
+    stride, window = check_step(stride, window, test)
+    test, calibration = strided(test, stride), strided(calibration, stride)
+    if problem.frame_axis in test.coords and test.sizes[problem.frame_axis] > 1:
+        check_model_step(model_info, save_interval(test, np.asarray(test[problem.frame_axis].values, np.float64),
+                                                   "test"), stride)
     n_test = int(test["u"].shape[0])
     if samples is not None and samples > n_test:
         where = test.encoding.get("source") or "the test split"
@@ -267,14 +284,15 @@ def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: 
         raise AuditError(f"the {kind_of_guard.name} guard needs the calibration split")
     guard = kind_of_guard.calibrate(stepper, calibration, test, alpha, with_params=with_params,
                                     checkpoint_sha256=(model_info or {}).get("checkpoint_sha256"),
-                                    audit_dir=audit_dir, pde_classes=tuple(pde_classes), say=say)
+                                    audit_dir=audit_dir, pde_classes=tuple(pde_classes), say=say, window=window)
     summary, curves = kind.compare(config, test, stepper, guard=guard, samples=samples, repeats=repeats, alpha=alpha,
-                                   with_params=with_params, pde_classes=tuple(pde_classes), say=say)
+                                   with_params=with_params, pde_classes=tuple(pde_classes), say=say, window=window,
+                                   stride=stride)
     return HybridResult(problem=problem, summary=summary, curves=curves)
 
 
 def _conformal_bound(stepper, calibration, alpha: float, *, with_params: bool, checkpoint_sha256, audit_dir,
-                     say) -> float:
+                     say, window: int = 1) -> float:
     """The audit's one-step RMS error bound: from ``audit_dir/report.json`` when it matches, else computed."""
     if audit_dir is not None:
         path = Path(audit_dir) / "report.json"
@@ -285,13 +303,13 @@ def _conformal_bound(stepper, calibration, alpha: float, *, with_params: bool, c
             say(f"conformal one-step RMS error bound (alpha={alpha:g}) from {path}: {bound:.3g}")
             return bound
         say(f"{path} does not give this run's bound ({mismatch}); computing it")
-    bound = float(one_step_bound(stepper, calibration, alpha, with_params=with_params))
+    bound = float(one_step_bound(stepper, calibration, alpha, with_params=with_params, window=window))
     say(f"conformal one-step RMS error bound (alpha={alpha:g}): {bound:.3g}")
     return bound
 
 
 def _state_calibration(stepper, calibration, test, alpha: float, *, with_params: bool, pde_classes: tuple,
-                       say) -> StateGuardCalibration:
+                       say, window: int = 1) -> StateGuardCalibration:
     """The state guard's conformal factor from every one-step pair of the calibration split."""
     u = np.asarray(calibration["u"].values, dtype=np.float64)
     check_finite(u, calibration, "calibration")
@@ -302,7 +320,7 @@ def _state_calibration(stepper, calibration, test, alpha: float, *, with_params:
                          "the state guard is calibrated on steps of the interval it guards")
     pdes = [datasets.pde_from_attrs(calibration, sample=i, known=pde_classes)[0] for i in range(u.shape[0])]
     params = _params(calibration, "calibration", with_params) if with_params else None
-    result = calibrate_state_guard(stepper, u, pdes, dt, alpha, params)
+    result = calibrate_state_guard(stepper, u, pdes, dt, alpha, params, window=window)
     say(f"state guard (alpha={alpha:g}): a step's bound is {result.quantile:.3g} x its residual score "
         f"({result.pairs} calibration steps)")
     return result

@@ -62,13 +62,15 @@ def check_config(cfg: surrogates.HybridConfig, guard: type[GuardKind] | GuardKin
 
 def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, guard: GuardKind, samples: int | None,
             repeats: int, alpha: float, with_params: bool, pde_classes: tuple = (),
-            say: Callable[[str], None]) -> tuple[dict, None]:
+            say: Callable[[str], None], window: int = 1, stride: int = 1) -> tuple[dict, None]:
     """Solver alone and the guarded hybrid on the test coefficients: the content of ``hybrid.json`` (no curves).
 
     Args:
         cfg: the ``[hybrid]`` settings (see :func:`check_config`).
         test: the test split (``datasets.open``), a steady-map dataset.
         stepper: the surrogate ``step(a) -> u`` on one ``(n, n, 1)`` coefficient.
+        window, stride: 1 (a steady map's surrogate maps its one input stage to its output in one step;
+            ``audit.compare_hybrid`` refuses others before this runs).
         samples: the first that many test coefficients are run (``None``: all).
         repeats: timed runs of each side (the fastest is kept).
         guard: the guard ``cfg.guard`` names; only one that guards a steady map is taken (the residual of

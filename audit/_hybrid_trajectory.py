@@ -88,9 +88,10 @@ class _Test:
 
     u: Float[np.ndarray, "s t *space c"]  # reference frames, float64, initial frame included
     t: Float[np.ndarray, " t"]
-    dt: float
+    dt: float  # one step: stride save intervals of the file
     pdes: list  # one solvers PDE per sample
     params: Float[np.ndarray, "s p"]  # per-sample physics parameters (p = 0 unless the model takes them)
+    frames: Float[np.ndarray, "s f *space c"]  # u with the window's older frames before it (u itself for window 1)
 
 
 def check_config(cfg: surrogates.HybridConfig, guard: type[GuardKind]) -> None:
@@ -98,24 +99,31 @@ def check_config(cfg: surrogates.HybridConfig, guard: type[GuardKind]) -> None:
 
 
 def _read_test(cfg: surrogates.HybridConfig, test, samples: int | None, with_params: bool,
-               pde_classes: tuple = ()) -> _Test:
-    """The first ``samples`` test samples (all when None) over ``cfg.steps`` save intervals, with their PDEs."""
+               pde_classes: tuple = (), window: int = 1, stride: int = 1) -> _Test:
+    """The first ``samples`` test samples (all when None) over ``cfg.steps`` steps, with their PDEs.
+
+    ``test`` is already seen at every ``stride``-th frame (a step is ``stride`` save intervals); with a window
+    of ``window`` states the run starts at frame ``window - 1`` and ``u`` starts there too."""
     u = np.asarray(test["u"].values, dtype=np.float64)
     t = np.asarray(test["time"].values, dtype=np.float64)
     n_samples = u.shape[0] if samples is None else min(samples, u.shape[0])
-    n_steps = u.shape[1] - 1 if cfg.steps is None else cfg.steps
-    if n_steps > u.shape[1] - 1:
-        raise AuditError(f"hybrid.steps: must be <= {u.shape[1] - 1} (the test file's save intervals), "
-                         f"got {n_steps}")
+    most = u.shape[1] - window  # steps after the window's newest frame
+    n_steps = most if cfg.steps is None else cfg.steps
+    if n_steps > most:
+        held = ("the test file's save intervals" if stride == 1 and window == 1 else
+                f"steps of {stride} save interval(s) the test file holds after a window of {window} frame(s)")
+        raise AuditError(f"hybrid.steps: must be <= {most} ({held}), got {n_steps}")
     dt = save_interval(test, t, "test")
     pdes = [datasets.pde_from_attrs(test, sample=i, known=pde_classes)[0] for i in range(n_samples)]
     params = _params(test, "test", with_params)[:n_samples]
-    return _Test(u=u[:n_samples, : n_steps + 1], t=t[: n_steps + 1], dt=dt, pdes=pdes, params=params)
+    frames = u[:n_samples, : window + n_steps]
+    return _Test(u=frames[:, window - 1:], t=t[window - 1: window + n_steps], dt=dt, pdes=pdes, params=params,
+                 frames=frames)
 
 
 def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, guard: GuardKind, samples: int | None,
             repeats: int, alpha: float, with_params: bool, pde_classes: tuple = (),
-            say: Callable[[str], None]) -> tuple[dict, HybridCurves]:
+            say: Callable[[str], None], window: int = 1, stride: int = 1) -> tuple[dict, HybridCurves]:
     """Solver alone and hybrid from the test initial conditions: the content of ``hybrid.json`` and its curves.
 
     Args:
@@ -130,8 +138,13 @@ def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, guard: Gua
         with_params: the stepper takes each sample's physics parameters.
         pde_classes: PDE classes besides the built-ins the test file may name.
         say: progress messages.
+        window: states the surrogate's state holds (a window stepper, ``surrogates.as_stepper`` of a model with
+            ``input_steps = window``): the hybrid's state is then the window, started from the test frames
+            ``0..window-1``; its solver step advances the newest state and appends it, its guard judges the
+            newest state of the proposal; both runs are compared from frame ``window - 1`` on.
+        stride: saved frames per step (``test`` is already strided; reported in ``hybrid.json``).
     """
-    data = _read_test(cfg, test, samples, with_params, pde_classes)
+    data = _read_test(cfg, test, samples, with_params, pde_classes, window, stride)
     n_samples, n_steps = data.u.shape[0], data.u.shape[1] - 1
     pde_batch = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *data.pdes)
 
@@ -147,7 +160,10 @@ def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, guard: Gua
         return guard.make_guard(pde, data.dt, cfg.tolerance)
 
     def make_hybrid(pde, p):
-        return surrogates.HybridStepper(solver_step(pde), surrogate_for(p), make_guard(pde),
+        solver, judge = solver_step(pde), make_guard(pde)
+        if window > 1:
+            solver, judge = on_window(solver, judge)
+        return surrogates.HybridStepper(solver, surrogate_for(p), judge,
                                         tolerance=cfg.tolerance, correct_every=cfg.correct_every, growth=cfg.growth)
 
     @jax.jit
@@ -159,20 +175,41 @@ def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, guard: Gua
         return lax.map(lambda a: make_hybrid(a[0], a[2]).rollout(a[1], n_steps), (pde_batch, u0, p))
 
     u0, p = jnp.asarray(data.u[:, 0]), jnp.asarray(data.params)
+    w0 = u0 if window == 1 else jnp.asarray(data.frames[:, :window])  # the hybrid's first states
     say(f"solver alone: {n_samples} samples x {n_steps} steps ({cfg.solver_substeps} substeps each)")
     solver_seconds, solver_traj = time_call(solver_run, pde_batch, u0, repeats=repeats)
     say(f"hybrid ({guard.name} guard): {n_samples} samples x {n_steps} steps")
-    hybrid_seconds, traj = time_call(hybrid_run, pde_batch, u0, p, repeats=repeats)
-    costs = step_costs(solver_step(data.pdes[0]), surrogate_for(p[0]), make_guard(data.pdes[0]), u0[0],
-                       repeats=repeats)
+    hybrid_seconds, traj = time_call(hybrid_run, pde_batch, w0, p, repeats=repeats)
+    one_solver, one_guard = solver_step(data.pdes[0]), make_guard(data.pdes[0])
+    if window > 1:
+        one_solver, one_guard = on_window(one_solver, one_guard)
+    costs = step_costs(one_solver, surrogate_for(p[0]), one_guard, w0[0], repeats=repeats)
 
-    curves = HybridCurves(t=data.t, hybrid=_frame_rms(np.asarray(traj.u) - data.u),
+    hybrid_u = np.asarray(traj.u) if window == 1 else np.asarray(traj.u)[:, :, -1]  # the windows' newest states
+    curves = HybridCurves(t=data.t, hybrid=_frame_rms(hybrid_u - data.u),
                           solver=_frame_rms(np.asarray(solver_traj) - data.u), estimate=np.asarray(traj.error),
                           surrogate=np.asarray(traj.surrogate))
     final = jax.tree.map(np.asarray, traj.final)
-    described = guard.describe(stepper, data.u, data.pdes, data.dt, data.params if with_params else None, costs, final)
+    described = guard.describe(stepper, data.frames, data.pdes, data.dt, data.params if with_params else None, costs,
+                               final, window=window)
     summary = _summary(cfg, guard, described, curves, final, costs, solver_seconds, hybrid_seconds, alpha, data.dt)
+    summary.update(stride=stride, step_interval=data.dt, window=window)
+    if stride != 1:
+        summary["save_interval"] = data.dt / stride  # the file's; a step (and the solver's interval) is step_interval
     return summary, curves
+
+
+def on_window(solver_step: Callable, guard: Callable) -> tuple[Callable, Callable]:
+    """A solver step and a guard of single states as those of a window stepper's state ``(I, *space, C)``:
+    the solver advances the newest state and appends it (the oldest drops out), the guard judges the newest
+    state of the current and the proposed window."""
+    def step(w):
+        return jnp.concatenate([w[1:], solver_step(w[-1]).astype(w.dtype)[None]])
+
+    def judge(w, proposed):
+        return guard(w[-1], proposed[-1])
+
+    return step, judge
 
 
 def state_guard_summary(state: StateGuardCalibration, coverage_test: float, test_pairs: int, costs: StepCosts,

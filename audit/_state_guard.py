@@ -31,6 +31,7 @@ from jaxtyping import Float
 from . import _conformal
 from ._config import AuditError
 from ._guards import proposal_residual
+from ._run import sliding
 
 __all__ = ["StateGuardCalibration", "calibrate_state_guard", "one_step_pairs", "state_guard_coverage"]
 
@@ -64,7 +65,7 @@ def _pde_batch(pdes, n: int):
 
 def one_step_pairs(stepper: Callable, u: Float[np.ndarray, "s t *space c"], pdes, dt: float,
                    params: Float[np.ndarray, "s p"] | None = None,
-                   score_for: Callable = proposal_residual) -> tuple[np.ndarray, np.ndarray]:
+                   score_for: Callable = proposal_residual, window: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """``(errors, scores)``, each ``(S, T - 1)``: the surrogate's true one-step RMS error and its score per pair.
 
     Args:
@@ -74,11 +75,15 @@ def one_step_pairs(stepper: Callable, u: Float[np.ndarray, "s t *space c"], pdes
         dt: the save interval.
         params: ``(S, P)`` physics parameters the stepper takes per sample (``None``: it takes none).
         score_for: ``score_for(pde, dt) -> score(u, v)``, jit-able.
+        window: states the stepper's state holds (a window stepper of ``surrogates.as_stepper``): a pair is
+            then the window of frames ``n-window+1..n`` and frame ``n+1`` (``n >= window - 1``; ``(S, T - window)``
+            each), its proposal the newest state of the stepped window and its score ``score(u_n, v)``.
     """
     u = np.asarray(u, dtype=np.float64)
     n = u.shape[0]
     p = np.zeros((n, 0)) if params is None else np.asarray(params, dtype=np.float64)
     f = (lambda x, q: stepper(x)) if params is None else stepper
+    starts = u[:, :-1] if window == 1 else sliding(u, window)
 
     @jax.jit
     def pairs(pde_batch, frames, p):
@@ -87,12 +92,14 @@ def one_step_pairs(stepper: Callable, u: Float[np.ndarray, "s t *space c"], pdes
 
             def one(x):
                 v = f(x, q).astype(jnp.float64)
-                return v, score(x, v)
+                if window == 1:
+                    return v, score(x, v)
+                return v[-1], score(x[-1], v[-1])  # the newest state of each window
             return jax.vmap(one)(fr)
         return jax.vmap(sample)(pde_batch, frames, p)
 
-    v, s = pairs(_pde_batch(pdes, n), jnp.asarray(u[:, :-1]), jnp.asarray(p))
-    e = np.sqrt(np.mean((np.asarray(v) - u[:, 1:]) ** 2, axis=tuple(range(2, u.ndim))))
+    v, s = pairs(_pde_batch(pdes, n), jnp.asarray(starts), jnp.asarray(p))
+    e = np.sqrt(np.mean((np.asarray(v) - u[:, window:]) ** 2, axis=tuple(range(2, u.ndim))))
     return e, np.asarray(s, dtype=np.float64)
 
 
@@ -107,19 +114,19 @@ def _ratios(errors, scores) -> np.ndarray:
 
 
 def calibrate_state_guard(stepper: Callable, u, pdes, dt: float, alpha: float, params=None,
-                          score_for: Callable = proposal_residual) -> StateGuardCalibration:
+                          score_for: Callable = proposal_residual, window: int = 1) -> StateGuardCalibration:
     """The conformal factor of :func:`audit.state_guard`, from the calibration split's one-step pairs.
 
     Args:
-        stepper, u, pdes, dt, params, score_for: as :func:`one_step_pairs`, on the calibration split.
+        stepper, u, pdes, dt, params, score_for, window: as :func:`one_step_pairs`, on the calibration split.
         alpha: miscoverage in ``(0, 1)``, e.g. 0.1.
 
     Raises:
         AuditError: too few pairs for ``alpha``, a non-finite error, or a score that vanishes where the error does not.
     """
     u = np.asarray(u, dtype=np.float64)
-    _conformal.check_calibration_size(u.shape[0] * (u.shape[1] - 1), alpha)  # before any step
-    errors, scores = one_step_pairs(stepper, u, pdes, dt, params, score_for)
+    _conformal.check_calibration_size(u.shape[0] * (u.shape[1] - window), alpha)  # before any step
+    errors, scores = one_step_pairs(stepper, u, pdes, dt, params, score_for, window)
     ratios = _ratios(errors, scores)
     return StateGuardCalibration(quantile=_conformal.conformal_bound(ratios, alpha), alpha=float(alpha),
                                  pairs=int(ratios.size))

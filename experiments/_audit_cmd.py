@@ -1,13 +1,15 @@
 """``byai audit CONFIG.toml --data DIR (--model DIR | --predictions FILE) --out DIR [--require "METRIC<=VALUE"]``.
 
 With ``--predictions FILE`` (rollouts any model made from ``DIR/test.h5``'s initial conditions, frame 0
-included, in byai's ``u`` or PDEBench's ``tensor`` layout) it runs :func:`audit.run_predictions`:
+included, in byai's ``u`` or PDEBench's ``tensor`` layout, one frame per save interval unless the config's
+``[model] stride`` says the model stepped that many) it runs :func:`audit.run_predictions`:
 ``--calibration-predictions FILE`` (from ``DIR/calibration.h5``'s) gives the conformal bound, without it the
 verdict is the test quantile's alone and the report says so; ``--surrogate-seconds S`` (wall time of one
 rollout as stored) gives the speedup, without it the speedup is unknown.
 
 Loads ``DIR/test.h5`` and ``DIR/calibration.h5`` (``datasets.open``), the model
-(``surrogates.load``), runs :func:`audit.run` with the config's
+(``surrogates.load``; its recorded ``stride`` and ``input_steps`` are the audit's ``stride`` and
+``window``), runs :func:`audit.run` with the config's
 ``[audit]`` section and its timing repeats (defaults when the section is absent) and writes
 ``OUT/predictions.h5``, ``OUT/report.html`` and, last, ``OUT/report.json``, holding the write
 lock of ``OUT`` (:func:`experiments._lock.output_lock`).
@@ -53,7 +55,8 @@ def load_model(model_dir: Path):
 
     A model trained with per-sample physics parameters gives ``stepper(u, p)``
     (``with_params`` True; the audit passes each sample's ``params``); any
-    other gives ``stepper(u)``.
+    other gives ``stepper(u)``. ``info`` (``surrogates.load``'s) says the stepper's step: ``stride``
+    (saved frames per step), ``dt`` and ``input_steps`` (the window its state holds); see :func:`step_of`.
     """
     import surrogates
 
@@ -66,6 +69,30 @@ def load_model(model_dir: Path):
 
         return stepper, info, True
     return surrogates.as_stepper(model, stats, input_stats=input_stats), info, False
+
+
+def step_of(info: dict, config: ExperimentConfig | None = None) -> dict:
+    """``{"stride", "window"}`` of a loaded model (``info`` of :func:`load_model`; 1 each when it records none).
+
+    A config whose ``[model]`` states another stride than the model was trained with is refused
+    (``ConfigError`` naming ``model.stride``): the data would be compared at the wrong interval.
+    """
+    from experiments._toml import ConfigError
+
+    stride, window = int(info.get("stride") or 1), int(info.get("input_steps") or 1)
+    model = None if config is None else config.raw.get("model")
+    if isinstance(model, dict) and "stride" in model:
+        stated = config.require("model").stride
+        if stated != stride:
+            raise ConfigError(f"model.stride: {stated} in {config.path}, but the model was trained with stride "
+                              f"{stride}; audit it at its own stride (set model.stride = {stride})")
+    return {"stride": stride, "window": window}
+
+
+def predictions_stride(config: ExperimentConfig) -> int:
+    """The stride of predictions an external model made: ``[model] stride`` when the config states one, else 1."""
+    model = config.raw.get("model")
+    return config.require("model").stride if isinstance(model, dict) and "stride" in model else 1
 
 
 def run(args) -> int:
@@ -122,7 +149,8 @@ def stage_predictions(config: ExperimentConfig, *, data, predictions, out, quiet
             Path(predictions), test, calibration, None if calibration_predictions is None else
             Path(calibration_predictions), requirement, config=cfg, surrogate_seconds=surrogate_seconds,
             pde_classes=config.pde_classes(), out_dir=out, provenance={"data_dir": str(data.resolve())},
-            repeats=config.run_settings("audit").repeats, quiet=quiet or not sys.stderr.isatty())
+            repeats=config.run_settings("audit").repeats, quiet=quiet or not sys.stderr.isatty(),
+            stride=predictions_stride(config))
     print(one_line(report.summary))
     return 0 if report.passed else 1
 
@@ -158,6 +186,7 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, re
     calibration = datasets.open(data / "calibration.h5", verify=True)
     config.check_data(data / "test.h5", test.attrs)
     stepper, info, with_params = load_model(model)
+    step = step_of(info, config)
     provenance = {"model_dir": str(model.resolve()), "data_dir": str(data.resolve())}
     if info.get("checkpoint") and Path(info["checkpoint"]).exists():
         provenance["checkpoint_sha256"] = tree_sha256(Path(info["checkpoint"]))
@@ -170,7 +199,8 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, re
         report = audit.run(stepper, test, calibration, requirement, config=cfg, pde_classes=config.pde_classes(),
                            out_dir=out, model_info=info, provenance=provenance, with_params=with_params,
                            repeats=config.run_settings("audit").repeats, quiet=quiet or not sys.stderr.isatty(),
-                           generation_cost=audit.generation_cost(data), training_cost=audit.training_cost(model))
+                           generation_cost=audit.generation_cost(data), training_cost=audit.training_cost(model),
+                           **step)
     print(one_line(report.summary))
     return 0 if report.passed else 1
 

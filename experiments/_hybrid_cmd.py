@@ -8,7 +8,8 @@ alpha and, when present, ``[data]``'s problem kind; opens ``DIR/test.h5`` (and
 ``OUT/hybrid.json`` (each whole or not at all), holding the write lock of
 ``OUT`` (:func:`experiments._lock.output_lock`). With ``--audit DIR`` the conformal guard takes its
 one-step bound from ``DIR/report.json`` when that report audited the same
-model on the same calibration data at the same alpha.
+model on the same calibration data at the same alpha. A model trained with ``[model] stride = k`` is paired
+with a solver over ``k`` save intervals per step (its recorded ``dt``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import math
 import sys
 from pathlib import Path
 
-from experiments._audit_cmd import load_model, tree_sha256
+from experiments._audit_cmd import load_model, step_of, tree_sha256
 from experiments._cli import UsageError, input_folder, output_folder
 from experiments._config import ExperimentConfig, load
 from experiments._lock import output_lock, write_atomically
@@ -86,12 +87,14 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, to
     config.check_data(data / "test.h5", test.attrs)
     calibration = datasets.open(data / "calibration.h5", verify=True) if needs_calibration else None
     stepper, info, with_params = load_model(model)
+    step = step_of(info, config)  # the model's stride sets the solver's interval; its input_steps the window
     if audit is not None and info.get("checkpoint") and Path(info["checkpoint"]).exists():
         info = {**info, "checkpoint_sha256": tree_sha256(Path(info["checkpoint"]))}  # as byai audit records it
     with output_lock(out, owner=jax.process_index() == 0):
         result = compare_hybrid(hybrid, test, calibration, stepper, samples=settings.samples,
                                 repeats=settings.repeats, with_params=with_params, model_info=info, alpha=alpha,
-                                audit_dir=audit, pde_classes=config.pde_classes(), log=None if quiet else _log)
+                                audit_dir=audit, pde_classes=config.pde_classes(), log=None if quiet else _log,
+                                **step)
         # hybrid.json last: beside a hybrid.json is always its own hybrid.png
         (out / "hybrid.json").unlink(missing_ok=True)
         write_atomically(out / "hybrid.png", result.plot)

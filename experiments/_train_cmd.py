@@ -4,7 +4,7 @@ Reads the ``[model]`` and ``[train]`` sections, joins the processes of a multi-h
 (:func:`experiments._launch.initialize_distributed` with ``[train]``'s
 :class:`experiments._config.LaunchSettings` or the environment ``BYAI_COORDINATOR``,
 ``BYAI_NUM_PROCESSES``, ``BYAI_PROCESS_ID``), builds the ``('data',)`` mesh over every
-device, and trains on ``DIR/train.h5`` with validation on ``DIR/val.h5``. ``--steps N`` trains until global
+device, and trains on ``DIR/train.h5`` with validation on ``DIR/val.h5`` (windows ``[model] stride`` frames apart). ``--steps N`` trains until global
 step N (the learning-rate schedule still spans ``train.steps``). Process 0 holds the write lock of the model
 folder (:func:`experiments._lock.output_lock`) while it trains.
 """
@@ -45,13 +45,13 @@ def data_info(path: Path) -> dict:
     return info
 
 
-def _windows(path: Path, input_steps: int, target_steps: int) -> int:
+def _windows(path: Path, input_steps: int, target_steps: int, stride: int = 1) -> int:
     import datasets
 
     ds = datasets.open(path)
     s, t = ds["u"].shape[:2]
     ds.close()
-    return s * max(t - input_steps - target_steps + 1, 0)
+    return s * max(t - (input_steps + target_steps - 1) * stride, 0)
 
 
 def run(args) -> int:
@@ -97,15 +97,17 @@ def stage(config: ExperimentConfig, *, data, out, quiet: bool = False, resume: b
     mesh = jax.make_mesh((n_dev,), ("data",))
     sharding = NamedSharding(mesh, P("data"))
     loader = datasets.Loader(train_file, batch_size=train_cfg.batch_size, input_steps=train_cfg.input_steps,
-                             target_steps=train_cfg.unroll, seed=train_cfg.seed, shuffle=True, sharding=sharding)
+                             target_steps=train_cfg.unroll, seed=train_cfg.seed, shuffle=True, sharding=sharding,
+                             stride=model_cfg.stride)
     val = None
     if train_cfg.val_every and val_file.is_file():
-        n_val = _windows(val_file, train_cfg.input_steps, train_cfg.unroll)
+        n_val = _windows(val_file, train_cfg.input_steps, train_cfg.unroll, model_cfg.stride)
         vb = min(train_cfg.batch_size, n_val) // n_dev * n_dev
         if vb >= n_dev:
             val = datasets.Loader(val_file, batch_size=vb, input_steps=train_cfg.input_steps,
                                   target_steps=train_cfg.unroll, seed=train_cfg.seed, shuffle=False,
-                                  sharding=sharding, stats=loader.stats, input_stats=loader.input_stats)
+                                  sharding=sharding, stats=loader.stats, input_stats=loader.input_stats,
+                                  stride=model_cfg.stride)
     try:
         with output_lock(out, owner=jax.process_index() == 0):
             # the checksum recorded as the model's provenance is the one of the bytes read (free when cached)
