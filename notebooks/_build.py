@@ -414,10 +414,150 @@ Image(filename=str(run / "hybrid" / "hybrid.png"))
 ]
 
 
+PYTHON_API = [
+    md("""
+# byai from Python: your own loop, the audit of any callable, the guarded hybrid
+
+The command line is a thin layer over three Python calls that fit in your own simulation code:
+
+* `surrogates.load_stepper(model_dir)` gives a trained surrogate as `step(u) -> u` on one state `(*grid, C)`
+  in physical units (normalisation inside), over one save interval; a solver's `solvers.stepper(pde, dt)`
+  honours the same contract;
+* `audit.run(step, test, calibration, requirement)` audits **any** such callable against reference data;
+* `surrogates.HybridStepper(solver_step, surrogate_step, guard, tolerance=...)` takes surrogate steps only
+  while a guard and an error budget allow them.
+
+A small model is trained first with the command line (`main([...])` is exactly `byai ...` in a shell).
+"""),
+    code("""
+import tempfile
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+
+import audit
+import datasets
+import solvers
+import surrogates
+from experiments._cli import main as byai
+
+SMALL = True
+run = Path(tempfile.mkdtemp(prefix="byai-python-api-"))
+config = run / "small.toml"
+config.write_text(f\"\"\"
+[data]
+pde = "burgers"
+params = {{ nu = 0.1 }}
+shape = [64]
+t_end = 1.0
+n_times = 11
+rtol = 1e-6
+atol = 1e-10
+ic = {{ kind = "fourier", cutoff = 3, amplitude = 0.5 }}
+splits = {{ train = {32 if SMALL else 96}, val = 4, calibration = 10, test = 4 }}
+
+[model]
+kind = "fno"
+width = 16
+modes = [16]
+depth = 2
+
+[train]
+steps = {120 if SMALL else 1500}
+batch_size = 16
+lr = 3e-3
+warmup = 10
+val_every = 60
+checkpoint_every = 60
+\"\"\")
+assert byai(["generate", str(config), "--out", str(run / "data"), "--quiet"]) == 0
+assert byai(["train", str(config), "--data", str(run / "data"), "--out", str(run / "model"), "--quiet"]) == 0
+"""),
+    md("""
+## 1. The surrogate in your own loop
+
+`load_stepper` reads the model and its normalisation statistics; the step is pure, so `jax.jit` and
+`jax.vmap` apply. The data file says which PDE it holds (`datasets.pde_from_attrs`), so the solver's own
+step over the same interval is at hand for comparison: here ETDRK4 with four sub-steps per save interval.
+"""),
+    code("""
+step, info = surrogates.load_stepper(run / "model")
+test = datasets.open(run / "data" / "test.h5")
+calibration = datasets.open(run / "data" / "calibration.h5")
+pde, grid = datasets.pde_from_attrs(test)
+dt = float(test["time"][1] - test["time"][0])
+fine = solvers.stepper(pde, dt / 4)
+solver_step = jax.jit(lambda u: jax.lax.fori_loop(0, 4, lambda i, v: fine(v), u))
+step = jax.jit(step)
+
+reference = np.asarray(test["u"].isel(sample=0).values)  # (time, x, channel)
+u_surrogate = u_solver = jnp.asarray(reference[0])
+errors = []
+for n in range(1, reference.shape[0]):
+    u_surrogate, u_solver = step(u_surrogate), solver_step(u_solver)
+    errors.append((float(jnp.sqrt(jnp.mean((u_surrogate - reference[n]) ** 2))),
+                   float(jnp.sqrt(jnp.mean((u_solver - reference[n]) ** 2)))))
+errors = np.array(errors)
+print("RMS error per step, surrogate:", np.array2string(errors[:, 0], precision=2))
+print("RMS error per step, solver   :", np.array2string(errors[:, 1], precision=2))
+assert errors[:, 1].max() < errors[:, 0].max()  # the solver at 4 sub-steps is the more accurate here
+"""),
+    code("""
+(x,) = grid.coordinates()
+plt.plot(x, reference[-1, :, 0], "k", label="reference")
+plt.plot(x, np.asarray(u_surrogate)[:, 0], "--", label="surrogate")
+plt.xlabel("x"); plt.ylabel("u"); plt.title(f"t = {float(test['time'][-1]):.1f}"); plt.legend()
+plt.show()
+"""),
+    md("""
+## 2. The audit of any callable
+
+`audit.run` takes a stepper, whatever made it: the trained surrogate, your own model wrapped as
+`u -> next u`, or a cheap solver setting. It returns a `Report`; `report.summary` is what `byai audit`
+writes to `report.json`, and `report.passed` is the verdict (both the test quantile and the conformal
+bound within the threshold). Here the same requirement judges the surrogate and a one-step ETDRK1
+solver standing in for "someone else's model". (At `SMALL` size the 120-step surrogate is rough and may
+well fail; the report says by how much.)
+"""),
+    code("""
+requirement = "rel_l2<=0.2"
+for name, candidate in (("surrogate", step), ("ETDRK1, one step per frame", solvers.stepper(pde, dt, method="etdrk1"))):
+    report = audit.run(candidate, test, calibration, requirement, pde=pde, repeats=1)
+    s = report.summary
+    print(f"{name:28s} passed={report.passed!s:5s} rel_l2 q{s['score']['quantile']}="
+          f"{s['score']['test_quantile']:.3g}  conformal bound={s['conformal']['bound']:.3g}")
+"""),
+    md("""
+## 3. The guarded hybrid
+
+The conformal guard trusts the calibrated one-step bound of the surrogate (`audit.one_step_bound`, the
+number `report.json["conformal"]["one_step_rmse_bound"]` holds). The hybrid carries the error it has
+accepted and hands over to the solver before the tolerance would be passed.
+"""),
+    code("""
+bound = audit.one_step_bound(step, calibration, alpha=0.1)
+tolerance = 4 * bound
+hybrid = surrogates.HybridStepper(solver_step, step, audit.conformal_guard(bound, tolerance), tolerance=tolerance)
+n = reference.shape[0] - 1
+traj = jax.jit(hybrid.rollout, static_argnums=1)(jnp.asarray(reference[0]), n)
+true = np.sqrt(np.mean((np.asarray(traj.u) - reference) ** 2, axis=(1, 2)))
+print(f"one-step bound {bound:.2e}, tolerance {tolerance:.2e}")
+print("steps:", "".join("S" if s else "." for s in np.asarray(traj.surrogate)), "(S = surrogate, . = solver)")
+print(f"true error at most {true.max():.2e}; the run's carried estimate at most {float(np.max(traj.error)):.2e}")
+assert int(traj.final.surrogate_steps) >= 1
+assert true.max() <= tolerance
+"""),
+]
+
+
 NOTEBOOKS = {
     "quickstart.ipynb": QUICKSTART,
     "solver_verification.ipynb": SOLVER_VERIFICATION,
     "hybrid_stepping.ipynb": HYBRID,
+    "python_api.ipynb": PYTHON_API,
 }
 
 

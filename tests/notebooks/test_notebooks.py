@@ -31,7 +31,7 @@ def kernel_name(tmp_path_factory):
 
 
 def test_notebooks_exist():
-    assert {"quickstart.ipynb", "solver_verification.ipynb", "hybrid_stepping.ipynb"} <= set(NAMES)
+    assert {"quickstart.ipynb", "solver_verification.ipynb", "hybrid_stepping.ipynb", "python_api.ipynb"} <= set(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
