@@ -172,6 +172,29 @@ def _reusable(path: Path | None, spec: datasets.DatasetSpec, samples: int):
     return ds.isel(sample=slice(0, samples))
 
 
+FAILED = "failed.json"  # a size's recorded generation failure
+
+
+def _recorded_failure(folder: Path, spec: datasets.DatasetSpec) -> str | None:
+    """The reason recorded in ``folder/failed.json`` for ``spec``'s test split, or None (none, or for another
+    config, or unreadable: then generation runs again)."""
+    try:
+        record = json.loads((folder / FAILED).read_text())
+        if _canon(record["identity"]) == _canon(spec.identity("test")) and isinstance(record["reason"], str):
+            return record["reason"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _record_failure(folder: Path, spec: datasets.DatasetSpec, reason: str) -> None:
+    """Write ``folder/failed.json`` whole or not at all."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{FAILED}.tmp"
+    tmp.write_text(json.dumps({"identity": json.loads(_canon(spec.identity("test"))), "reason": reason}))
+    tmp.replace(folder / FAILED)
+
+
 def _canon(d) -> str:
     return json.dumps(json.loads(json.dumps(d, default=str)), sort_keys=True)
 
@@ -184,7 +207,8 @@ def reference_sets(spec: datasets.DatasetSpec, shapes: Sequence[int], samples: i
     (a finished file is reused, an interrupted one resumed; the generator writes atomically). At the
     data's own size ``original`` (its ``test.h5``) is used instead when it was made by the same config
     with at least ``samples`` samples. A size at which the solver cannot meet the tolerance or diverges
-    gives the reason (a string) instead of a dataset.
+    gives the reason (a string) instead of a dataset; generation being deterministic, the reason is kept
+    in the folder's ``failed.json`` (with the config it is for) and a rerun gives it without solving again.
     """
     out = {}
     for n in shapes:
@@ -195,11 +219,17 @@ def reference_sets(spec: datasets.DatasetSpec, shapes: Sequence[int], samples: i
             out[n] = reuse
             continue
         folder = Path(cache) / f"{_shape_text(spec_n.shape)}-s{samples}"
+        failed = _recorded_failure(folder, spec_n)
+        if failed is not None:
+            say(f"grid {_shape_text(spec_n.shape)}: the solver failed here before ({folder / FAILED})")
+            out[n] = failed
+            continue
         say(f"grid {_shape_text(spec_n.shape)}: reference data in {folder}")
         try:
             path = datasets.generate(spec_n, folder, quiet=True, splits=("test",))["test"]
         except (solvers.ResolutionError, solvers.SolverDivergedError) as e:
             out[n] = f"no reference data at this size: {' '.join(str(e).split())[:400]}"
+            _record_failure(folder, spec_n, out[n])
             continue
         out[n] = datasets.open(path, verify=True)
     return out

@@ -35,16 +35,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="grid sizes per axis, e.g. 32,64,128,256 (overrides [crossover] shapes)")
     parser.add_argument("--samples", default=None, type=int, metavar="N",
                         help="reference samples per size (overrides [crossover] samples)")
+    parser.add_argument("--repeats", default=None, type=int, metavar="N",
+                        help="timed runs of each rollout and solver setting, the fastest kept (overrides "
+                             "[audit.equal_accuracy] repeats; more steady the timings on a loaded machine)")
     parser.add_argument("--quiet", action="store_true", help="no progress messages")
 
 
 def run(args) -> int:
     return stage(load(args.config, sections=("data", "audit", "crossover")), data=args.data, models=args.model,
-                 out=args.out, shapes=args.shapes, samples=args.samples, quiet=args.quiet)
+                 out=args.out, shapes=args.shapes, samples=args.samples, repeats=args.repeats, quiet=args.quiet)
 
 
 def stage(config: ExperimentConfig, *, data, models, out, shapes: str | None = None, samples: int | None = None,
-          quiet: bool = False) -> int:
+          repeats: int | None = None, quiet: bool = False) -> int:
     """Measure the models in ``models`` against the solver at equal accuracy across grid sizes into ``out``.
 
     Args:
@@ -55,6 +58,7 @@ def stage(config: ExperimentConfig, *, data, models, out, shapes: str | None = N
         out: the output folder.
         shapes: ``"32,64,128"`` replacing ``[crossover] shapes`` (``--shapes``).
         samples: replacing ``[crossover] samples`` (``--samples``).
+        repeats: timed runs replacing ``[audit.equal_accuracy] repeats`` (``--repeats``).
         quiet: no progress messages.
     Returns:
         0.
@@ -73,6 +77,10 @@ def stage(config: ExperimentConfig, *, data, models, out, shapes: str | None = N
             cross = dataclasses.replace(cross, samples=samples)
     except ValueError as e:  # CrossoverConfig names the key: shapes or samples
         raise UsageError(f"--{e}") from None
+    if repeats is None:
+        repeats = config.run_settings("audit").repeats
+    elif repeats < 1:
+        raise UsageError(f"--repeats must be >= 1, got {repeats}")
     data = input_folder(data, "--data", "run byai generate first")
     original = data / "test.h5"
     if original.is_file():
@@ -92,7 +100,7 @@ def stage(config: ExperimentConfig, *, data, models, out, shapes: str | None = N
         result = audit.crossover(spec, crossover_models, shapes=cross.shapes, samples=cross.samples,
                                  cache=out / "data", requirement=cfg.to_requirement(), config=cfg,
                                  original=original if original.is_file() else None,
-                                 repeats=config.run_settings("audit").repeats, pde_classes=config.pde_classes(),
+                                 repeats=repeats, pde_classes=config.pde_classes(),
                                  say=say)
         (out / "crossover.json").unlink(missing_ok=True)  # beside a crossover.json is always its own png
         write_atomically(out / "crossover.png", result.plot)
@@ -126,5 +134,9 @@ def _model(folder: Path, spec):
                          f"{spec.pde!r}")
     model_config = meta.get("model_config") if isinstance(meta.get("model_config"), dict) else {}
     stride = audit.model_stride(meta, f"--model {folder}")
+    window = meta.get("input_steps", 1)
+    if window != 1:  # its state is a window of frames, which the study does not start rollouts from
+        reason = f"a model of input_steps = {window!r} (a window stepper) is not measured by byai crossover"
+        return audit.CrossoverModel(str(folder), stepper, stride, with_params, lambda shape: reason)
     return audit.CrossoverModel(str(folder), stepper, stride, with_params,
                                 lambda shape: audit.model_grid_problem(model_config, shape))

@@ -214,3 +214,25 @@ def test_bad_inputs(tmp_path):
         audit.crossover(SPEC, _models(), shapes=[32], samples=2, cache=tmp_path, config=CONFIG)
     with pytest.raises(audit.AuditError, match="stride"):
         CrossoverModel("m", _exact(DT), stride=0)
+
+
+def test_unresolvable_size_is_a_marked_row_and_not_solved_again(tmp_path, monkeypatch):
+    """A size the solver cannot resolve gives skipped rows with the reason; the failure is recorded, so a rerun
+    does not solve again, while a record made for another config is not trusted."""
+    calls = []
+
+    def unresolvable(spec, folder, **kwargs):
+        calls.append(spec.shape)
+        raise solvers.ResolutionError(f"grid {spec.shape} cannot resolve the solution to the tolerance")
+
+    monkeypatch.setattr(datasets, "generate", unresolvable)
+    for _ in range(2):
+        refs = audit._crossover.reference_sets(SPEC, [8, 16], 2, tmp_path)
+        assert all(isinstance(r, str) and "cannot resolve" in r for r in refs.values())
+    assert calls == [(8,), (16,)]
+    audit._crossover.reference_sets(dataclasses.replace(SPEC, seed=9), [8], 2, tmp_path)
+    assert calls == [(8,), (16,), (8,)]
+    res = audit.crossover(SPEC, _models()[:1], shapes=[8, 16], samples=2, cache=tmp_path, config=CONFIG)
+    assert [(r.grid, r.status) for r in res.rows] == [(8, "skipped"), (16, "skipped")]
+    assert "cannot resolve" in res.rows[0].reason and set(res.summary["skipped_sizes"]) == {"8", "16"}
+    assert res.summary["crossing"]["kind"] == "none"
