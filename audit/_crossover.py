@@ -579,7 +579,9 @@ class CrossoverResult:
         ax2.axhline(1.0, color="k", lw=1, label="speedup 1")
         ax1.set_xlabel("grid points per axis")
         ax1.set_ylabel("seconds per rollout")
-        ax1.set_title("cost (compilation excluded)", fontsize=9)
+        skipped = ", ".join(str(n) for n in self.skipped_sizes)
+        ax1.set_title("cost (compilation excluded)" + (f"; no reference data at grid {skipped}" if skipped else ""),
+                      fontsize=9)
         ax2.set_xlabel("grid points per axis")
         ax2.set_ylabel("speedup = solver / surrogate")
         ax2.set_title(f"speedup at equal accuracy ({self.requirement})", fontsize=9)
