@@ -19,8 +19,9 @@ setting at least as accurate, timed the same way, compilation excluded) and stat
 
 Seconds are per rollout (the whole sample set's rollout time over the sample count, fastest of
 ``repeats`` timed runs after an untimed compiling one, :func:`audit.time_call`). A surrogate that
-steps ``stride`` saved frames at a time is rolled out ``horizon // stride`` steps against every
-``stride``-th reference frame; the solver then covers the same physical interval per step.
+steps ``stride`` saved frames at a time is compared, as ``audit.run`` compares it, with every
+``stride``-th reference frame over the audit's horizon counted in its steps; the solver then covers
+the same physical interval per step.
 A model that cannot run at a size (a U-Net whose size its levels do not divide, an FNO whose
 trained modes the grid cannot hold) gives a row marked ``skipped`` with the reason.
 """
