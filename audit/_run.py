@@ -78,10 +78,9 @@ class Inputs:
     init: np.ndarray | None = None
     cal_init: np.ndarray | None = None
 
-    def frames(self, split: str = "test") -> np.ndarray:
-        """Every (strided) reference frame of a split, the window's older frames included."""
-        init, ref = (self.init, self.ref) if split == "test" else (self.cal_init, self.cal_ref)
-        return ref if self.window == 1 else np.concatenate([init[:, :-1], ref], axis=1)
+    def frames(self) -> np.ndarray:
+        """Every (strided) test reference frame, the window's older frames included."""
+        return self.ref if self.window == 1 else np.concatenate([self.init[:, :-1], self.ref], axis=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -348,9 +347,9 @@ def check_step(stride, window, ds=None) -> tuple[int, int]:
     if isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 1:
         raise solvers.InputError(f"window: must be a positive integer (states the stepper's state holds), "
                                  f"got {window!r}")
+    kind = datasets.Trajectory() if ds is None else datasets.problem_of(ds.attrs)
     if ds is None:
-        return Problem.check_stride(datasets.Trajectory(), stride, "the data"), int(window)
-    kind = datasets.problem_of(ds.attrs)
+        return kind.check_stride(stride, "the data"), int(window)
     stride = kind.check_stride(stride, ds.encoding.get("source") or "the test split")
     if int(window) != 1:
         kind.check_windows(ds.encoding.get("source") or "the test split", int(window), 1)
