@@ -26,7 +26,11 @@ from ._config import AuditError, EqualAccuracyConfig
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
-    """One solver setting: the grid (data grid coarsened by ``coarsen``), ``substeps`` per save interval, ``method``."""
+    """One solver setting: the grid (data grid coarsened by ``coarsen``), ``substeps`` per save interval, ``method``.
+
+    The "save interval" is the ``dt`` the search is given: one stepper step, which spans ``stride`` saved
+    frames for a surrogate trained with ``[model] stride`` (``audit.run`` compares it with every
+    ``stride``-th frame), so the solver always runs over the surrogate's own interval."""
 
     coarsen: int
     substeps: int

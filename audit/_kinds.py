@@ -5,7 +5,8 @@ by the kind's type (:data:`AUDITS`, through :func:`problem_audit`); the audit th
 calls its methods and never tests a kind's name:
 
 * :class:`TrajectoryAudit` (``datasets.Trajectory``): the stepper advances one save
-  interval; the horizon is any number of steps the test and calibration time axes
+  interval (``stride`` of them: ``audit.run`` then hands it every ``stride``-th frame,
+  so ``dt`` below is the stepper's step); the horizon is any number of steps the test and calibration time axes
   hold; the physics is the one-step PDE residual against the solver's fine step and
   the drift of the quantities the PDE conserves; equal accuracy reruns the solver at
   cheaper settings (:func:`audit._equal_accuracy.search`). Both need the PDE, given
