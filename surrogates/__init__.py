@@ -7,6 +7,9 @@ data parallel over a ``('data',)`` mesh, orbax checkpoints with exact resume), o
 ``as_stepper``/``load``/``load_stepper`` turn a trained model into the stepper ``u -> u``
 (``export_stepper``: the same as a ``jax.export`` program that runs without byai);
 ``HybridStepper`` lets a guard decide, step by step, between a surrogate and a solver.
+A model trained with ``ModelConfig(stride=k)`` steps ``k`` saved frames at a time and records
+``stride`` and ``dt`` in its metadata (``load``'s ``info``); a model with ``input_steps > 1`` gives a
+window stepper whose state is its last ``input_steps`` states (see ``surrogates._stepper``).
 """
 
 import solvers  # noqa: F401  (float64 JAX: steppers return float64 states)
