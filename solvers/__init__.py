@@ -15,7 +15,7 @@ from ._grid import Grid, resample  # noqa: E402
 from ._pde import PDE, SemiLinearPDE, Solution, pytree_dataclass, rms, static_field  # noqa: E402
 from ._equations import (  # noqa: E402
     Advection, AllenCahn, Burgers, Diffusion, GrayScott, KdV, KuramotoSivashinsky, NavierStokes2D)
-from ._etdrk import ETDStepper, rollout, stepper  # noqa: E402
+from ._etdrk import METHODS, ETDStepper, rollout, stepper  # noqa: E402
 from ._solve import solve, solve_batch, solve_batch_iter  # noqa: E402
 from ._darcy import Darcy, solve_steady  # noqa: E402
 
@@ -26,5 +26,5 @@ __all__ = [
     "ByaiError", "InputError", "ResolutionError", "SolverDivergedError", "Grid", "resample", "PDE", "SemiLinearPDE",
     "pytree_dataclass", "static_field", "Solution", "rms", "PDES",
     "Advection", "AllenCahn", "Burgers", "Diffusion", "GrayScott", "KdV", "KuramotoSivashinsky", "NavierStokes2D",
-    "Darcy", "ETDStepper", "stepper", "rollout", "solve", "solve_batch", "solve_batch_iter", "solve_steady",
+    "Darcy", "METHODS", "ETDStepper", "stepper", "rollout", "solve", "solve_batch", "solve_batch_iter", "solve_steady",
 ]

@@ -120,6 +120,11 @@ class ETDRK(abc.ABC):
     def step(nonlinear: Callable, c: dict, v):
         """One step on a Fourier-space state ``v`` with coefficients ``c``; ``nonlinear`` is ``N``."""
 
+    @staticmethod
+    @abc.abstractmethod
+    def h_phi1(c: dict):
+        """``h phi1(hL)`` from the coefficients ``c`` (exponential Euler's weight of ``N``)."""
+
 
 class ETDRK1(ETDRK):
     """Exponential Euler: ``v -> exp(hL) v + h phi1(hL) N(v)``."""
@@ -136,6 +141,10 @@ class ETDRK1(ETDRK):
     @staticmethod
     def step(nonlinear: Callable, c: dict, v):
         return _mul(c["E"], v) + _mul(c["h_phi1"], nonlinear(v))
+
+    @staticmethod
+    def h_phi1(c: dict):
+        return c["h_phi1"]
 
 
 class ETDRK2(ETDRK):
@@ -156,6 +165,10 @@ class ETDRK2(ETDRK):
         nv = nonlinear(v)
         a = _mul(c["E"], v) + _mul(c["h_phi1"], nv)
         return a + _mul(c["h_phi2"], nonlinear(a) - nv)
+
+    @staticmethod
+    def h_phi1(c: dict):
+        return c["h_phi1"]
 
 
 class ETDRK4(ETDRK):
@@ -187,6 +200,10 @@ class ETDRK4(ETDRK):
         cc = _mul(c["E2"], a) + _mul(c["Q"], 2 * nb - nv)
         nc = nonlinear(cc)
         return _mul(c["E"], v) + _mul(c["f1"], nv) + _mul(2 * c["f2"], na + nb) + _mul(c["f3"], nc)
+
+    @staticmethod
+    def h_phi1(c: dict):
+        return c["f1"] + 4 * c["f2"] + c["f3"]  # the weights (f1, 2 f2, 2 f2, f3) of N sum to h phi1(hL)
 
 
 METHODS: dict[str, type[ETDRK]] = {"etdrk1": ETDRK1, "etdrk2": ETDRK2, "etdrk4": ETDRK4}
