@@ -403,6 +403,9 @@ class Crossing:
         return f"no crossing: {self.reason}"
 
 
+MAX_EXTRAPOLATION = 1000.0  # grid points beyond the nearest measured size a fitted power law is extrapolated to
+
+
 def find_crossing(grids: Sequence[int], ndim: int, speedups: Sequence[float], surrogate: PowerLaw | None,
                   solver: PowerLaw | None) -> Crossing:
     """Where ``speedup`` (measured at grid sizes ``grids``, ``ndim``-D) crosses 1.
@@ -412,8 +415,9 @@ def find_crossing(grids: Sequence[int], ndim: int, speedups: Sequence[float], su
     ``N* = (a_surrogate / a_solver)^(1 / (p_solver - p_surrogate))``: ``extrapolated`` when ``N*`` lies
     beyond the measured sizes on the side the measured speedups point to; ``none`` when the exponents are
     equal (the fits never cross), fewer than two sizes were measured, or the fits cross inside the measured
-    range although no two measured sizes bracket 1 (the fit and the measurements disagree), or below the
-    smallest grid a solve can use (``MIN_POINTS`` per axis).
+    range although no two measured sizes bracket 1 (the fit and the measurements disagree), below the
+    smallest grid a solve can use (``MIN_POINTS`` per axis), or more than :data:`MAX_EXTRAPOLATION` times
+    the grid points of the nearest measured size away (a power law fitted on a few sizes says nothing there).
     """
     pts = sorted((int(g), float(s)) for g, s in zip(grids, speedups)
                  if s is not None and np.isfinite(s) and s > 0)
@@ -450,9 +454,11 @@ def find_crossing(grids: Sequence[int], ndim: int, speedups: Sequence[float], su
                                        f"({MIN_POINTS} points per axis): the surrogate pays at no size, measured or "
                                        "extrapolated")
     beyond = n_star / hi if direction == "above" else lo / n_star
-    if not math.isfinite(grid) or not math.isfinite(beyond):
-        return Crossing("none", reason=f"the fitted speedup {pays} with the grid (exponent {q:.3g}) but reaches 1 "
-                                       "only at a size beyond floating-point range")
+    if not math.isfinite(grid) or not math.isfinite(beyond) or beyond > MAX_EXTRAPOLATION:
+        return Crossing("none", reason=f"the fitted speedup {pays} as the grid grows (exponent {q:.3g} in grid "
+                                       f"points) but reaches 1 only at about grid {grid:.3g}, {beyond:.3g}x the grid "
+                                       f"points of the nearest measured size: a power law is not extrapolated beyond "
+                                       f"{MAX_EXTRAPOLATION:g}x")
     return Crossing("extrapolated", grid=grid, direction=direction, beyond=float(beyond), pays_above=q > 0)
 
 

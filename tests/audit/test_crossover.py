@@ -78,6 +78,10 @@ def test_no_crossing():
     tiny = _laws(PowerLaw(1.7e-5, 1.0, 0), PowerLaw(4.7e-6, 0.41, 0))
     c = find_crossing(GRIDS, 1, *tiny)
     assert c.kind == "none" and "below any grid" in c.reason
+    # speedup 1e-3 N^0.1 reaches 1 at N = 1e30: far beyond the measured sizes, not extrapolated
+    far = _laws(PowerLaw(1e-3, 1.0, 0), PowerLaw(1e-6, 1.1, 0))
+    c = find_crossing(GRIDS, 1, *far)
+    assert c.kind == "none" and "not extrapolated beyond" in c.reason
     assert find_crossing([64], 1, [0.5], None, None).kind == "none"
     assert find_crossing([], 1, [], None, None).reason == "no size was measured"
     assert set(c.to_json()) == {"kind", "reason"}
