@@ -118,7 +118,7 @@ CONFIG = audit.AuditConfig(requirement="rel_l2<=1", horizon=2, quantile=1.0, equ
 
 
 def _exact(interval, perturb=0.0):
-    """A stand-in surrogate at any grid: 8 ETDRK4 steps of the reference PDE over ``interval``, times ``1 + perturb``."""
+    """A stand-in surrogate at any grid: 8 ETDRK4 steps of the reference PDE over ``interval``, times 1 + perturb."""
     def step(u):
         pde = solvers.Burgers(solvers.Grid(u.shape[:-1], (2 * np.pi,)), nu=NU)
         s = solvers.stepper(pde, interval / 8)
