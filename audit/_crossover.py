@@ -560,7 +560,7 @@ class CrossoverResult:
             color = f"C{i % 10}"
             rows = [r for r in self.rows if r.model == s.model and r.surrogate_seconds is not None]
             measured = [r for r in rows if r.status == "measured"]
-            label = f"{Path(s.model).name} (stride {s.stride})"
+            label = f"{'/'.join(Path(s.model).parts[-2:])} (stride {s.stride})"
             ax1.loglog([r.grid for r in rows], [r.surrogate_seconds for r in rows], "o", color=color,
                        label=f"surrogate {label}")
             ax1.loglog([r.grid for r in measured], [r.solver_seconds for r in measured], "s", mfc="none",
