@@ -1,9 +1,11 @@
-"""``solve``'s propagated global error: the tangent of the step it takes, not a cruder one.
+"""``solve``'s global time error on Kolmogorov flow: it tracks the true error, not an unstable proxy.
 
-Regression: Kolmogorov flow at nu = 3e-2 (64 x 64, rtol 1e-5) stopped with "step size collapsed at
-t=0". The global error was carried with an exponential-Euler tangent, whose explicit treatment of
-advection is unstable for the step sizes ETDRK4 takes there (amplification |exp(hL) + i (v.k) h
-phi1(hL)| > 1 once h > 2 nu / |v|^2): it grew ~1e7 x the tolerance while the true error stayed ~1e-8,
+``solve`` now measures the global error with a coarse companion trajectory (global Richardson); the
+one-step exponential-Euler predictor it uses for step control is never accumulated. Regression, from
+when the global error was carried along a tangent: Kolmogorov flow at nu = 3e-2 (64 x 64, rtol 1e-5)
+stopped with "step size collapsed at t=0". An exponential-Euler tangent treats advection explicitly
+and is unstable for the step sizes ETDRK4 takes there (amplification |exp(hL) + i (v.k) h phi1(hL)| > 1
+once h > 2 nu / |v|^2): the carried error grew ~1e7 x the tolerance while the true error stayed ~1e-8,
 and the re-integration it forced asked for local errors below rounding.
 """
 
