@@ -1,6 +1,8 @@
 """The audit and the hybrid in a surrogate's own step: ``stride = k`` (k saved frames per step) and window
 steppers (models with ``input_steps > 1``)."""
 
+import json
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -210,3 +212,26 @@ def test_trained_input_steps_2_model_audits_and_runs_in_the_hybrid(files, test_c
     assert s["window"] == 2 and s["surrogate_steps"] + s["solver_steps"] == 2 * 3
     with pytest.raises(audit.AuditError, match=r"state is a window of the last 2 states"):  # window left out
         audit.run(step, test, cal, "rel_l2<=10", config=quick_config(horizon=3), repeats=1)
+
+
+def test_cli_predictions_at_the_configs_stride(files, test_cal, tmp_path, capsys):
+    """``byai audit --predictions`` reads an external model's rollouts at ``[model] stride`` (1 when unstated)."""
+    import h5py
+
+    from experiments._cli import main
+
+    test, _ = test_cal
+    pred = tmp_path / "p.h5"
+    with h5py.File(pred, "w") as f:
+        f["tensor"] = _u(test)[:, ::2, :, 0]  # PDEBench layout, every second saved frame
+    head = '[audit]\nrequirement = "rel_l2<=1e-9"\n[audit.equal_accuracy]\nenabled = false\n'
+    argv = ["--data", str(files), "--predictions", str(pred), "--quiet"]
+    strided_cfg, plain_cfg = tmp_path / "k.toml", tmp_path / "one.toml"
+    strided_cfg.write_text(head + "[model]\nstride = 2\n")
+    plain_cfg.write_text(head)
+    assert main(["audit", str(strided_cfg), *argv, "--out", str(tmp_path / "k")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("PASS") and "over 4 steps" in out
+    report = json.loads((tmp_path / "k" / "report.json").read_text())
+    assert report["time"]["stride"] == 2 and report["time"]["dt"] == pytest.approx(2 * DT)
+    assert main(["audit", str(plain_cfg), *argv, "--out", str(tmp_path / "one")]) == 1  # read as every frame
