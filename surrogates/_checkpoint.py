@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -110,12 +111,31 @@ class Checkpoints:
         return ocp.args.Composite(state=ocp.args.StandardSave(state), extra=ocp.args.JsonSave(_jsonable(extra)))
 
     def save(self, step: int, state, extra: dict) -> None:
-        self.latest.save(step, args=self._args(state, extra), force=True)
-        self.latest.wait_until_finished()
+        self._write(self.latest, step, state, extra)
 
     def save_best(self, step: int, state, extra: dict) -> None:
-        self.best.save(step, args=self._args(state, extra), force=True)
-        self.best.wait_until_finished()
+        self._write(self.best, step, state, extra)
+
+    def _write(self, mngr, step: int, state, extra: dict) -> None:
+        """Save ``step`` with ``mngr``; a fault of the machine (a full disk) is raised as the ``OSError`` it is."""
+        # orbax's writer threads log a failed write (with its traceback) as they fail, and tensorstore's late
+        # replies to the event loop orbax closed are reported as unraisable; the error reaches us below and
+        # is said once
+        absl = logging.getLogger("absl")
+        level = absl.level
+        absl.setLevel(logging.CRITICAL)
+        _drop_orbax_unraisables()
+        try:
+            mngr.save(step, args=self._args(state, extra), force=True)
+            mngr.wait_until_finished()
+        except Exception as e:  # noqa: BLE001  tensorstore reports an OS error as ValueError text
+            fault = _os_error(e, Path(mngr.directory) / str(step))
+            if fault is None:
+                raise
+            drop_abandoned_io_reports()
+            raise fault from e
+        finally:
+            absl.setLevel(level)
 
     def restore(self, like, *, best: bool = False, step: int | None = None):
         """``(state, extra)`` of the latest (or best, falling back to latest; or the given ``step`` of the
@@ -186,6 +206,23 @@ class Checkpoints:
         self.best.close()
 
 
+_TENSORSTORE_ERRNO = re.compile(r"os_error_code='?(\d+)")
+
+
+def _os_error(error: BaseException, path: Path) -> OSError | None:
+    """The ``OSError`` behind a failed orbax write, whose errno tensorstore gives only in its message text
+    (``... No space left on device [os_error_code='28']``), naming the checkpoint folder; ``None`` if none."""
+    while error is not None:
+        if isinstance(error, OSError):
+            return error
+        m = _TENSORSTORE_ERRNO.search(str(error))
+        if m:
+            code = int(m.group(1))
+            return OSError(code, os.strerror(code), str(path))
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def _reason(error: BaseException) -> str:
     """The innermost cause of a failed restore, on one line (tensorstore's own words: which file, which bytes)."""
     while error.__cause__ is not None or (error.__context__ is not None and not error.__suppress_context__):
@@ -206,12 +243,18 @@ def drop_abandoned_io_reports() -> None:
     coroutines (of orbax's own code) are dropped for the rest of the process; anything else
     unraisable is reported as before.
     """
+    _drop_orbax_unraisables()
+    # orbax's background threads also log the same aftermath through absl ("cannot schedule new futures
+    # after interpreter shutdown") and asyncio ("Task exception was never retrieved") while the process
+    # ends; the error that ended it was already said
+    for name in ("absl", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    gc.collect()
+
+
+def _drop_orbax_unraisables() -> None:
     if not isinstance(sys.unraisablehook, _DropAbandonedReads):
         sys.unraisablehook = _DropAbandonedReads(sys.unraisablehook)
-    # orbax's background threads also log the same aftermath through absl ("cannot schedule new futures
-    # after interpreter shutdown") while the process ends; the error that ended it was already said
-    logging.getLogger("absl").setLevel(logging.CRITICAL)
-    gc.collect()
 
 
 class _DropAbandonedReads:

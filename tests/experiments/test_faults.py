@@ -7,12 +7,14 @@ are tmpfs mounts of our own (the test is skipped, saying why, where mounting is 
 
 import errno
 import json
+from pathlib import Path
 
 import pytest
 
 from experiments._cli import machine_fault, main
 
 from .conftest import SPLITS, copy_run, error_line, remount, same_files, same_model, small_disk
+from .conftest import byai as run_byai
 
 RESUMES = "what was complete is kept and a rerun resumes"
 
@@ -45,7 +47,7 @@ def test_run_on_a_full_disk_keeps_its_data_and_resumes(tmp_path, capsys, tiny_ru
     with small_disk(tmp_path / "disk", "256k") as disk:
         out = disk / "run"
         rc, _, err = byai(capsys, "run", config, "--out", out, "--quiet")
-        assert rc == 2
+        assert rc == 2, err
         line = error_line(err)
         assert line.startswith("byai run: error: no space left on device while writing ") and str(out) in line
         assert line.endswith(RESUMES)
@@ -153,3 +155,41 @@ def test_a_machine_fault_behind_another_exception_is_found():
             raise RuntimeError("checkpoint failed") from inner
     except RuntimeError as e:
         assert machine_fault(e, "/out").startswith("no space left on device while writing under /out")
+
+
+def test_a_full_disk_inside_a_checkpoint_write_is_an_os_error():
+    """tensorstore gives orbax's write errors as ValueError text; the errno in it is the OSError it is."""
+    from surrogates._checkpoint import _os_error
+
+    text = ('RESOURCE_EXHAUSTED: Error writing "1.step.value/0" in OCDBT database at local file "/m/best/20.orbax-'
+            'checkpoint-tmp/": Failed to write 674 bytes to file 36: No space left on device [os_error_code=\'28\']')
+    assert _os_error(RuntimeError("save failed"), Path("/m/best/20")) is None
+    try:
+        try:
+            raise ValueError(text)
+        except ValueError as inner:
+            raise RuntimeError("save failed") from inner
+    except RuntimeError as e:
+        fault = _os_error(e, Path("/m/best/20"))
+    assert isinstance(fault, OSError) and fault.errno == errno.ENOSPC and fault.filename == "/m/best/20"
+    assert machine_fault(fault) == "no space left on device while writing /m/best/20; " + RESUMES
+
+
+@pytest.mark.slow
+def test_train_on_a_full_disk_is_one_line_and_resumes(tmp_path, tiny_run):
+    """In a real process (orbax's writer threads and tensorstore print to stderr themselves): one line, exit 2,
+    whether the disk fills in a checkpoint's arrays or in a file of byai's; then --resume finishes the run."""
+    config, reference = tiny_run
+    for size in ("32k", "64k"):
+        with small_disk(tmp_path / f"disk{size}", size) as disk:
+            out = disk / "model"
+            argv = ("train", config, "--data", reference / "data", "--out", out, "--quiet")
+            proc = run_byai(*argv)
+            assert proc.returncode == 2, proc.stderr
+            line = error_line(proc.stderr)
+            assert line.startswith("byai train: error: no space left on device while writing ") and str(out) in line
+            assert line.endswith(RESUMES)
+            remount(disk, "size=4m")
+            proc = run_byai(*argv, "--resume")
+            assert proc.returncode == 0, proc.stderr
+            same_model(out, reference / "model")
