@@ -250,9 +250,10 @@ class _Stepper:
         return self.rtol * _rms_hat(self._weights, v) + self.atol
 
     def _band_rms(self, v):
-        top, below = (jnp.asarray(b) for b in _bands(self._grid))
-        w = self._weights
-        return _rms_hat(w, jnp.where(top[..., None], v, 0)), _rms_hat(w, jnp.where(below[..., None], v, 0))
+        """The RMS of ``v``, of its top band and of the band below it, from one pass over its power."""
+        top, below = (jnp.asarray(b, dtype=jnp.float64)[..., None] for b in _bands(self._grid))
+        power = self._weights[..., None] * (v.real**2 + v.imag**2) / v.shape[-1]
+        return tuple(jnp.sqrt(jnp.sum(power * m)) for m in (1.0, top, below))
 
     def _sub_rms(self, v_hat):
         x = self._grid.ifft(v_hat)[self._sub]
@@ -267,7 +268,7 @@ class _Stepper:
         t, grid, sub = self.t, self._grid, self._sub
         n_save = t.shape[0]
         v0 = grid.fft(u0)
-        tail0, below0 = self._band_rms(v0)
+        _, tail0, below0 = self._band_rms(v0)
         status0 = jnp.where(SPACE_SAFETY * tail0 > 0.5 * self._tol_of(v0), _Status.UNRESOLVED,
                             jnp.where(n_save > 1, _Status.RUNNING, _Status.DONE))
         h_start = jnp.minimum(jnp.asarray(h0, dtype=jnp.float64), t[jnp.minimum(1, n_save - 1)] - t[0])
@@ -322,7 +323,9 @@ class _Stepper:
         err = _rms_hat(weights, d_new - moved)
         # the time budget: TIME_SAFETY * RMS(d) aims at AIM of its half of the tolerance; what the carried
         # error has not used yet is spread over the time left (error per unit step of the remaining budget)
-        budget = self.scale * _AIM * 0.5 * self._tol_of(v_new) / TIME_SAFETY
+        rms_new, tail, below = self._band_rms(v_new)
+        tol_new = self.rtol * rms_new + self.atol
+        budget = self.scale * _AIM * 0.5 * tol_new / TIME_SAFETY
         carried = _rms_hat(weights, moved)
         left = jnp.maximum(budget - carried, _BUDGET_FLOOR * budget)
         # how much of the step errors committed so far the carried error holds: 1 when they add up,
@@ -332,15 +335,14 @@ class _Stepper:
         kept = jnp.clip(kept, _KEPT_MIN, 1e3)
         # (one step error enters the carried error whole: never more than what is left)
         allowed = jnp.minimum(left * h / (kept * jnp.maximum(t[-1] - s.t, h)), left)
-        allowed = jnp.maximum(allowed, _ROUNDING * _rms_hat(weights, v_new))
-        finite = jnp.isfinite(err) & jnp.all(jnp.isfinite(v_new)) & jnp.all(jnp.isfinite(w_new))
+        allowed = jnp.maximum(allowed, _ROUNDING * rms_new)
+        finite = jnp.isfinite(err)  # a non-finite v_new or w_new makes d_new, and so err, non-finite
         accept = finite & (err <= allowed)
         t_new = jnp.where(landing, target, s.t + h)
-        tail, below = self._band_rms(v_new)
         grow_tail = tail > s.tail
         tail_max = jnp.where(grow_tail, tail, s.tail)
         below_at = jnp.where(grow_tail, below, s.below)
-        unresolved = SPACE_SAFETY * tail > 0.5 * self._tol_of(v_new)
+        unresolved = SPACE_SAFETY * tail > 0.5 * tol_new
 
         # step size for the next attempt (error per unit step: err ~ h^(p+1), allowed ~ h)
         ratio = jnp.where(finite & (err > 0), allowed / jnp.where(err > 0, err, 1.0), 5.0**order)
@@ -372,7 +374,7 @@ class _Stepper:
                            status)
         step = dict(
             hc=h, c_full=c_full, c_half=c_half,
-            tol=jnp.where(accept, self._tol_of(v_new), s.tol), t=jnp.where(accept, t_new, s.t),
+            tol=jnp.where(accept, tol_new, s.tol), t=jnp.where(accept, t_new, s.t),
             v=jnp.where(accept, v_new, v), w=jnp.where(accept, w_new, w),
             esum=jnp.where(accept, s.esum + err, s.esum),
             tail=jnp.where(accept, tail_max, s.tail), below=jnp.where(accept, below_at, s.below),
