@@ -27,6 +27,14 @@ the stepper falls back to the solver for the rest of the interval (until the
 next :meth:`HybridStepper.init`): it never goes past the tolerance on its
 own estimate.
 
+Step and state. The solver step, the surrogate and the guard act on the same
+state over the same interval: a surrogate trained with ``model.stride = k``
+steps ``k`` save intervals (its metadata's ``dt``), so its solver step must too;
+a window stepper (``surrogates.as_stepper`` of a model with ``input_steps > 1``)
+carries the last states ``(I, *space, C)``, so its solver step appends the next
+state to that window and its guard judges the newest state
+(``audit._hybrid_trajectory.on_window`` builds both from single-state ones).
+
 Re-anchoring. With ``correct_every=k > 0`` every k-th step is a solver step
 whatever the guard says, so the surrogate never runs more than ``k - 1``
 steps in a row (combine it with either guard).
