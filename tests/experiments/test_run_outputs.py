@@ -107,7 +107,7 @@ def test_an_empty_config_has_nothing_to_run(tmp_path, capsys):
     rc, _, err = byai(capsys, "run", path, "--out", tmp_path / "out")
     assert rc == 2
     assert error_line(err) == (f"byai run: error: {path}: nothing to run: the config has none of the sections [data], "
-                               "[model], [train], [audit], [hybrid] (the first stage, generate, needs [data])")
+                               "[model], [train], [audit], [hybrid], [crossover] (the first stage, generate, needs [data])")
     assert not (tmp_path / "out").exists()
 
 
