@@ -36,5 +36,7 @@ def run(args) -> int:
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
-    print(f"exported {meta['call']} on float32 {tuple(meta['input']['u']['shape'])} to {out} (metadata {meta_path})")
+    state = "" if meta["window"] == 1 else f", a window of the last {meta['window']} states"
+    print(f"exported {meta['call']} on float32 {tuple(meta['input']['u']['shape'])}{state} to {out} "
+          f"(metadata {meta_path})")
     return 0

@@ -3,7 +3,11 @@
 The exported function is the stepper contract on one unbatched state,
 normalisation included: ``step(u) -> u_next`` with ``u`` of shape
 ``(*grid, C)`` (or ``step(u, p)`` for a model trained with per-sample physics
-parameters ``p`` of shape ``(P,)``). Its inputs and output are float32, so it
+parameters ``p`` of shape ``(P,)``); a model that takes ``I > 1`` input frames
+steps a window ``w`` ``(I, *grid, C)`` of the last ``I`` states, oldest first,
+and returns the window one step later (``w[1:]`` and the new state), as
+:func:`surrogates.as_stepper` does. One step spans ``stride`` saved frames of
+the training data, ``dt`` in the PDE's time units (both in the metadata). Its inputs and output are float32, so it
 runs in a default JAX session (no ``jax_enable_x64``); inside, the
 normalisation is computed in float64 as :func:`surrogates.as_stepper` does, and
 the result matches it to float32 rounding. Load and call it with::
@@ -32,17 +36,15 @@ FORMAT = "byai.stepper.jax_export"
 def export_stepper(model_dir, *, best: bool = True) -> tuple[bytes, dict]:
     """``(program, metadata)``: the serialised ``jax.export`` stepper of a byai model folder and its description.
 
-    Raises ``CheckpointError`` for a folder that is not a usable model or a model that is not a one-state stepper
-    (``input_steps > 1``) or whose grid is unknown.
+    Raises ``CheckpointError`` for a folder that is not a usable model or whose grid is unknown.
     """
     model, stats, info = load(model_dir, best=best)
-    if model.input_steps != 1:
-        raise CheckpointError(f"{model_dir}: the model takes {model.input_steps} input frames; only a one-state "
-                              "stepper (input_steps = 1) can be exported")
     grid = info.get("grid_shape")
     if grid is None:
         raise CheckpointError(f"{model_dir}: byai_model.json does not record the grid the model was trained on")
-    state = jax.ShapeDtypeStruct((*(int(n) for n in np.atleast_1d(grid)), int(np.size(stats.mean))), jnp.float32)
+    window = int(model.input_steps)
+    shape = (*(int(n) for n in np.atleast_1d(grid)), int(np.size(stats.mean)))
+    state = jax.ShapeDtypeStruct(shape if window == 1 else (window, *shape), jnp.float32)
     input_stats = info.get("input_stats")
     specs = [state]
     if model.num_params:
@@ -58,11 +60,12 @@ def export_stepper(model_dir, *, best: bool = True) -> tuple[bytes, dict]:
 
     program = bytes(jax.export.export(jax.jit(step))(*specs).serialize())
     meta = {
-        "format": FORMAT, "call": "step(u, p)" if model.num_params else "step(u)",
+        "format": FORMAT, "call": f"step({'u' if window == 1 else 'w'}{', p' if model.num_params else ''})",
         "input": {"u": {"shape": list(state.shape), "dtype": "float32"}},
         "output": {"shape": list(state.shape), "dtype": "float32"},
         "pde": info.get("pde"), "pde_params": info.get("pde_params"), "grid_shape": info.get("grid_shape"),
         "grid_length": info.get("grid_length"), "problem": info.get("problem", "trajectory"),
+        "window": window, "stride": info.get("stride", 1), "dt": info.get("dt"),
         "step": info.get("step"), "checkpoint": info.get("checkpoint"), "dataset_sha256": info.get("dataset_sha256"),
         "program_sha256": hashlib.sha256(program).hexdigest(), "jax_version": jax.__version__,
     }

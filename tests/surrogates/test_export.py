@@ -10,7 +10,7 @@ import pytest
 import surrogates
 from experiments._cli import main as byai
 
-from tests.surrogates.test_train import data, reference  # noqa: F401  (module fixtures: heat data, a trained model)
+from tests.surrogates.test_train import CONFIG, data, reference  # noqa: F401  (module fixtures: heat data, a trained model)
 
 RUN_WITHOUT_BYAI = """
 import sys, numpy as np, jax
@@ -55,3 +55,27 @@ def test_export_refuses_what_is_not_a_model(tmp_path, capsys):
     assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("byai export: error:"), err
     with pytest.raises(surrogates.CheckpointError):
         surrogates.export_stepper(tmp_path)
+
+
+def test_a_window_model_exports_its_window_stepper(data, tmp_path, capsys):  # noqa: F811
+    """A model of two input frames exports ``step(w)`` on the window ``(2, *grid, C)``, equal to ``load_stepper``'s."""
+    config = tmp_path / "c.toml"
+    config.write_text(CONFIG.format(extra="input_steps = 2"))
+    model_dir = tmp_path / "m"
+    assert byai(["train", str(config), "--data", str(data), "--out", str(model_dir), "--quiet"]) == 0
+    out = tmp_path / "w.jaxexport"
+    assert byai(["export", str(model_dir), "--out", str(out)]) == 0
+    assert "exported step(w) on float32 (2, 32, 1), a window of the last 2 states" in capsys.readouterr().out
+    meta = json.loads((tmp_path / "w.jaxexport.json").read_text())
+    assert meta["window"] == 2 and meta["stride"] == 1 and meta["input"]["u"]["shape"] == [2, 32, 1]
+
+    import jax
+
+    exported = jax.export.deserialize(out.read_bytes())
+    w = np.random.default_rng(1).standard_normal((2, 32, 1)).astype(np.float32)
+    y = np.asarray(exported.call(w))
+    step, _ = surrogates.load_stepper(model_dir)
+    ref = np.asarray(step(w.astype(np.float64)))
+    assert y.shape == (2, 32, 1)
+    np.testing.assert_array_equal(y[0], w[1])  # the window moves on by one state
+    assert np.max(np.abs(y - ref)) <= 1e-6 * np.max(np.abs(ref))
