@@ -10,29 +10,34 @@ dynamics driven by the local error, so ``d = (v - w) / (2^p - 1)`` estimates
 the global error of ``v`` itself, with every amplification (Kuramoto-
 Sivashinsky), damping (diffusion) and cancellation (a travelling soliton)
 that the true error sees, and without linearising anything. The time part
-of ``error[i]`` is ``TIME_SAFETY * RMS(d(t_i))``. An attempt costs three
-ETDRK steps and one linearised evaluation of ``N`` (see below), against a
-whole step with its ``jax.jvp`` plus two halves (about 4.5 steps) when the
-global error was carried along the tangent of a step-doubling estimate.
+of ``error[i]`` is ``TIME_SAFETY * RMS(d(t_i))`` plus one unit roundoff of
+``RMS(u)`` per fine step taken (``d`` divides the rounding of the two
+trajectories by ``2^p - 1`` too; this term keeps a tolerance near rounding,
+rtol 1e-14, from being reported as met). A step ``h`` costs three
+ETDRK steps (two halves and the companion's whole), against a whole step with
+its ``jax.jvp`` plus two halves (about 4.5 steps) when the global error was
+carried along the tangent of a step-doubling estimate. Steps are attempted in
+chunks of up to ``_CHUNK`` steps of one size, accepted or rejected together,
+so the control's own work is paid once per chunk.
 
 Step control aims at the tolerance: the budget for ``RMS(d)`` is ``_AIM`` of
 the time error's half of the tolerance, divided by ``TIME_SAFETY``. Each
-step's share of ``d`` is ``d_new`` less ``d_old`` carried over the step by the
-exponential-Euler tangent at ``v`` (one linearised evaluation of ``N``; only
-a one-step predictor for step control, never accumulated, so its instability
-for advection at large steps does not compound). What the carried error has
+chunk's share of ``d`` is ``d_new`` less ``d_old`` carried over the chunk by
+the exponential-Euler tangent at ``v`` (one linearised evaluation of ``N``;
+only a predictor for step control, never accumulated, so its instability for
+advection at large steps does not compound). What the carried error has
 not used of the budget is spread over the time left (error per unit step),
 divided by ``kept``, the ratio of the carried error to the sum of the step
 errors committed (more than 1: growth, e.g. chaos; less: cancellation or
 decay, credited down to ``_KEPT_MIN`` since the global error is measured). A
-step is accepted when its share is within its allowance. The step size only
+chunk is accepted when its share is within its allowance. The step size only
 grows by ``_GROW`` or more at a time, so the coefficients (one to five steps'
 work) are recomputed only when it changes.
 
 Space error. The spectral truncation error is estimated from the energy in
 the highest resolved modes: the RMS of the modes above 3/4 of the 2/3
-dealiasing cut-off on any axis (``tail``), maximised over all accepted steps
-up to ``t_i``, times ``SPACE_SAFETY``. It must stay below half the tolerance;
+dealiasing cut-off on any axis (``tail``), maximised over the ends of all
+accepted chunks up to ``t_i``, times ``SPACE_SAFETY``. It must stay below half the tolerance;
 otherwise the grid is refined (``refine=True``) or ``ResolutionError`` is
 raised.
 
@@ -91,6 +96,11 @@ _BUDGET_FLOOR = 0.1  # the least share of the budget a step is allowed when the 
 # dishonest; a late growth it did not foresee costs a second integration
 _KEPT_MIN = 0.01
 _STEP_SAFETY = 0.95  # the next step is this fraction of the one the error model asks for
+# steps of size h per attempt (a chunk): the step control's own work (reductions, selections, loop state:
+# about two steps' worth on 1-D grids of a few hundred points, measured) is paid once per chunk
+_CHUNK = 4
+_UNIT_ROUNDOFF = float(np.finfo(np.float64).eps)
+_FIRST_GROW = 100.0  # the most the first accepted step lets the step grow (the initial step is a guess)
 _GROW = 1.1  # a step grows only when it may grow by this factor at least (new coefficients cost 1-5 steps)
 _REINTEGRATIONS = 3
 _MAX_CONSECUTIVE_REJECTS = 60
@@ -295,7 +305,7 @@ class _Stepper:
         return jnp.where(fresh, h, s.hc), fresh
 
     def advance(self, s: _Loop, h, c_full, c_half, live=True, fresh=False) -> _Loop:
-        """Attempt the step ``h`` (coefficients ``c_full``, ``c_half``) from ``s``: the next loop state
+        """Attempt a chunk of steps ``h`` (coefficients ``c_full``, ``c_half``) from ``s``: the next loop state
         (``s`` itself where ``live`` is false: a stopped lane of a batch)."""
         t, grid, sub, weights = self.t, self._grid, self._sub, self._weights
         integrator = METHODS[self.method]
@@ -303,23 +313,34 @@ class _Stepper:
         n_save = t.shape[0]
         span = t[-1] - t[0]
         target = t[s.i]
-        landing = jnp.maximum(jnp.ceil((target - s.t) / s.h * (1 - 1e-12)), 1.0) <= 1
+        # a chunk of up to _CHUNK steps of size h, ending at the save time when it is that close; until a
+        # first chunk is accepted, one step (h0 is a guess: the first error sizes the step, growth up to _FIRST_GROW)
+        first = s.accepted == 0
+        chunk = jnp.where(first, 1.0, _CHUNK)
+        n_left = jnp.maximum(jnp.ceil((target - s.t) / s.h * (1 - 1e-12)), 1.0)
+        landing = n_left <= chunk
+        k = jnp.minimum(n_left, chunk).astype(jnp.int32)
 
         def etd_step(c, v):
             return integrator.step(self.pde.nonlinear, c, v)
 
         v, w = s.v, s.w
-        # the fine trajectory takes two half steps, its coarse companion one whole step from its own state:
-        # their difference over 2^p - 1 estimates the global error of the fine one (module docstring)
-        v_new = etd_step(c_half, etd_step(c_half, v))
-        w_new = etd_step(c_full, w)
         d_old = (v - w) / (2**order - 1)
+        # each step: the fine trajectory takes two half steps, its coarse companion one whole step from its own
+        # state; their difference over 2^p - 1 estimates the global error of the fine one (module docstring).
+        # Alongside, d_old is carried over the chunk by the exponential-Euler tangent at the fine state (one
+        # linearised evaluation of N per step), so that what is left of d_new is the chunk's own error, for
+        # step control only (with the linear part alone the advected part of d_old counted as new error and,
+        # on Kolmogorov flow, shrank the step without end)
+        e_h, phi_h = c_full["E"], integrator.h_phi1(c_full)
+
+        def one(_, state):
+            vv, ww, m = state
+            _, dn = jax.jvp(self.pde.nonlinear, (vv,), (m,))
+            return (etd_step(c_half, etd_step(c_half, vv)), etd_step(c_full, ww), _mul(e_h, m) + _mul(phi_h, dn))
+
+        v_new, w_new, moved = lax.fori_loop(0, k, one, (v, w, d_old))
         d_new = (v_new - w_new) / (2**order - 1)
-        # this step's share of d: the new difference less the old one carried over the step (exponential Euler
-        # tangent at v, one linearised evaluation of N; with the linear part alone the advected part of d_old
-        # counted as new error and, on Kolmogorov flow, shrank the step without end); used for step control only
-        _, dn = jax.jvp(self.pde.nonlinear, (v,), (d_old,))
-        moved = _mul(c_full["E"], d_old) + _mul(integrator.h_phi1(c_full), dn)
         err = _rms_hat(weights, d_new - moved)
         # the time budget: TIME_SAFETY * RMS(d) aims at AIM of its half of the tolerance; what the carried
         # error has not used yet is spread over the time left (error per unit step of the remaining budget)
@@ -334,11 +355,11 @@ class _Stepper:
         kept = jnp.where(s.esum > 0, carried / jnp.where(s.esum > 0, s.esum, 1.0), 1.0)
         kept = jnp.clip(kept, _KEPT_MIN, 1e3)
         # (one step error enters the carried error whole: never more than what is left)
-        allowed = jnp.minimum(left * h / (kept * jnp.maximum(t[-1] - s.t, h)), left)
+        allowed = jnp.minimum(left * k * h / (kept * jnp.maximum(t[-1] - s.t, k * h)), left)
         allowed = jnp.maximum(allowed, _ROUNDING * rms_new)
         finite = jnp.isfinite(err)  # a non-finite v_new or w_new makes d_new, and so err, non-finite
         accept = finite & (err <= allowed)
-        t_new = jnp.where(landing, target, s.t + h)
+        t_new = jnp.where(landing, target, s.t + k * h)
         grow_tail = tail > s.tail
         tail_max = jnp.where(grow_tail, tail, s.tail)
         below_at = jnp.where(grow_tail, below, s.below)
@@ -346,7 +367,7 @@ class _Stepper:
 
         # step size for the next attempt (error per unit step: err ~ h^(p+1), allowed ~ h)
         ratio = jnp.where(finite & (err > 0), allowed / jnp.where(err > 0, err, 1.0), 5.0**order)
-        factor = jnp.clip(_STEP_SAFETY * ratio ** (1.0 / order), 0.2, 5.0)
+        factor = jnp.clip(_STEP_SAFETY * ratio ** (1.0 / order), 0.2, jnp.where(first, _FIRST_GROW, 5.0))
         factor = jnp.where(finite, factor, 0.2)
         # a small increase keeps the step (and its coefficients)
         factor = jnp.where((factor >= 1) & (factor < _GROW), 1.0, factor)
@@ -354,7 +375,12 @@ class _Stepper:
 
         save = accept & landing & live
         i = s.i
-        row = (lambda: grid.ifft(v_new)[sub], lambda: self._sub_rms(d_new), lambda: tail_max, lambda: below_at)
+        # the frame's time error over TIME_SAFETY: RMS(d), plus a unit roundoff of RMS(u) per fine step taken
+        # (rounding, which d divides by 2^p - 1 like any difference of the two trajectories, taken whole)
+        fine_steps = 2 * (s.accepted + k)
+        row = (lambda: grid.ifft(v_new)[sub],
+               lambda: self._sub_rms(d_new) + _UNIT_ROUNDOFF * fine_steps * rms_new / TIME_SAFETY,
+               lambda: tail_max, lambda: below_at)
         bufs = (s.frames, s.gerr, s.tails, s.belows)
         if self.lanes:
             # under vmap a cond runs both branches and selects whole buffers: write one row either way
@@ -362,8 +388,8 @@ class _Stepper:
         else:
             frames, gerr, tails, belows = lax.cond(save, lambda b: tuple(x.at[i].set(r()) for x, r in zip(b, row)),
                                                    lambda b: b, bufs)
-        accepted = s.accepted + accept
-        rejected = s.rejected + (~accept)
+        accepted = s.accepted + accept * k
+        rejected = s.rejected + (~accept) * k
         streak = jnp.where(accept, 0, s.streak + 1)
         status = jnp.where(accept & (i + 1 >= n_save) & landing, _Status.DONE, _Status.RUNNING)
         status = jnp.where(accept & unresolved, _Status.UNRESOLVED, status)
@@ -379,7 +405,7 @@ class _Stepper:
             esum=jnp.where(accept, s.esum + err, s.esum),
             tail=jnp.where(accept, tail_max, s.tail), below=jnp.where(accept, below_at, s.below),
             i=jnp.where(save, i + 1, i), h=h_next, accepted=accepted, rejected=rejected,
-            nfev=s.nfev + 3 * integrator.evaluations,  # three steps per attempt: two halves, the companion's whole
+            nfev=s.nfev + 3 * integrator.evaluations * k,  # three steps per step h: two halves, the companion's whole
             ncoef=s.ncoef + fresh, streak=streak, status=status)
         if self.lanes:  # the saved rows are already masked; a whole-buffer select per attempt would cost more
             step = {k: jax.tree.map(lambda a, b: jnp.where(live, a, b), v, getattr(s, k)) for k, v in step.items()}
