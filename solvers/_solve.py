@@ -59,9 +59,13 @@ by up to about 2x: ``TIME_SAFETY = 2`` covers that. On exact solutions
 is 0.9x to 1.4x the true error, so the reported bound is 1.8x to 2.8x it.
 The cost floor this leaves against the cheapest fixed-step run that meets
 the tolerance (which has a true error near 1x the tolerance): 1.5x for the
-companion, times ``(2 x 0.95 / true-error fraction)^(1/4)`` in steps (with
-the true error at 0.1 to 0.15 of the tolerance: 1.9x to 2.1x), measured 2.2x
-to 3.7x in step work (``experiments/_bench_solve.py``).
+companion, times ``(0.95 / true-error fraction)^(1/4)`` in steps (with the
+true error at 0.06 to 0.1 of the tolerance, as ``_AIM`` gives: 1.8x to 2.0x),
+so 2.7x to 3x; measured 2.1x to 3.9x in step work, 2.3x to 6.6x in wall time
+(coefficients, control and host work on grids of 256 to 512 points;
+``byai bench adaptive``). A coarse companion at 3h would cost 1.33x but
+underestimate by 80/26 = 3.1x at order 3, needing a larger safety factor that
+gives the saving back.
 """
 
 from __future__ import annotations
