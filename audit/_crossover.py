@@ -44,6 +44,7 @@ import solvers
 from . import _kinds, _run
 from ._config import AuditConfig, AuditError, Requirement
 from ._equal_accuracy import MIN_POINTS, check_repeats, time_call
+from ._progress import bar
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -201,7 +202,8 @@ def _canon(d) -> str:
 
 
 def reference_sets(spec: datasets.DatasetSpec, shapes: Sequence[int], samples: int, cache, *,
-                   original: Path | None = None, say: Callable[[str], None] = lambda m: None) -> dict:
+                   original: Path | None = None, say: Callable[[str], None] = lambda m: None,
+                   quiet: bool = True) -> dict:
     """``{n: xarray.Dataset or reason}``: a test set of ``samples`` samples per grid size ``n``.
 
     Each is ``datasets.generate`` of :func:`reference_spec` into ``cache/<n>[x<n>]-s<samples>/test.h5``
@@ -210,30 +212,38 @@ def reference_sets(spec: datasets.DatasetSpec, shapes: Sequence[int], samples: i
     with at least ``samples`` samples. A size at which the solver cannot meet the tolerance or diverges
     gives the reason (a string) instead of a dataset; generation being deterministic, the reason is kept
     in the folder's ``failed.json`` (with the config it is for) and a rerun gives it without solving again.
+    ``quiet``: no progress bars (over the sizes, and the generator's over each size's samples).
     """
     out = {}
-    for n in shapes:
-        spec_n = reference_spec(spec, n, samples)
-        reuse = _reusable(original, spec_n, samples) if tuple(spec_n.shape) == tuple(spec.shape) else None
-        if reuse is not None:
-            say(f"grid {_shape_text(spec_n.shape)}: reusing {original}")
-            out[n] = reuse
-            continue
-        folder = Path(cache) / f"{_shape_text(spec_n.shape)}-s{samples}"
-        failed = _recorded_failure(folder, spec_n)
-        if failed is not None:
-            say(f"grid {_shape_text(spec_n.shape)}: the solver failed here before ({folder / FAILED})")
-            out[n] = failed
-            continue
-        say(f"grid {_shape_text(spec_n.shape)}: reference data in {folder}")
-        try:
-            path = datasets.generate(spec_n, folder, quiet=True, splits=("test",))["test"]
-        except (solvers.ResolutionError, solvers.SolverDivergedError) as e:
-            out[n] = f"no reference data at this size: {' '.join(str(e).split())[:400]}"
-            _record_failure(folder, spec_n, out[n])
-            continue
-        out[n] = datasets.open(path, verify=True)
+    with bar(len(shapes), "reference data", quiet, unit="grid") as ticks:
+        for n in shapes:
+            out[n] = _reference_set(spec, n, samples, cache, original, say, quiet)
+            ticks.update()
     return out
+
+
+def _reference_set(spec: datasets.DatasetSpec, n: int, samples: int, cache, original: Path | None, say,
+                   quiet: bool):
+    """:func:`reference_sets` at one size ``n``: the dataset, or the reason there is none (``quiet``: without
+    the generator's progress bar over the samples)."""
+    spec_n = reference_spec(spec, n, samples)
+    reuse = _reusable(original, spec_n, samples) if tuple(spec_n.shape) == tuple(spec.shape) else None
+    if reuse is not None:
+        say(f"grid {_shape_text(spec_n.shape)}: reusing {original}")
+        return reuse
+    folder = Path(cache) / f"{_shape_text(spec_n.shape)}-s{samples}"
+    failed = _recorded_failure(folder, spec_n)
+    if failed is not None:
+        say(f"grid {_shape_text(spec_n.shape)}: the solver failed here before ({folder / FAILED})")
+        return failed
+    say(f"grid {_shape_text(spec_n.shape)}: reference data in {folder}")
+    try:
+        path = datasets.generate(spec_n, folder, quiet=quiet, splits=("test",))["test"]
+    except (solvers.ResolutionError, solvers.SolverDivergedError) as e:
+        reason = f"no reference data at this size: {' '.join(str(e).split())[:400]}"
+        _record_failure(folder, spec_n, reason)
+        return reason
+    return datasets.open(path, verify=True)
 
 
 # ---------------------------------------------------------------------------------------------- one row
@@ -276,13 +286,14 @@ class Row:
 
 
 def measure(test, model: CrossoverModel, requirement: Requirement, config: AuditConfig, *, repeats: int = 3,
-            pde_classes: tuple = (), say: Callable[[str], None] = lambda m: None) -> Row:
+            pde_classes: tuple = (), say: Callable[[str], None] = lambda m: None, quiet: bool = True) -> Row:
     """The :class:`Row` of ``model`` on the reference set ``test`` (an ``xarray.Dataset`` as from ``datasets.open``).
 
     As ``audit.run`` does, the set is seen at every ``stride``-th frame and the audit's horizon counts
     the surrogate's steps (of ``stride`` save intervals); the surrogate is rolled out from each initial
     condition and scored with the audit's score; the kind's equal-accuracy search (:mod:`audit._kinds`)
-    then finds the cheapest solver setting at that error over the same frames and interval.
+    then finds the cheapest solver setting at that error over the same frames and interval
+    (with its progress bar unless ``quiet``).
     """
     kind = datasets.problem_of(test.attrs)
     shape = tuple(int(n) for n in test["u"].shape[2:-1])
@@ -320,7 +331,7 @@ def measure(test, model: CrossoverModel, requirement: Requirement, config: Audit
     error = float(score(pred))
     head.update(surrogate_error=error)
     eq = problem.equal_accuracy(requirement, ref_h, t_h, dt, score, seconds, error, config.equal_accuracy, None,
-                                say, repeats=repeats)
+                                say, repeats=repeats, quiet=quiet)
     if eq.status != "measured" or eq.search is None:
         return Row(**head, status="surrogate_only", reason=eq.reason or "the equal-accuracy search did not run")
     chosen = eq.search["chosen"]
@@ -602,7 +613,7 @@ class CrossoverResult:
 def crossover(spec: datasets.DatasetSpec, models: Sequence[CrossoverModel], *, shapes: Sequence[int],
               samples: int, cache, requirement: Requirement | None = None, config: AuditConfig | None = None,
               original: Path | None = None, repeats: int = 3, pde_classes: tuple = (),
-              say: Callable[[str], None] = lambda m: None) -> CrossoverResult:
+              say: Callable[[str], None] = lambda m: None, quiet: bool = True) -> CrossoverResult:
     """Measure each model against the solver at equal accuracy across grid sizes; fit and find the crossing.
 
     Args:
@@ -617,7 +628,9 @@ def crossover(spec: datasets.DatasetSpec, models: Sequence[CrossoverModel], *, s
         original: the data's own ``test.h5``, reused at its size when made by the same config.
         repeats: timed runs of each rollout and solver setting (fastest kept, compilation excluded).
         pde_classes: PDE classes besides the built-ins the reference files may name.
-        say: progress messages.
+        say: progress messages (write them with :func:`audit._progress.echo` to keep them above the bars).
+        quiet: no progress bars (over the reference sizes, the (size, model) measurements and each
+            equal-accuracy search); bars show only when stderr is a terminal.
     """
     config = config or AuditConfig()
     requirement = requirement or config.to_requirement()
@@ -625,17 +638,21 @@ def crossover(spec: datasets.DatasetSpec, models: Sequence[CrossoverModel], *, s
     if not models:
         raise AuditError("crossover needs at least one model")
     shapes = CrossoverConfig(shapes=tuple(shapes), samples=samples).shapes
-    refs = reference_sets(spec, shapes, samples, cache, original=original, say=say)
+    refs = reference_sets(spec, shapes, samples, cache, original=original, say=say, quiet=quiet)
     rows, skipped = [], {}
-    for n in shapes:
-        if isinstance(refs[n], str):
-            skipped[n] = refs[n]
-            shape = (n,) * len(spec.shape)
-            rows += [Row(grid=n, shape=shape, points=math.prod(shape), model=m.name, stride=m.stride,
-                         status="skipped", reason=refs[n]) for m in models]
-            continue
-        rows += [measure(refs[n], m, requirement, config, repeats=repeats, pde_classes=pde_classes, say=say)
-                 for m in models]
+    with bar(len(shapes) * len(models), "crossover", quiet, unit="model") as ticks:
+        for n in shapes:
+            if isinstance(refs[n], str):
+                skipped[n] = refs[n]
+                shape = (n,) * len(spec.shape)
+                rows += [Row(grid=n, shape=shape, points=math.prod(shape), model=m.name, stride=m.stride,
+                             status="skipped", reason=refs[n]) for m in models]
+                ticks.update(len(models))
+                continue
+            for m in models:
+                rows.append(measure(refs[n], m, requirement, config, repeats=repeats, pde_classes=pde_classes,
+                                    say=say, quiet=quiet))
+                ticks.update()
     ndim = len(spec.shape)
     series = []
     for m in models:

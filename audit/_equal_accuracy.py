@@ -22,6 +22,7 @@ from jax import lax
 import solvers
 
 from ._config import AuditError, EqualAccuracyConfig
+from ._progress import bar
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,17 +54,23 @@ def check_repeats(repeats) -> int:
     return int(repeats)
 
 
-def time_call(f: Callable, *args, repeats: int = 3, min_seconds: float = 0.02) -> tuple[float, object]:
+def time_call(f: Callable, *args, repeats: int = 3, min_seconds: float = 0.02,
+              tick: Callable[[], object] | None = None) -> tuple[float, object]:
     """Wall time (s) of one call ``f(*args)``: the fastest of ``repeats`` timings after an untimed (compiling) call.
 
     A call faster than ``min_seconds`` is timed in loops of ``k`` calls (``k`` up to 1000,
     chosen so that a loop lasts about ``min_seconds``, as ``timeit`` does) and the loop
     time divided by ``k``, so sub-millisecond calls are not lost in the clock's noise.
+    ``tick()`` (a progress bar's ``update``) is called after the compiling call, the first
+    timed call and each repeat, ``repeats + 2`` times in all, each time outside the timed interval.
     """
+    tick = tick or (lambda: None)
     out = jax.block_until_ready(f(*args))  # compiles
+    tick()
     t0 = time.perf_counter()
     out = jax.block_until_ready(f(*args))
     once = time.perf_counter() - t0
+    tick()
     loops = int(min(1000, max(1, np.ceil(min_seconds / max(once, 1e-9)))))
     best = once if loops == 1 else np.inf
     for _ in range(repeats):
@@ -72,7 +79,13 @@ def time_call(f: Callable, *args, repeats: int = 3, min_seconds: float = 0.02) -
             out = f(*args)
         out = jax.block_until_ready(out)
         best = min(best, (time.perf_counter() - t0) / loops)
+        tick()
     return float(best), out
+
+
+def time_call_ticks(repeats: int) -> int:
+    """The ticks :func:`time_call` gives a progress bar: ``repeats + 2``."""
+    return repeats + 2
 
 
 def solver_rollout(pde, grid, setting: Setting, dt: float, horizon: int, *, per_sample_pde: bool = False,
@@ -111,7 +124,7 @@ def adaptive_rollout(pde, u0s, t, rtol: float, *, per_sample_pde: bool = False) 
 
 def search(pde, grid, u0s, dt: float, horizon: int, score: Callable, target: float,
            config: EqualAccuracyConfig, *, repeats: int = 3, per_sample_pde: bool = False, t=None,
-           factory: Callable = default_factory, progress: Callable | None = None) -> dict:
+           factory: Callable = default_factory, progress: Callable | None = None, quiet: bool = True) -> dict:
     """Find the cheapest solver setting whose ``score`` is ``<= target``.
 
     Args:
@@ -127,6 +140,9 @@ def search(pde, grid, u0s, dt: float, horizon: int, score: Callable, target: flo
         repeats: timed runs per setting (the fastest is kept; compilation is excluded).
         t: the save times (from ``t[0]``); needed for the adaptive settings (``config.rtols``).
         factory: ``factory(pde, dt, method) -> stepper`` building the solver's step.
+        progress: ``progress(point)`` after each setting is measured.
+        quiet: no progress bar (one tick per setting tried, out of every setting the search may try;
+            it stops early once a setting matches).
 
     Returns:
         ``{"points": [...], "chosen": point or None, "bound": "exact" | "upper" | "lower"}``
@@ -141,18 +157,23 @@ def search(pde, grid, u0s, dt: float, horizon: int, score: Callable, target: flo
     points = []
     coarsen = sorted({c for c in config.coarsen if _coarsen_problem(c, grid.shape, MIN_POINTS, False) is None},
                      reverse=True) or [1]
-    for c in coarsen:
-        for method in config.methods:
-            for s in sorted(set(config.substeps)):
-                setting = Setting(c, s, method)
-                f = solver_rollout(pde, grid, setting, dt, horizon, per_sample_pde=per_sample_pde,
-                                   factory=factory)
-                seconds, traj = time_call(f, pde, u0s, repeats=repeats)
-                if _add(points, setting.as_dict(grid.shape), seconds, float(score(np.asarray(traj))), target,
-                        progress):
-                    break
-    if t is not None:
-        for rtol in sorted(set(config.rtols), reverse=True):
+    substeps = sorted(set(config.substeps))
+    rtols = sorted(set(config.rtols), reverse=True) if t is not None else []
+    total = len(coarsen) * len(config.methods) * len(substeps) + len(rtols)
+    with bar(total, "equal-accuracy search", quiet, unit="setting") as ticks:
+        for c in coarsen:
+            for method in config.methods:
+                for s in substeps:
+                    setting = Setting(c, s, method)
+                    f = solver_rollout(pde, grid, setting, dt, horizon, per_sample_pde=per_sample_pde,
+                                       factory=factory)
+                    seconds, traj = time_call(f, pde, u0s, repeats=repeats)
+                    matched = _add(points, setting.as_dict(grid.shape), seconds, float(score(np.asarray(traj))),
+                                   target, progress)
+                    ticks.update()
+                    if matched:
+                        break
+        for rtol in rtols:
             f = adaptive_rollout(pde, u0s, np.asarray(t)[:horizon + 1], rtol, per_sample_pde=per_sample_pde)
             setting = {"adaptive": True, "rtol": rtol, "atol": 1e-3 * rtol, "grid": list(grid.shape),
                        "method": "etdrk4"}
@@ -162,8 +183,11 @@ def search(pde, grid, u0s, dt: float, horizon: int, score: Callable, target: flo
             except (solvers.SolverDivergedError, solvers.ResolutionError) as e:
                 points.append({"setting": setting, "seconds": float("inf"), "error": float("inf"),
                                "failed": " ".join(str(e).split())[:200]})
+                ticks.update()
                 continue
-            if _add(points, setting, seconds, err, target, progress):
+            matched = _add(points, setting, seconds, err, target, progress)
+            ticks.update()
+            if matched:
                 break
     return _choose(points, target)
 
@@ -259,7 +283,7 @@ def steady_solve(grid, source: float, setting: SteadySetting) -> Callable:
 
 
 def search_steady(a, source: float, score: Callable, target: float, config: EqualAccuracyConfig, *,
-                  repeats: int = 3, progress: Callable | None = None) -> dict:
+                  repeats: int = 3, progress: Callable | None = None, quiet: bool = True) -> dict:
     """Equal accuracy for a steady map ``a -> u`` (Darcy): the cheapest (grid, CG tolerance) at the surrogate's error.
 
     Settings: every coarsening of ``config.coarsen`` that divides ``n`` and leaves at
@@ -267,7 +291,7 @@ def search_steady(a, source: float, score: Callable, target: float, config: Equa
     and the data's own ``1e-10`` (loosest first; a tighter one only costs more,
     so the loop stops at the first that matches). ``score`` takes the
     ``(S, 2, n, n, 1)`` ``[a, u]`` array; each setting is timed ``repeats`` times (the fastest is
-    kept). Returns what :func:`search` returns.
+    kept); ``progress`` and ``quiet`` as in :func:`search`. Returns what :func:`search` returns.
     """
     a = jax.numpy.asarray(a)
     n = a.shape[1]
@@ -275,10 +299,15 @@ def search_steady(a, source: float, score: Callable, target: float, config: Equa
     points = []
     coarsen = sorted({c for c in config.coarsen if _coarsen_problem(c, (n, n), MIN_CELLS, True) is None},
                      reverse=True) or [1]
-    for c in coarsen:
-        for r in sorted(set(config.rtols) | {DATA_CG_RTOL}, reverse=True):
-            setting = SteadySetting(c, float(r))
-            seconds, out = time_call(steady_solve(grid, source, setting), a, repeats=repeats)
-            if _add(points, setting.as_dict(grid.shape), seconds, float(score(np.asarray(out))), target, progress):
-                break
+    rtols = sorted(set(config.rtols) | {DATA_CG_RTOL}, reverse=True)
+    with bar(len(coarsen) * len(rtols), "equal-accuracy search", quiet, unit="setting") as ticks:
+        for c in coarsen:
+            for r in rtols:
+                setting = SteadySetting(c, float(r))
+                seconds, out = time_call(steady_solve(grid, source, setting), a, repeats=repeats)
+                matched = _add(points, setting.as_dict(grid.shape), seconds, float(score(np.asarray(out))), target,
+                               progress)
+                ticks.update()
+                if matched:
+                    break
     return _choose(points, target)

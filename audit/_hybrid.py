@@ -225,7 +225,8 @@ def check_hybrid_config(problem: Problem, config: surrogates.HybridConfig) -> No
 def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: Callable, *,
                    samples: int | None = None, repeats: int = 3, with_params: bool = False,
                    model_info: dict | None = None, alpha: float = 0.1, audit_dir=None, pde_classes: tuple = (),
-                   log: Callable[[str], None] | None = None, stride: int = 1, window: int = 1) -> HybridResult:
+                   log: Callable[[str], None] | None = None, stride: int = 1, window: int = 1,
+                   quiet: bool = True) -> HybridResult:
     """Run the solver alone and the guarded hybrid on the ``test`` split and compare both with its reference.
 
     Args:
@@ -245,7 +246,7 @@ def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: 
         audit_dir: an audit output folder whose ``report.json`` gives the one-step
             bound when it audited this model on this calibration data at this alpha.
         pde_classes: PDE classes besides the built-ins the test file may name (never imported).
-        log: progress messages (``None``: silent).
+        log: progress messages (``None``: silent); :func:`audit._progress.echo` writes them above the bars.
         stride: saved frames one surrogate step spans (``info["stride"]`` of ``surrogates.load``): the splits
             are seen at every ``stride``-th frame, so the solver's interval (and every guard's) is ``stride``
             save intervals, ``hybrid.steps`` counts surrogate steps, and a model whose recorded ``dt`` is not
@@ -253,6 +254,8 @@ def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: 
         window: states the surrogate's state holds (``info["input_steps"]``; a window stepper of
             ``surrogates.as_stepper``): both runs start at the (strided) frame ``window - 1``, the hybrid from
             the window of frames ``0..window-1``; its solver steps and guards act on the newest state.
+        quiet: no progress bars over the timed runs of the solver alone and of the hybrid (bars show only when
+            stderr is a terminal).
 
     Raises:
         AuditError: a setting that does not apply to the test file's problem kind, a model
@@ -287,7 +290,7 @@ def compare_hybrid(config: surrogates.HybridConfig, test, calibration, stepper: 
                                     audit_dir=audit_dir, pde_classes=tuple(pde_classes), say=say, window=window)
     summary, curves = kind.compare(config, test, stepper, guard=guard, samples=samples, repeats=repeats, alpha=alpha,
                                    with_params=with_params, pde_classes=tuple(pde_classes), say=say, window=window,
-                                   stride=stride)
+                                   stride=stride, quiet=quiet)
     return HybridResult(problem=problem, summary=summary, curves=curves)
 
 

@@ -36,7 +36,8 @@ import solvers
 import surrogates
 
 from ._config import AuditError
-from ._equal_accuracy import DATA_CG_RTOL, time_call
+from ._equal_accuracy import DATA_CG_RTOL, time_call, time_call_ticks
+from ._progress import bar
 
 if TYPE_CHECKING:
     from ._hybrid import GuardKind
@@ -62,7 +63,7 @@ def check_config(cfg: surrogates.HybridConfig, guard: type[GuardKind] | GuardKin
 
 def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, guard: GuardKind, samples: int | None,
             repeats: int, alpha: float, with_params: bool, pde_classes: tuple = (),
-            say: Callable[[str], None], window: int = 1, stride: int = 1) -> tuple[dict, None]:
+            say: Callable[[str], None], window: int = 1, stride: int = 1, quiet: bool = True) -> tuple[dict, None]:
     """Solver alone and the guarded hybrid on the test coefficients: the content of ``hybrid.json`` (no curves).
 
     Args:
@@ -78,6 +79,7 @@ def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, guard: Gua
         alpha: unused (a steady map is guarded by its residual).
         with_params: must be False (a Darcy map model takes the coefficient only).
         say: progress messages.
+        quiet: no progress bars over the timed runs of each side (one tick per run, between the timings).
     """
     check_config(cfg, guard)
     if with_params:
@@ -121,9 +123,12 @@ def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, guard: Gua
 
     A = jnp.asarray(a)
     say(f"solver alone: PCG from zero on {n_samples} coefficients")
-    solver_seconds, (u_solver, it_solver) = time_call(solver_run, A, repeats=repeats)
+    with bar(time_call_ticks(repeats), "solver alone", quiet, unit="run") as ticks:
+        solver_seconds, (u_solver, it_solver) = time_call(solver_run, A, repeats=repeats, tick=ticks.update)
     say(f"hybrid (residual guard, tolerance {cfg.tolerance:g}): surrogate, then PCG where refused")
-    hybrid_seconds, (u_hybrid, it_hybrid, accepted, bounds, warm) = time_call(hybrid_run, A, repeats=repeats)
+    with bar(time_call_ticks(repeats), "hybrid", quiet, unit="run") as ticks:
+        hybrid_seconds, (u_hybrid, it_hybrid, accepted, bounds, warm) = time_call(hybrid_run, A, repeats=repeats,
+                                                                                  tick=ticks.update)
     err = np.sqrt(np.mean((np.asarray(u_hybrid)[..., None] - ref) ** 2, axis=(1, 2, 3)))
     err_solver = np.sqrt(np.mean((np.asarray(u_solver)[..., None] - ref) ** 2, axis=(1, 2, 3)))
     accepted, warm, bounds = np.asarray(accepted), np.asarray(warm), np.asarray(bounds)

@@ -41,7 +41,8 @@ import solvers
 import surrogates
 
 from ._config import AuditError
-from ._equal_accuracy import time_call
+from ._equal_accuracy import time_call, time_call_ticks
+from ._progress import bar
 from ._run import save_interval
 from ._run import _params
 from ._state_guard import StateGuardCalibration
@@ -123,7 +124,8 @@ def _read_test(cfg: surrogates.HybridConfig, test, samples: int | None, with_par
 
 def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, guard: GuardKind, samples: int | None,
             repeats: int, alpha: float, with_params: bool, pde_classes: tuple = (),
-            say: Callable[[str], None], window: int = 1, stride: int = 1) -> tuple[dict, HybridCurves]:
+            say: Callable[[str], None], window: int = 1, stride: int = 1,
+            quiet: bool = True) -> tuple[dict, HybridCurves]:
     """Solver alone and hybrid from the test initial conditions: the content of ``hybrid.json`` and its curves.
 
     Args:
@@ -143,6 +145,7 @@ def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, guard: Gua
             ``0..window-1``; its solver step advances the newest state and appends it, its guard judges the
             newest state of the proposal; both runs are compared from frame ``window - 1`` on.
         stride: saved frames per step (``test`` is already strided; reported in ``hybrid.json``).
+        quiet: no progress bars over the timed runs of each side (one tick per run, between the timings).
     """
     data = _read_test(cfg, test, samples, with_params, pde_classes, window, stride)
     n_samples, n_steps = data.u.shape[0], data.u.shape[1] - 1
@@ -177,9 +180,11 @@ def compare(cfg: surrogates.HybridConfig, test, stepper: Callable, *, guard: Gua
     u0, p = jnp.asarray(data.u[:, 0]), jnp.asarray(data.params)
     w0 = u0 if window == 1 else jnp.asarray(data.frames[:, :window])  # the hybrid's first states
     say(f"solver alone: {n_samples} samples x {n_steps} steps ({cfg.solver_substeps} substeps each)")
-    solver_seconds, solver_traj = time_call(solver_run, pde_batch, u0, repeats=repeats)
+    with bar(time_call_ticks(repeats), "solver alone", quiet, unit="run") as ticks:
+        solver_seconds, solver_traj = time_call(solver_run, pde_batch, u0, repeats=repeats, tick=ticks.update)
     say(f"hybrid ({guard.name} guard): {n_samples} samples x {n_steps} steps")
-    hybrid_seconds, traj = time_call(hybrid_run, pde_batch, w0, p, repeats=repeats)
+    with bar(time_call_ticks(repeats), "hybrid", quiet, unit="run") as ticks:
+        hybrid_seconds, traj = time_call(hybrid_run, pde_batch, w0, p, repeats=repeats, tick=ticks.update)
     one_solver, one_guard = solver_step(data.pdes[0]), make_guard(data.pdes[0])
     if window > 1:
         one_solver, one_guard = on_window(one_solver, one_guard)

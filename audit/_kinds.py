@@ -161,10 +161,10 @@ class ProblemAudit(abc.ABC):
     @abc.abstractmethod
     def equal_accuracy(self, req: Requirement, ref, t, dt: float, score: Callable, surrogate_seconds: float,
                        surrogate_error: float, config: EqualAccuracyConfig, factory: Callable | None,
-                       say: Callable[[str], None], *, repeats: int) -> EqualAccuracy:
+                       say: Callable[[str], None], *, repeats: int, quiet: bool = True) -> EqualAccuracy:
         """The cheapest solver run at the surrogate's error (``score(traj)``, the requirement's aggregate
         of a ``(S, horizon + 1, *space, C)`` run against ``ref``; ``t``: the ``horizon + 1`` frame times;
-        each setting timed ``repeats`` times)."""
+        each setting timed ``repeats`` times; ``quiet``: no progress bar over the settings)."""
 
 
 @final
@@ -249,7 +249,7 @@ class TrajectoryAudit(ProblemAudit):
                                           divides=False)
 
     def equal_accuracy(self, req, ref, t, dt, score, surrogate_seconds, surrogate_error, config, factory,
-                       say, *, repeats) -> EqualAccuracy:
+                       say, *, repeats, quiet=True) -> EqualAccuracy:
         """:func:`audit._equal_accuracy.search` from the test initial conditions (``unknown`` without a PDE)."""
         head = (surrogate_seconds, surrogate_error, self.error_definition(req))
         if self.pde is None:
@@ -258,7 +258,7 @@ class TrajectoryAudit(ProblemAudit):
         res = _equal_accuracy.search(self.pde, self.pde.grid, jnp.asarray(ref[:, 0]), dt, ref.shape[1] - 1, score,
                                      surrogate_error, config, repeats=repeats, per_sample_pde=self.per_sample,
                                      t=t, factory=factory or _equal_accuracy.default_factory,
-                                     progress=_progress(say))
+                                     progress=_progress(say), quiet=quiet)
         return EqualAccuracy(*head, "measured", res)
 
 
@@ -312,11 +312,11 @@ class SteadyMapAudit(ProblemAudit):
         _equal_accuracy.check_coarsen(config.coarsen, grid_shape, minimum=_equal_accuracy.MIN_CELLS, divides=True)
 
     def equal_accuracy(self, req, ref, t, dt, score, surrogate_seconds, surrogate_error, config, factory,
-                       say, *, repeats) -> EqualAccuracy:
+                       say, *, repeats, quiet=True) -> EqualAccuracy:
         """:func:`audit._equal_accuracy.search_steady` over coarser Darcy grids and looser CG tolerances."""
         say("equal-accuracy search over Darcy grids and CG tolerances")
         res = _equal_accuracy.search_steady(ref[:, 0, ..., 0], self.source, score, surrogate_error, config,
-                                            repeats=repeats, progress=_progress(say))
+                                            repeats=repeats, progress=_progress(say), quiet=quiet)
         return EqualAccuracy(surrogate_seconds, surrogate_error, self.error_definition(req), "measured", res)
 
 

@@ -14,7 +14,6 @@ import dataclasses
 import functools
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -28,8 +27,9 @@ from datasets import Problem
 
 from . import _conformal, _cost, _kinds, _metrics
 from ._config import ABSOLUTE_METRICS, RELATIVE_METRICS, AuditConfig, AuditError, Requirement
-from ._equal_accuracy import check_repeats, time_call
+from ._equal_accuracy import check_repeats, time_call, time_call_ticks
 from ._kinds import EqualAccuracy, Physics, ProblemAudit, score_name
+from ._progress import bar, echo
 
 
 # ------------------------------------------------------------------------------------- stage results
@@ -260,7 +260,8 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
             ``p = split["params"][i]`` (``(P,)``), for surrogates trained with per-sample physics.
         repeats: timed runs of the surrogate's rollout and of each solver setting of the
             equal-accuracy search (the fastest is kept; compilation is excluded). Good values 2-5.
-        quiet: no progress messages on stderr.
+        quiet: no progress messages on stderr, and no progress bars (shown only when stderr is a terminal)
+            over the rollouts and the equal-accuracy search.
         generation_cost: ``{split: cost}`` of the files the surrogate was made from
             (:func:`audit.generation_cost` of their folder), for ``report.json["cost"]``; None: unknown.
         training_cost: the model's recorded cost (:func:`audit.training_cost`); None: unknown.
@@ -280,17 +281,17 @@ def run(stepper: Callable, test, calibration, requirement: Requirement | str | N
     """
     config = config or AuditConfig()
     repeats = check_repeats(repeats)
-    say = (lambda msg: None) if quiet else (lambda msg: print(f"byai audit: {msg}", file=sys.stderr))
+    say = (lambda msg: None) if quiet else (lambda msg: echo(f"byai audit: {msg}"))
     stride, window = check_step(stride, window, test)
     test, calibration = strided(test, stride), strided(calibration, stride)
     inputs = _load(test, calibration, _requirement(requirement, config), config, pde=pde,
                    pde_classes=tuple(pde_classes), model_info=model_info,
                    provenance=provenance, with_params=with_params, stride=stride, window=window)
-    rollouts = _roll_out(stepper, inputs, with_params, repeats, say)
+    rollouts = _roll_out(stepper, inputs, with_params, repeats, say, quiet)
     scores = _score(inputs, rollouts, stepper, calibration, with_params)
     physics = inputs.problem.physics(rollouts.pred, rollouts.ref, inputs.dt, scores.tolerance,
                                      config.residual_substeps, say)
-    equal = _equal_accuracy_stage(inputs, rollouts, scores, solver_stepper_factory, repeats, say)
+    equal = _equal_accuracy_stage(inputs, rollouts, scores, solver_stepper_factory, repeats, say, quiet=quiet)
     report = Report(inputs, rollouts, scores, physics, equal, generation_cost=generation_cost,
                     training_cost=training_cost)
     if out_dir is None:
@@ -578,9 +579,10 @@ def _params(ds, name: str, with_params: bool) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------ 2. rollouts
-def _roll_out(stepper: Callable, inputs: Inputs, with_params: bool, repeats: int, say) -> Rollouts:
+def _roll_out(stepper: Callable, inputs: Inputs, with_params: bool, repeats: int, say,
+              quiet: bool = True) -> Rollouts:
     """Check the stepper's output shape, then roll it out from every test (timed, fastest of ``repeats``) and
-    calibration state."""
+    calibration state; a progress bar (unless ``quiet``) ticks after each batched run."""
     f = _bind(stepper, with_params)
     h, frame_shape, w = inputs.horizon, inputs.ref.shape[2:], inputs.window
     state_shape = frame_shape if w == 1 else (w, *frame_shape)
@@ -592,13 +594,16 @@ def _roll_out(stepper: Callable, inputs: Inputs, with_params: bool, repeats: int
     else:  # a window stepper: its states are windows, the trajectory their newest frames
         roll = jax.jit(jax.vmap(lambda w0, p: solvers.rollout(lambda u: f(u, p), w0, h)[:, -1]))
         start, cal_start = jnp.asarray(inputs.init), jnp.asarray(inputs.cal_init)
-    seconds, pred = time_call(roll, start, jnp.asarray(inputs.params_test), repeats=repeats)
-    pred = np.asarray(pred, dtype=np.float64)
-    state_shape = frame_shape
-    if pred.shape != (inputs.ref.shape[0], h + 1, *state_shape):
-        raise AuditError(f"the rollout has shape {pred.shape}, expected {(inputs.ref.shape[0], h + 1, *state_shape)}")
-    _first_nonfinite(pred, "test")
-    cal_pred = np.asarray(roll(cal_start, jnp.asarray(inputs.params_cal)), dtype=np.float64)
+    with bar(time_call_ticks(repeats) + 1, "rollouts", quiet, unit="run") as ticks:
+        seconds, pred = time_call(roll, start, jnp.asarray(inputs.params_test), repeats=repeats, tick=ticks.update)
+        pred = np.asarray(pred, dtype=np.float64)
+        state_shape = frame_shape
+        if pred.shape != (inputs.ref.shape[0], h + 1, *state_shape):
+            raise AuditError(f"the rollout has shape {pred.shape}, expected "
+                             f"{(inputs.ref.shape[0], h + 1, *state_shape)}")
+        _first_nonfinite(pred, "test")
+        cal_pred = np.asarray(roll(cal_start, jnp.asarray(inputs.params_cal)), dtype=np.float64)
+        ticks.update()
     _first_nonfinite(cal_pred, "calibration")
     return Rollouts(pred, cal_pred, inputs.ref[:, :h + 1], inputs.cal_ref[:, :h + 1], seconds)
 
@@ -734,14 +739,16 @@ def sliding(ref: np.ndarray, window: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------ 5. equal accuracy
 def _equal_accuracy_stage(inputs: Inputs, rollouts: Rollouts, scores: Scores, factory: Callable | None,
-                          repeats: int, say) -> EqualAccuracy:
-    """The kind's equal-accuracy search at the surrogate's error (``skipped`` when the config disables it)."""
+                          repeats: int, say, *, quiet: bool = True) -> EqualAccuracy:
+    """The kind's equal-accuracy search at the surrogate's error (``skipped`` when the config disables it;
+    ``quiet``: no progress bar over the settings)."""
     req, config, problem = inputs.requirement, inputs.config, inputs.problem
     if not config.equal_accuracy.enabled:
         return EqualAccuracy(rollouts.seconds, scores.test_quantile, problem.error_definition(req), "skipped")
     return problem.equal_accuracy(req, rollouts.ref, inputs.t[:inputs.horizon + 1], inputs.dt,
                                   _score_fn(req, config, rollouts.ref, scores.tolerance), rollouts.seconds,
-                                  scores.test_quantile, config.equal_accuracy, factory, say, repeats=repeats)
+                                  scores.test_quantile, config.equal_accuracy, factory, say, repeats=repeats,
+                                  quiet=quiet)
 
 
 def _score_fn(req, config, ref_h, tol):

@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--require", default=None, metavar="METRIC<=VALUE",
                         help="override the config's requirement, e.g. 'rel_l2<=0.05' or 'rel_l2<=300x' "
                              "(300 times the solver tolerance)")
-    parser.add_argument("--quiet", action="store_true", help="no progress messages")
+    parser.add_argument("--quiet", action="store_true", help="no progress messages or progress bars")
 
 
 def load_model(model_dir: Path):
@@ -164,7 +164,7 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, re
         data: the dataset folder (``test.h5``, ``calibration.h5``; ``train.h5`` for provenance).
         model: the trained model folder.
         out: the report folder (``report.json``, ``report.html``, ``predictions.h5``).
-        quiet: no progress messages (also when stderr is not a terminal).
+        quiet: no progress messages or bars (there are none either when stderr is not a terminal).
         require: ``"METRIC<=VALUE"`` replacing the config's requirement (``--require``).
     Returns:
         0 when the requirement holds, 1 when it fails.

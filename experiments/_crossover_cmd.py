@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", default=None, type=int, metavar="N",
                         help="timed runs of each rollout and solver setting, the fastest kept (overrides "
                              "[audit.equal_accuracy] repeats; more steady the timings on a loaded machine)")
-    parser.add_argument("--quiet", action="store_true", help="no progress messages")
+    parser.add_argument("--quiet", action="store_true", help="no progress messages or progress bars")
 
 
 def run(args) -> int:
@@ -59,7 +59,7 @@ def stage(config: ExperimentConfig, *, data, models, out, shapes: str | None = N
         shapes: ``"32,64,128"`` replacing ``[crossover] shapes`` (``--shapes``).
         samples: replacing ``[crossover] samples`` (``--samples``).
         repeats: timed runs replacing ``[audit.equal_accuracy] repeats`` (``--repeats``).
-        quiet: no progress messages.
+        quiet: no progress messages and no progress bars (bars show only when stderr is a terminal).
     Returns:
         0.
     """
@@ -91,7 +91,10 @@ def stage(config: ExperimentConfig, *, data, models, out, shapes: str | None = N
     if len({f.resolve() for f in folders}) != len(folders):
         raise UsageError("--model: the same folder is given twice")
     out = output_folder(out)
-    say = (lambda m: None) if quiet else (lambda m: print(f"byai crossover: {m}", file=sys.stderr, flush=True))
+    from tqdm import tqdm
+
+    # messages through tqdm.write appear above the running progress bars
+    say = (lambda m: None) if quiet else (lambda m: tqdm.write(f"byai crossover: {m}", file=sys.stderr))
     crossover_models = [_model(f, spec) for f in folders]
 
     import jax
@@ -101,7 +104,7 @@ def stage(config: ExperimentConfig, *, data, models, out, shapes: str | None = N
                                  cache=out / "data", requirement=cfg.to_requirement(), config=cfg,
                                  original=original if original.is_file() else None,
                                  repeats=repeats, pde_classes=config.pde_classes(),
-                                 say=say)
+                                 say=say, quiet=quiet)
         (out / "crossover.json").unlink(missing_ok=True)  # beside a crossover.json is always its own png
         write_atomically(out / "crossover.png", result.plot)
         write_atomically(out / "crossover.json",

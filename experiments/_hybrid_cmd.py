@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="audit folder (byai audit --out) whose report.json gives the conformal one-step bound")
     parser.add_argument("--tolerance", type=float, default=None,
                         help="override [hybrid] tolerance (absolute RMS error)")
-    parser.add_argument("--quiet", action="store_true", help="no progress messages")
+    parser.add_argument("--quiet", action="store_true", help="no progress messages or progress bars")
 
 
 def run(args) -> int:
@@ -54,7 +54,7 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, to
         data: the dataset folder (``test.h5``; ``calibration.h5`` for the conformal and state guards).
         model: the trained model folder.
         out: the output folder.
-        quiet: no progress messages.
+        quiet: no progress messages and no progress bars (bars show only when stderr is a terminal).
         tolerance: replaces ``[hybrid]`` tolerance (``--tolerance``).
         audit: an audit output folder whose ``report.json`` gives the conformal one-step bound.
     Returns:
@@ -94,7 +94,7 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, to
         result = compare_hybrid(hybrid, test, calibration, stepper, samples=settings.samples,
                                 repeats=settings.repeats, with_params=with_params, model_info=info, alpha=alpha,
                                 audit_dir=audit, pde_classes=config.pde_classes(), log=None if quiet else _log,
-                                **step)
+                                quiet=quiet, **step)
         # hybrid.json last: beside a hybrid.json is always its own hybrid.png
         (out / "hybrid.json").unlink(missing_ok=True)
         write_atomically(out / "hybrid.png", result.plot)
@@ -106,4 +106,7 @@ def stage(config: ExperimentConfig, *, data, model, out, quiet: bool = False, to
 
 
 def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """One message line on stderr, written above a running progress bar (``tqdm.write``)."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)
