@@ -166,3 +166,89 @@ def test_hybrid_bars(burgers, test_file, monkeypatch, quiet):
     err = stream.getvalue()
     assert "solver alone: 2 samples x 3 steps" in err  # the messages either way
     assert bool(_bars(err, "solver alone")) is not quiet and bool(_bars(err, "hybrid")) is not quiet
+
+
+# ------------------------------------------------------------------------------------- the command line
+@pytest.fixture(scope="module")
+def data_dir(splits, tmp_path_factory):
+    d = tmp_path_factory.mktemp("progress_data")
+    write_split(d / "test.h5", splits[0])
+    write_split(d / "calibration.h5", splits[1])
+    return d
+
+
+def _main(monkeypatch, argv):
+    """``byai ARGV`` with a terminal as stderr: its exit status and what it wrote there."""
+    from experiments._cli import main
+
+    stream = Terminal()
+    monkeypatch.setattr(sys, "stderr", stream)
+    rc = main(argv)
+    monkeypatch.undo()
+    return rc, stream.getvalue()
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_byai_audit_quiet_reaches_the_bars(burgers, data_dir, tmp_path, monkeypatch, quiet):
+    from experiments import _audit_cmd
+
+    config = tmp_path / "exp.toml"
+    config.write_text('[audit]\nrequirement = "rel_l2<=10"\nhorizon = 4\n'
+                      '[audit.equal_accuracy]\nenabled = false\nrepeats = 1\n')
+    (tmp_path / "model").mkdir()
+    monkeypatch.setattr(_audit_cmd, "load_model", lambda path: (fine(burgers, DT, 4), {"pde": "burgers"}, False))
+    rc, err = _main(monkeypatch, ["audit", str(config), "--data", str(data_dir), "--model", str(tmp_path / "model"),
+                                  "--out", str(tmp_path / "out")] + (["--quiet"] if quiet else []))
+    assert rc == 0, err
+    assert bool(_bars(err, "rollouts")) is not quiet
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_byai_hybrid_quiet_reaches_the_bars(burgers, data_dir, tmp_path, monkeypatch, quiet):
+    from experiments import _hybrid_cmd
+
+    config = tmp_path / "exp.toml"
+    config.write_text('[hybrid]\ntolerance = 1e-3\nguard = "residual"\nsteps = 2\nsamples = 2\nrepeats = 1\n')
+    (tmp_path / "model").mkdir()
+    monkeypatch.setattr(_hybrid_cmd, "load_model", lambda path: (fine(burgers, DT, 4), {"pde": "burgers"}, False))
+    rc, err = _main(monkeypatch, ["hybrid", str(config), "--data", str(data_dir), "--model", str(tmp_path / "model"),
+                                  "--out", str(tmp_path / "out")] + (["--quiet"] if quiet else []))
+    assert rc == 0, err
+    assert bool(_bars(err, "solver alone")) is not quiet and bool(_bars(err, "hybrid")) is not quiet
+    assert ("solver alone: 2 samples x 2 steps" in err) is not quiet
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_byai_crossover_passes_quiet_on(tmp_path, monkeypatch, quiet):
+    """The study itself is tested in tests/experiments/test_crossover.py; here only what ``--quiet`` hands it."""
+    from experiments import _crossover_cmd
+
+    config = tmp_path / "exp.toml"
+    config.write_text('[data]\npde = "burgers"\nparams = { nu = 0.2 }\nshape = [32]\nt_end = 0.4\nn_times = 5\n'
+                      'rtol = 1e-5\nic = { kind = "fourier", cutoff = 2, amplitude = 0.3 }\n'
+                      'splits = { train = 8, val = 2, calibration = 0, test = 3 }\n'
+                      '[crossover]\nshapes = [16, 32]\nsamples = 2\n')
+    for d in ("data", "model"):
+        (tmp_path / d).mkdir()
+    seen = {}
+
+    class Result:
+        summary = {}
+
+        def plot(self, path):
+            path.write_bytes(b"")
+
+        def sentence(self):
+            return "no crossing"
+
+    def crossover(spec, models, **kw):
+        seen.update(kw)
+        return Result()
+
+    monkeypatch.setattr(_crossover_cmd, "_model", lambda folder, spec: None)
+    monkeypatch.setattr(audit, "crossover", crossover)
+    rc, err = _main(monkeypatch, ["crossover", str(config), "--data", str(tmp_path / "data"), "--model",
+                                  str(tmp_path / "model"), "--out", str(tmp_path / "out")]
+                    + (["--quiet"] if quiet else []))
+    assert rc == 0, err
+    assert seen["quiet"] is quiet
