@@ -122,7 +122,8 @@ class EqualAccuracy:
                 "note": _NOTES[bound], "solver_setting": chosen["setting"], "points": self.search["points"]}
 
 
-def _progress(say: Callable[[str], None]) -> Callable[[dict], None]:
+def _setting_lines(say: Callable[[str], None]) -> Callable[[dict], None]:
+    """``progress(point)`` for the search: one message line per setting measured (its time and error)."""
     return lambda p: say(f"  {p['setting']}: {p['seconds']:.3g} s, error {p['error']:.3g}")
 
 
@@ -258,7 +259,7 @@ class TrajectoryAudit(ProblemAudit):
         res = _equal_accuracy.search(self.pde, self.pde.grid, jnp.asarray(ref[:, 0]), dt, ref.shape[1] - 1, score,
                                      surrogate_error, config, repeats=repeats, per_sample_pde=self.per_sample,
                                      t=t, factory=factory or _equal_accuracy.default_factory,
-                                     progress=_progress(say), quiet=quiet)
+                                     progress=_setting_lines(say), quiet=quiet)
         return EqualAccuracy(*head, "measured", res)
 
 
@@ -316,7 +317,7 @@ class SteadyMapAudit(ProblemAudit):
         """:func:`audit._equal_accuracy.search_steady` over coarser Darcy grids and looser CG tolerances."""
         say("equal-accuracy search over Darcy grids and CG tolerances")
         res = _equal_accuracy.search_steady(ref[:, 0, ..., 0], self.source, score, surrogate_error, config,
-                                            repeats=repeats, progress=_progress(say), quiet=quiet)
+                                            repeats=repeats, progress=_setting_lines(say), quiet=quiet)
         return EqualAccuracy(surrogate_seconds, surrogate_error, self.error_definition(req), "measured", res)
 
 
