@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ import solvers
 from . import _run
 from ._config import AuditConfig, AuditError, Requirement
 from ._equal_accuracy import check_repeats
+from ._progress import echo
 
 ONE_STEP_REASON = ("the predictions are rollouts from frame 0 only: the one-step error from every reference frame "
                    "(the bound a conformal_guard takes) needs the model as a stepper (audit.run, byai audit --model)")
@@ -145,7 +145,7 @@ def run_predictions(pred_test, test, calibration=None, pred_calibration=None,
         raise solvers.InputError(f"surrogate_seconds must be a finite number of seconds > 0, got {surrogate_seconds!r}")
     if pred_calibration is not None and calibration is None:
         raise AuditError("calibration predictions were given without the calibration split they start from")
-    say = (lambda msg: None) if quiet else (lambda msg: print(f"byai audit: {msg}", file=sys.stderr))
+    say = (lambda msg: None) if quiet else (lambda msg: echo(f"byai audit: {msg}"))
     stride, _ = _run.check_step(stride, 1, test)
     test, calibration = _run.strided(test, stride), _run.strided(calibration, stride)
     req = _run._requirement(requirement, config)
@@ -176,7 +176,7 @@ def run_predictions(pred_test, test, calibration=None, pred_calibration=None,
                                   None if pred_calibration is not None else NO_CALIBRATION)
     physics = inputs.problem.physics(rollouts.pred, rollouts.ref, inputs.dt, scores.tolerance,
                                      config.residual_substeps, say)
-    equal = _run._equal_accuracy_stage(inputs, rollouts, scores, None, repeats, say)
+    equal = _run._equal_accuracy_stage(inputs, rollouts, scores, None, repeats, say, quiet=quiet)
     if seconds is None:
         equal = dataclasses.replace(equal, seconds_reason="the surrogate's wall time is unknown: no "
                                     "surrogate_seconds (--surrogate-seconds) per rollout was given")
