@@ -110,6 +110,11 @@ def write_predictions(path: Path, pred, t, test, provenance: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------------ html
+def _floats(values) -> np.ndarray:
+    """A report.json list as floats: its non-finite values are the strings "nan", "inf", "-inf" (not drawn)."""
+    return np.array([float(v) for v in values], dtype=float)
+
+
 def _fig_png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
@@ -229,9 +234,9 @@ def render_html(summary: dict, pred, ref, req_values, tol, score_test, score_cal
     if phys.get("status") != "unknown":
         fig, ax = plt.subplots(figsize=(6.5, 3.5))
         res = phys["residual"]
-        ax.semilogy(steps, np.maximum(res["prediction"]["per_step"]["mean"], 1e-300), label="prediction (mean)")
-        ax.semilogy(steps, np.maximum(res["prediction"]["per_step"]["max"], 1e-300), "--", label="prediction (max)")
-        ax.semilogy(steps, np.maximum(res["reference"]["per_step"]["mean"], 1e-300), label="reference (mean)")
+        for side, stat, style in (("prediction", "mean", "-"), ("prediction", "max", "--"), ("reference", "mean", "-")):
+            ax.semilogy(steps, np.maximum(_floats(res[side]["per_step"][stat]), 1e-300), style,
+                        label=f"{side} ({stat})")
         if tol is not None:
             ax.semilogy(steps, np.mean(tol[:, 1:], axis=0), color="k", lw=1, label="solver tolerance")
         ax.set_xlabel("rollout step n")

@@ -304,10 +304,12 @@ class NavierStokes2D(SemiLinearPDE):
             object.__setattr__(self, "forcing", jnp.asarray(-n * np.cos(n * y))[..., None])
         elif self.forcing is not None and is_concrete(self.forcing):
             f = jnp.asarray(self.forcing, dtype=jnp.float64)
-            if f.shape == self.grid.shape:
+            shape = self.grid.shape  # leading axes are a batch (PDEs stacked into one pytree, one per sample)
+            if f.shape[f.ndim - len(shape):] == shape:
                 f = f[..., None]
-            if f.shape != (*self.grid.shape, 1):
-                raise ValueError(f"forcing must have shape {self.grid.shape}, got {np.shape(self.forcing)}")
+            if f.ndim < len(shape) + 1 or f.shape[f.ndim - len(shape) - 1:] != (*shape, 1):
+                raise ValueError(f"forcing must have shape {shape} or {(*shape, 1)} (after any batch axes), "
+                                 f"got {np.shape(self.forcing)}")
             object.__setattr__(self, "forcing", f)
 
     def linear(self):

@@ -249,3 +249,26 @@ def test_two_dimensional_two_channel_state(tmp_path):
 def test_repeats_below_one_is_refused_before_any_work():
     with pytest.raises(solvers.InputError, match="^repeats: must be >= 1, got 0"):
         audit.run(None, None, None, "rmse<=1", config=quick_config(), repeats=0)
+
+
+def test_a_non_finite_residual_is_reported_not_a_crash(burgers, splits, tmp_path, monkeypatch):
+    """A residual step that is unstable on the grid gives non-finite residuals, stored in report.json as
+    "inf"/"nan" strings: the html report still renders (those points are not drawn)."""
+    from audit import _report
+
+    real = _report.write_outputs
+
+    def with_non_finite_residual(out, summary, *args):
+        res = summary["physics"]["residual"]
+        for side, stat in (("prediction", "mean"), ("prediction", "max"), ("reference", "mean")):
+            res[side]["per_step"][stat][-1] = "inf" if stat == "max" else "nan"
+        return real(out, summary, *args)
+
+    monkeypatch.setattr(_report, "write_outputs", with_non_finite_residual)
+    test, cal = splits
+    report = audit.run(fine(burgers, DT), test, cal, "rmse<=1x", config=quick_config(), repeats=1, pde=burgers,
+                       out_dir=tmp_path)
+    assert (tmp_path / "report.html").stat().st_size > 0
+    written = json.loads((tmp_path / "report.json").read_text())["physics"]["residual"]
+    assert written["prediction"]["per_step"]["max"][-1] == "inf"
+    assert report.passed

@@ -99,6 +99,21 @@ def test_stepper_vmaps_over_a_batch_and_over_a_parameter():
     assert not np.allclose(by_param[0], by_param[2])
 
 
+def test_forced_pdes_stack_into_one_pytree_and_vmap():
+    """The hybrid and the state guard stack one PDE per sample (jax.tree.map): a forcing with leading batch
+    axes is that batch, and each vmapped step equals its own PDE's."""
+    grid = Grid((16, 16))
+    pdes = [NavierStokes2D(grid, nu=nu, drag=0.1, forcing="kolmogorov") for nu in (0.05, 0.08)]
+    stacked = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *pdes)
+    assert stacked.forcing.shape == (2, 16, 16, 1)
+    u = jnp.asarray(np.random.default_rng(0).standard_normal((2, 16, 16, 1)))
+    out = jax.jit(jax.vmap(lambda p, v: stepper(p, 0.05)(v)))(stacked, u)
+    for i, pde in enumerate(pdes):
+        np.testing.assert_allclose(out[i], stepper(pde, 0.05)(u[i]), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="forcing"):
+        NavierStokes2D(grid, forcing=np.zeros((2, 16, 8, 1)))
+
+
 def test_pdes_rebuild_from_placeholder_leaves():
     # jax.tree utilities and jit(...).lower rebuild PDEs with non-array leaves; validation must let
     # them through (it checks numbers and arrays only)
