@@ -168,7 +168,7 @@ def search(pde, grid, u0s, dt: float, horizon: int, score: Callable, target: flo
                     f = solver_rollout(pde, grid, setting, dt, horizon, per_sample_pde=per_sample_pde,
                                        factory=factory)
                     seconds, traj = time_call(f, pde, u0s, repeats=repeats)
-                    matched = _add(points, setting.as_dict(grid.shape), seconds, float(score(np.asarray(traj))),
+                    matched = _add(points, setting.as_dict(grid.shape), seconds, _error(score, traj),
                                    target, progress)
                     ticks.update()
                     if matched:
@@ -179,7 +179,7 @@ def search(pde, grid, u0s, dt: float, horizon: int, score: Callable, target: flo
                        "method": "etdrk4"}
             try:
                 seconds, traj = time_call(f, repeats=repeats)
-                err = float(score(np.asarray(traj)))
+                err = _error(score, traj)
             except (solvers.SolverDivergedError, solvers.ResolutionError) as e:
                 points.append({"setting": setting, "seconds": float("inf"), "error": float("inf"),
                                "failed": " ".join(str(e).split())[:200]})
@@ -222,6 +222,13 @@ def _coarsen_problem(c: int, grid_shape: tuple[int, ...], minimum: int, divides:
         return (f"leaves {min(grid_shape) // c} points per axis of the {'x'.join(map(str, grid_shape))} grid, "
                 f"fewer than the {minimum} a coarse solve needs")
     return None
+
+
+def _error(score: Callable, traj) -> float:
+    """``score`` of a candidate's rollout; a setting unstable at its step blows up to inf or nan, which only
+    means it does not match (numpy's overflow warnings about it would say nothing to the user)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(score(np.asarray(traj)))
 
 
 def _add(points: list, setting: dict, seconds: float, err: float, target: float, progress) -> bool:
@@ -305,7 +312,7 @@ def search_steady(a, source: float, score: Callable, target: float, config: Equa
             for r in rtols:
                 setting = SteadySetting(c, float(r))
                 seconds, out = time_call(steady_solve(grid, source, setting), a, repeats=repeats)
-                matched = _add(points, setting.as_dict(grid.shape), seconds, float(score(np.asarray(out))), target,
+                matched = _add(points, setting.as_dict(grid.shape), seconds, _error(score, out), target,
                                progress)
                 ticks.update()
                 if matched:
