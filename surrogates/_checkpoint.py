@@ -26,6 +26,7 @@ import math
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import jax
@@ -131,11 +132,11 @@ class Checkpoints:
         except Exception as e:  # noqa: BLE001  tensorstore reports an OS error as ValueError text
             fault = _os_error(e, Path(mngr.directory) / str(step))
             if fault is None:
+                absl.setLevel(level)
                 raise
-            drop_abandoned_io_reports()
+            drop_abandoned_io_reports()  # absl stays quiet to the end: the fault below is said once
             raise fault from e
-        finally:
-            absl.setLevel(level)
+        absl.setLevel(level)
 
     def restore(self, like, *, best: bool = False, step: int | None = None):
         """``(state, extra)`` of the latest (or best, falling back to latest; or the given ``step`` of the
@@ -245,10 +246,12 @@ def drop_abandoned_io_reports() -> None:
     """
     _drop_orbax_unraisables()
     # orbax's background threads also log the same aftermath through absl ("cannot schedule new futures
-    # after interpreter shutdown") and asyncio ("Task exception was never retrieved") while the process
-    # ends; the error that ended it was already said
+    # after interpreter shutdown") and asyncio ("Task exception was never retrieved"), and its write
+    # coroutines that never ran warn as they are collected, while the process ends; the error that ended
+    # it was already said
     for name in ("absl", "asyncio"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    warnings.filterwarnings("ignore", message=r"coroutine '.*' was never awaited", category=RuntimeWarning)
     gc.collect()
 
 
