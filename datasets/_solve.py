@@ -1,16 +1,22 @@
 """Solve a batch of samples over the local devices, several samples at a time per device, deterministically.
 
-The samples of a batch are dealt out over the local devices (sample ``j`` to
-``devices[j % n]``), one host thread per device (JAX releases the GIL while a
-device computes). Each device solves its share with its problem kind's
+The samples of a batch are dealt out over worker threads (sample ``j`` to
+worker ``j % n``; JAX releases the GIL while a device computes): one per
+device, or, where the devices are CPUs, one per core the process may run on,
+shared round-robin among them. One program keeps about one core busy on the
+solver's small transforms, so a CPU device runs one per core side by side
+(1-D KS, 256 points, 2 cores: 1.9x the samples per second of one thread,
+measured). Each worker solves its share with its problem kind's
 ``solve_many``: for a trajectory, ``solvers.solve_batch_iter``, which integrates
 ``solvers._solve.WIDTH`` samples at a time in one vmapped program whatever the
 batch size, each sample with its own steps and decisions. A sample's bits depend
-on its own inputs only, not on the batch, its position in it or the device count.
+on its own inputs only, not on the batch, its position in it, the device count or
+the worker count.
 """
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import jax
@@ -28,20 +34,29 @@ class BatchSolver:
     as soon as it is done (so a batch is never held twice); a failed one
     (``SolverDivergedError``, ``ResolutionError``) is returned in its slot.
     How samples are solved is their problem kind's (``spec.problem.solve_many``).
-    A context manager: leaving it shuts the device threads down.
+    A context manager: leaving it shuts the worker threads down.
 
     Args:
         spec: the dataset config (PDE, grid, times, tolerance, method).
         devices: local devices to spread the samples over (default: all local devices).
+        workers: worker threads (default: one per device, or on CPU devices one per usable core
+            when that is more).
     """
 
-    def __init__(self, spec: DatasetSpec, devices=None):
+    def __init__(self, spec: DatasetSpec, devices=None, workers: int | None = None):
         self.spec = spec
         self.kind = spec.problem
-        self.devices = list(devices or jax.local_devices())
-        self._pool = ThreadPoolExecutor(max_workers=len(self.devices), thread_name_prefix="byai-solve")
+        devices = list(devices or jax.local_devices())
+        if workers is None:
+            workers = len(devices)
+            if all(d.platform == "cpu" for d in devices):
+                workers = max(workers, _usable_cores())
+        if not (isinstance(workers, int) and workers >= 1):
+            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        self.devices = [devices[k % len(devices)] for k in range(workers)]  # worker k's device
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="byai-solve")
 
-    def _lane(self, device, u0: np.ndarray, params: np.ndarray, index: list[int], sink, out: list) -> None:
+    def _work(self, device, u0: np.ndarray, params: np.ndarray, index: list[int], sink, out: list) -> None:
         """Solve samples ``index`` of the batch on ``device``, filling their slots of ``out``."""
         with jax.default_device(device):
             for k, result in self.kind.solve_many(self.spec, u0[index], params[index]):
@@ -58,10 +73,10 @@ class BatchSolver:
     def __call__(self, u0: np.ndarray, params: np.ndarray, sink) -> list:
         n = len(self.devices)
         out = [None] * len(u0)
-        lanes = [self._pool.submit(self._lane, self.devices[d], u0, params, list(range(d, len(u0), n)), sink, out)
-                 for d in range(min(n, len(u0)))]
-        for lane in lanes:
-            lane.result()
+        work = [self._pool.submit(self._work, self.devices[k], u0, params, list(range(k, len(u0), n)), sink, out)
+                for k in range(min(n, len(u0)))]
+        for w in work:
+            w.result()
         return out
 
     def close(self) -> None:
@@ -72,3 +87,11 @@ class BatchSolver:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

