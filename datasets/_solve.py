@@ -16,7 +16,6 @@ the worker count.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import jax
@@ -50,7 +49,7 @@ class BatchSolver:
         if workers is None:
             workers = len(devices)
             if all(d.platform == "cpu" for d in devices):
-                workers = max(workers, _usable_cores())
+                workers = max(workers, solvers.default_workers())
         if not (isinstance(workers, int) and workers >= 1):
             raise ValueError(f"workers must be a positive integer, got {workers!r}")
         self.devices = [devices[k % len(devices)] for k in range(workers)]  # worker k's device
@@ -88,10 +87,3 @@ class BatchSolver:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def _usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the platform tells it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1

@@ -18,6 +18,7 @@ from ._equations import (  # noqa: E402
 from ._etdrk import METHODS, ETDStepper, rollout, stepper  # noqa: E402
 from ._solve import solve, solve_batch, solve_batch_iter  # noqa: E402
 from ._darcy import Darcy, solve_steady  # noqa: E402
+from ._threads import default_workers, map_batch  # noqa: E402
 
 # The built-in equations: the catalogue `datasets` and the configs read (adding a PDE adds it here).
 PDES = (Advection, Diffusion, Burgers, KdV, KuramotoSivashinsky, AllenCahn, GrayScott, NavierStokes2D, Darcy)
@@ -27,4 +28,5 @@ __all__ = [
     "pytree_dataclass", "static_field", "Solution", "rms", "PDES",
     "Advection", "AllenCahn", "Burgers", "Diffusion", "GrayScott", "KdV", "KuramotoSivashinsky", "NavierStokes2D",
     "Darcy", "METHODS", "ETDStepper", "stepper", "rollout", "solve", "solve_batch", "solve_batch_iter", "solve_steady",
+    "map_batch", "default_workers",
 ]

@@ -338,10 +338,22 @@ class _Stepper:
         # on Kolmogorov flow, shrank the step without end)
         e_h, phi_h = c_full["E"], integrator.h_phi1(c_full)
 
+        # the fine trajectory's first half step and the companion's whole step are independent. One sample's
+        # steps take them as one batch of two: a third fewer transform calls, whose fixed cost dominates on
+        # small grids (1-D KS, 256 points: 36 -> 31 ms per solve, same bits, measured); a batch of lanes is
+        # already one call per transform, and pairing there measured no faster and changed the last bits
+        c_pair = jax.tree.map(lambda a, b: jnp.stack([a, b]), c_half, c_full)
+
+        def first_steps(vv, ww):
+            if self.lanes:
+                return etd_step(c_half, vv), etd_step(c_full, ww)
+            return jax.vmap(etd_step)(c_pair, jnp.stack([vv, ww]))
+
         def one(_, state):
             vv, ww, m = state
             _, dn = jax.jvp(self.pde.nonlinear, (vv,), (m,))
-            return (etd_step(c_half, etd_step(c_half, vv)), etd_step(c_full, ww), _mul(e_h, m) + _mul(phi_h, dn))
+            half, w_next = first_steps(vv, ww)
+            return etd_step(c_half, half), w_next, _mul(e_h, m) + _mul(phi_h, dn)
 
         v_new, w_new, moved = lax.fori_loop(0, k, one, (v, w, d_old))
         d_new = (v_new - w_new) / (2**order - 1)

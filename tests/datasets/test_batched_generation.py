@@ -1,6 +1,5 @@
 """Batched solving: bytes independent of batch size and device count, each sample within its tolerance."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -63,7 +62,7 @@ def test_bytes_do_not_depend_on_batch_size_worker_threads_or_device_count():
 def test_cpu_devices_get_a_worker_thread_per_core():
     spec = tiny_spec()
     with BatchSolver(spec) as solver:
-        assert len(solver.devices) == max(jax.local_device_count(), len(os.sched_getaffinity(0)))
+        assert len(solver.devices) == max(jax.local_device_count(), solvers.default_workers())
     with BatchSolver(spec, workers=3) as solver:
         assert len(solver.devices) == 3
     with pytest.raises(ValueError, match="workers"):
