@@ -8,8 +8,8 @@ solver's small transforms, so a CPU device runs one per core side by side
 (1-D KS, 256 points, 2 cores: 1.9x the samples per second of one thread,
 measured). Each worker solves its share with its problem kind's
 ``solve_many``: for a trajectory, ``solvers.solve_batch_iter``, which integrates
-``solvers._solve.WIDTH`` samples at a time in one vmapped program whatever the
-batch size, each sample with its own steps and decisions. A sample's bits depend
+samples side by side in one vmapped program (as many as suit the grid, whatever
+the batch size), each sample with its own steps and decisions. A sample's bits depend
 on its own inputs only, not on the batch, its position in it, the device count or
 the worker count.
 """

@@ -7,7 +7,7 @@ the compressed HDF5 assembly and the SHA-256), and the peak memory of the
 storage path measured with ``tracemalloc`` against one batch of output.
 
 ``batched``: samples per second of the batched solve (``BatchSolver``:
-``solvers.solve_batch_iter``, ``WIDTH`` samples per vmapped program, on worker
+``solvers.solve_batch_iter``, ``lanes`` samples per vmapped program, on worker
 threads: one per device, or per core on CPU devices) against one sample at a
 time in one thread (``solvers.solve`` per sample, the path before batching),
 at the same tolerance, on the 1-D KS workload (256 samples, rtol 1e-6) and a
@@ -160,12 +160,12 @@ def bench_batched(ks_samples: int = 256, ns_samples: int = 32, reference_samples
                    for got in (batched(list(range(k)), 1), batched(list(range(k)), 3)))
         rows[name] = {
             "samples": n, "one_at_a_time_samples": m, "rtol": spec.rtol, "devices": jax.local_device_count(),
-            "workers": workers,
+            "workers": workers, "lanes": solvers._solve.lanes_for(spec.grid),
             "batched_per_s": n / batched_s, "one_at_a_time_per_s": m / single_s,
             "speedup": (n / batched_s) / (m / single_s), "same_bytes": bool(same),
             "same_as_solve": all(np.array_equal(np.asarray(r.u), full[j]) for j, r in enumerate(ref)),
         }
-    return {"width": solvers._solve.WIDTH, "cases": rows}
+    return {"cases": rows}
 
 
 if __name__ == "__main__":

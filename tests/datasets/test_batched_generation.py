@@ -99,3 +99,21 @@ def test_a_batched_sample_equals_its_solve_alone_and_failures_come_back_in_place
     alone = solvers.solve(pdes[1], u0s[1], times, rtol=spec.rtol, atol=spec.atol)
     assert np.asarray(batch[1].u).tobytes() == np.asarray(alone.u).tobytes()
     assert np.asarray(batch[1].error).tobytes() == np.asarray(alone.error).tobytes()
+
+
+def test_lanes_suit_the_grid_and_one_lane_is_solve_itself():
+    lanes_for = solvers._solve.lanes_for
+    assert [lanes_for(solvers.Grid((n,))) for n in (64, 256, 512, 1024, 2048, 4096)] == [8, 8, 8, 4, 2, 1]
+    assert lanes_for(solvers.Grid((64, 64))) == 1 and lanes_for(solvers.Grid((32, 32))) == 4
+    # one lane (a large grid, or width=1) runs solve's own program: the same bits as solve
+    spec = tiny_spec()
+    draws = [draw_sample(spec, "train", i, 0) for i in range(3)]
+    pdes = [solvers.Burgers(spec.grid, nu=float(p[0])) for _, p in draws]
+    u0s = [u for u, _ in draws]
+    times = spec.problem.times(spec)
+    got = dict(solvers._solve._solve_batch(pdes, u0s, times, spec.rtol, spec.atol, True, "etdrk4", 100_000, 2,
+                                           width=1))
+    for j in range(3):
+        alone = solvers.solve(pdes[j], u0s[j], times, rtol=spec.rtol, atol=spec.atol)
+        assert np.asarray(got[j].u).tobytes() == np.asarray(alone.u).tobytes()
+        assert np.asarray(got[j].error).tobytes() == np.asarray(alone.error).tobytes()
