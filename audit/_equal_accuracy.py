@@ -17,7 +17,6 @@ from typing import Callable
 
 import jax
 import numpy as np
-from jax import lax
 
 import solvers
 
@@ -102,9 +101,7 @@ def solver_rollout(pde, grid, setting: Setting, dt: float, horizon: int, *, per_
     def one(p, u0):
         pc = p if coarse == grid else p.with_grid(coarse)
         step = factory(pc, dt / setting.substeps, setting.method)
-        big = step if setting.substeps == 1 else (
-            lambda u: lax.fori_loop(0, setting.substeps, lambda i, v: step(v), u))
-        traj = solvers.rollout(big, solvers.resample(u0, grid, coarse), horizon)
+        traj = solvers.rollout(step, solvers.resample(u0, grid, coarse), horizon, every=setting.substeps)
         return jax.vmap(lambda u: solvers.resample(u, coarse, grid))(traj)
 
     return jax.jit(jax.vmap(one, in_axes=(0 if per_sample_pde else None, 0)))

@@ -279,33 +279,37 @@ def stepper(pde: SemiLinearPDE, dt: float, method: str = "etdrk4") -> ETDStepper
     return ETDStepper(pde, dt, integrator.coefficients(pde.linear(), dt), method)
 
 
-def rollout(step: Callable, u0, n: int):
-    """Apply ``step`` ``n`` times from ``u0``: ``(n + 1, *u0.shape)`` including ``u0``.
+def rollout(step: Callable, u0, n: int, every: int = 1):
+    """Apply ``step`` ``n * every`` times from ``u0``, keeping every ``every``-th state: ``(n + 1, *u0.shape)``
+    including ``u0``.
 
     Built on ``lax.scan`` / ``lax.fori_loop``; wrap the call in ``jax.jit``
-    (with ``n`` static) to compile it once. For an :class:`ETDStepper`
-    (float64 states) the state is carried in Fourier space between steps,
-    which saves one forward transform per step; the frames equal those of
-    ``step`` applied ``n`` times up to rounding.
+    (with ``n`` and ``every`` static) to compile it once. For an :class:`ETDStepper`
+    (float64 states) the state is carried in Fourier space between steps and
+    only the kept states are transformed back, which saves a forward and an
+    inverse transform per step; the frames equal those of ``step`` applied
+    ``n * every`` times up to rounding.
     """
-    if not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative integer, got {n!r}")
-    n = int(n)
+    for name, value, least in (("n", n, 0), ("every", every, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    n, every = int(n), int(every)
     if isinstance(step, ETDStepper) and step.carries_fourier(u0):
-        return _rollout_fourier(step, jnp.asarray(u0), n)
+        return _rollout_fourier(step, jnp.asarray(u0), n, every)
+    advance = step if every == 1 else (lambda u: lax.fori_loop(0, every, lambda _, v: step(v), u))
 
     def body(u, _):
-        u = step(u)
+        u = advance(u)
         return u, u
 
     _, traj = lax.scan(body, u0, None, length=n)
     return jnp.concatenate([u0[None], traj], axis=0)
 
 
-def _rollout_fourier(step: "ETDStepper", u0, n: int):
+def _rollout_fourier(step: "ETDStepper", u0, n: int, every: int):
     """:func:`rollout` of an ETD stepper with the state kept in Fourier space between steps.
 
-    One inverse transform per saved frame instead of a forward and an inverse
+    One inverse transform per kept frame instead of a forward and an inverse
     per step. The frames are written into a preallocated ``(n + 1, ...)``
     buffer carried by the loop: under ``jax.vmap`` the batch axis of that
     buffer comes first, so no transposed copy of the whole trajectory is made
@@ -313,9 +317,12 @@ def _rollout_fourier(step: "ETDStepper", u0, n: int):
     """
     g = step.pde.grid
 
+    def advance(v):
+        return step.step_hat(v) if every == 1 else lax.fori_loop(0, every, lambda _, w: step.step_hat(w), v)
+
     def body(i, carry):
         v, traj = carry
-        v = step.step_hat(v)
+        v = advance(v)
         return v, lax.dynamic_update_index_in_dim(traj, g.ifft(v).astype(u0.dtype), i + 1, 0)
 
     # u0 goes in after the loop (an in-place update): zeros(...).at[0].set(u0) before it compiles

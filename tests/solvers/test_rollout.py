@@ -56,3 +56,20 @@ def test_rollout_keeps_stepwise_path_for_float32_and_plain_callables():
     assert np.array_equal(np.asarray(traj), np.asarray(_stepwise(step, u32, 3)))
     plain = rollout(lambda u: 2.0 * u, jnp.ones((4, 1)), 3)
     assert np.array_equal(np.asarray(plain[:, 0, 0]), [1.0, 2.0, 4.0, 8.0])
+
+
+@pytest.mark.parametrize("as_callable", [False, True], ids=["etd-stepper", "plain-callable"])
+def test_rollout_every_keeps_every_kth_state(as_callable):
+    pde = KuramotoSivashinsky(Grid((32,), (22.0,)))
+    step = stepper(pde, 0.05)
+    f = (lambda u: step(u)) if as_callable else step
+    u0 = jnp.asarray(0.5 * np.random.default_rng(2).standard_normal(pde.state_shape))
+    every, n = 3, 4
+    kept = jax.jit(lambda u: rollout(f, u, n, every=every))(u0)
+    full = jax.jit(lambda u: _stepwise(step, u, n * every))(u0)
+    assert kept.shape == (n + 1, *pde.state_shape)
+    assert np.array_equal(np.asarray(kept[0]), np.asarray(u0))
+    scale = float(jnp.max(jnp.abs(full)))
+    assert float(jnp.max(jnp.abs(kept - full[::every]))) <= 1e-13 * scale
+    with pytest.raises(ValueError, match="every must be"):
+        rollout(step, u0, n, every=0)
