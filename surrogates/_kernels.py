@@ -53,26 +53,80 @@ def activation_fn(name: str):
 def dense(layer: nnx.Linear, x):
     """``layer(x)`` (``x @ kernel + bias``), with a one-wide side written as a broadcast product.
 
-    One input feature is an outer product and one output feature a dot product: as matrix
-    products (and the matrix products of their gradients) XLA CPU runs them as
-    ``K=1``/``N=1`` GEMMs several times slower than the elementwise form; the result is the
-    same (a single product, or the same sum over the features). The general case contracts
-    with the transposed kernel, materialised behind an optimisation barrier: XLA CPU then runs
-    the forward and both gradient products as YNNPACK GEMMs instead of Eigen products on
-    transposed copies of the activations (measured: FNO train step ~15% less CPU time).
+    One input feature is an outer product and one output feature a matrix-vector product
+    (:func:`_outer`, :func:`_inner`: as ``K=1``/``N=1`` GEMMs XLA CPU runs them several times
+    slower), each with its gradient written out. The general case contracts with the transposed
+    kernel, materialised behind an optimisation barrier: XLA CPU then runs the forward and both
+    gradient products as YNNPACK GEMMs instead of Eigen products on transposed copies of the
+    activations (measured: FNO train step ~15% less CPU time).
     """
     kernel = layer.kernel[...]
     bias = layer.bias[...] if layer.bias is not None else None
     x, kernel, bias = layer.promote_dtype((x, kernel, bias), dtype=layer.dtype)
     n_in, n_out = kernel.shape
     if n_in == 1:
-        y = x * kernel[0]
+        y = _outer(x, kernel[0])
     elif n_out == 1:
-        y = jnp.sum(x * kernel[:, 0], axis=-1, keepdims=True)
+        y = _inner(x, kernel[:, 0])
     else:
         y = jax.lax.dot_general(x, jax.lax.optimization_barrier(kernel.T), (((x.ndim - 1,), (1,)), ((), ())),
                                 precision=layer.precision)
     return y if bias is None else y + bias
+
+
+# The one-wide layers' gradients are written out because autodiff's form of them,
+# ``sum(x * g)`` over every position, makes XLA CPU materialise the broadcast of the one-wide
+# side to the full activation size (the lifting's input and the projection's kernel and output
+# gradient, 3 arrays of 4-16 MB per FNO step) before reducing; written as matrix-vector
+# products over the positions (and the projection's forward as one too) they read the
+# activations once. Measured with the truncated-DFT change below (train step of ``byai bench``,
+# one process, alternating rounds): 2D 1.15x samples/s and CPU time, 1D 1.03x samples/s, 1.08x
+# CPU time. These functions have no forward-mode derivative (``jax.custom_vjp``).
+def _positions_dot(a, v):
+    """``sum_p a[p, :] v[p]`` over every leading position: ``a`` is ``(batch, ..., n)``, ``v`` ``(batch, ...)``.
+
+    One matrix-vector product per batch entry, then a sum over the batch (which may be
+    sharded along ``'data'``, where a contraction over it would need an output sharding).
+    """
+    b, n = a.shape[0], a.shape[-1]
+    per_sample = jax.lax.dot_general(a.reshape(b, -1, n), v.reshape(b, -1), (((1,), (1,)), ((0,), (0,))))
+    return jnp.sum(per_sample, axis=0)
+
+
+@jax.custom_vjp
+def _outer(x, k):
+    """``x * k``: ``x`` is ``(..., 1)``, ``k`` ``(n,)``."""
+    return x * k
+
+
+def _outer_fwd(x, k):
+    return x * k, (x, k)
+
+
+def _outer_bwd(res, g):
+    x, k = res
+    return jnp.sum(g * k, axis=-1, keepdims=True), _positions_dot(g, x[..., 0])
+
+
+_outer.defvjp(_outer_fwd, _outer_bwd)
+
+
+@jax.custom_vjp
+def _inner(x, k):
+    """``x @ k`` keeping a one-wide last axis: ``x`` is ``(..., n)``, ``k`` ``(n,)``."""
+    return jax.lax.dot_general(x, k, (((x.ndim - 1,), (0,)), ((), ())))[..., None]
+
+
+def _inner_fwd(x, k):
+    return _inner(x, k), (x, k)
+
+
+def _inner_bwd(res, g):
+    x, k = res
+    return g * k, _positions_dot(x, g[..., 0])
+
+
+_inner.defvjp(_inner_fwd, _inner_bwd)
 
 
 def kept_frequencies(n: int, modes: int, last: bool) -> np.ndarray:
@@ -157,41 +211,64 @@ def spectral_dft(x, w, modes: tuple[int, ...], dtype):
     nk = len(k)
     ang = 2 * np.pi * np.outer(np.arange(n), k) / n
     fwd = np.concatenate([np.cos(ang), -np.sin(ang)], axis=1) / n  # (n, 2K)
-    z = _along_last_space_axis(jnp.asarray(fwd.T, dtype), x)
+    z = _along_last_space_axis(fwd.T, x)
     # other axes: complex DFT restricted to the kept wavenumbers
     for axis in range(d - 1):
         n_a = space[axis]
         k_a = kept_frequencies(n_a, modes[axis], False)
         f = np.exp(-2j * np.pi * np.outer(k_a, np.arange(n_a)) / n_a) / n_a  # (kept, n_a)
-        z = _complex_along_axis(f, z, axis + 1, nk, dtype)
+        z = _complex_along_axis(f, z, axis + 1, nk)
     yk = _mix_modes(jax.lax.complex(z[..., :nk, :], z[..., nk:, :]), w)
     y = jnp.concatenate([jnp.real(yk), jnp.imag(yk)], axis=-2)
     for axis in range(d - 1):
         n_a = space[axis]
         k_a = kept_frequencies(n_a, modes[axis], False)
         g = np.exp(2j * np.pi * np.outer(np.arange(n_a), k_a) / n_a)  # (n_a, kept)
-        y = _complex_along_axis(g, y, axis + 1, nk, dtype)
+        y = _complex_along_axis(g, y, axis + 1, nk)
     # inverse real DFT along the last axis: Re sum_k c_k Y_k e^{2 pi i k n / N}
     c = np.where((k == 0) | (2 * k == n), 1.0, 2.0)[:, None]
     inv = np.concatenate([c * np.cos(ang.T), -c * np.sin(ang.T)], axis=0)  # (2K, n)
-    return _along_last_space_axis(jnp.asarray(inv.T, dtype), y)
+    return _along_last_space_axis(inv.T, y).astype(dtype)
 
 
-def _along_last_space_axis(m, x):
-    """``y[..., k, c] = sum_n m[k, n] x[..., n, c]``: a matrix applied along the last spatial axis.
+def _along_last_space_axis(m: np.ndarray, x):
+    """``y[..., k, c] = sum_n m[k, n] x[..., n, c]``: a constant matrix applied along the last spatial axis.
 
     Written as a batched matrix product over the leading axes with ``m`` broadcast, so that
     with channels last each batch entry is one plain ``(k, n) @ (n, c)`` GEMM and neither the
     forward nor the backward pass transposes the activations (an einsum contracting the
-    middle axis makes XLA CPU copy them to ``(n, b*c)`` and back).
+    middle axis makes XLA CPU copy them to ``(n, b*c)`` and back). The gradient applies the
+    transposed constant ``m.T`` the same way (``jax.custom_vjp``, so no forward-mode
+    derivative): autodiff's transpose contracts ``m`` along its rows, which XLA CPU runs as
+    single-threaded Eigen products (2D workload: ~30 ms of ~230 ms CPU time per train step).
     """
+    m = np.asarray(m)
+    sharding = jax.typeof(x).sharding  # the gradient keeps it (a batch sharded along 'data')
+
+    @jax.custom_vjp
+    def apply(v):
+        return _batched_matmul(jnp.asarray(m, v.dtype), v)
+
+    def apply_fwd(v):
+        return apply(v), None
+
+    def apply_bwd(_, g):
+        dx = _batched_matmul(jnp.asarray(m.T, g.dtype), g)
+        return (dx if sharding.mesh.empty else jax.sharding.reshard(dx, sharding),)
+
+    apply.defvjp(apply_fwd, apply_bwd)
+    return apply(x)
+
+
+def _batched_matmul(m, x):
+    """``m @ x[i]`` for every leading index ``i`` of ``x`` (``m`` broadcast to a batch)."""
     lead = x.shape[:-2]
     mb = jnp.broadcast_to(m, (*lead, *m.shape))
     batch = tuple(range(len(lead)))
     return jax.lax.dot_general(mb, x, (((len(lead) + 1,), (len(lead),)), (batch, batch)))
 
 
-def _complex_along_axis(m: np.ndarray, z, axis: int, nk: int, dtype):
+def _complex_along_axis(m: np.ndarray, z, axis: int, nk: int):
     """A complex matrix ``m`` (``(r, s)``) applied along ``axis`` of ``z``, complex numbers stored split.
 
     ``z`` is real, ``(b, ..., s, ..., 2K, c)`` with axis -2 holding the real parts then the
@@ -201,7 +278,7 @@ def _complex_along_axis(m: np.ndarray, z, axis: int, nk: int, dtype):
     """
     r, s = m.shape
     lead, rest = z.shape[:axis], z.shape[axis + 1:]
-    a = _along_last_space_axis(jnp.asarray(np.concatenate([m.real, m.imag]), dtype),
+    a = _along_last_space_axis(np.concatenate([m.real, m.imag]),
                                z.reshape(int(np.prod(lead)), s, int(np.prod(rest))))
     a = a.reshape(*lead, 2 * r, *rest)
     p, q = jax.lax.slice_in_dim(a, 0, r, axis=axis), jax.lax.slice_in_dim(a, r, 2 * r, axis=axis)

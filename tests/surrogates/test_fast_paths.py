@@ -1,5 +1,5 @@
 """The faster formulations inside the FNO equal the textbook ones: the exact GELU and its derivative,
-dense layers with a one-wide side, and the truncated DFT of a 2D spectral convolution."""
+dense layers with a one-wide side, and the truncated DFT of a 1D and 2D spectral convolution."""
 
 import jax
 import jax.numpy as jnp
@@ -48,10 +48,14 @@ def test_dense_equals_nnx_linear(n_in, n_out):
     gx = apply(jax.grad(lambda st, v: jnp.sum(dense(nnx.merge(graphdef, st), v) ** 2), argnums=1), state, x)
     gw = 2 * (x.astype(np.float64) @ np.asarray(layer.kernel[...], np.float64) + np.asarray(layer.bias[...]))
     assert np.max(np.abs(np.asarray(gx) - gw @ np.asarray(layer.kernel[...], np.float64).T)) < 1e-4
+    gs = apply(jax.grad(lambda st, v: jnp.sum(dense(nnx.merge(graphdef, st), v) ** 2)), state, x)
+    gk = x.reshape(-1, n_in).astype(np.float64).T @ gw.reshape(-1, n_out)
+    assert np.max(np.abs(np.asarray(gs["kernel"][...]) - gk)) < 1e-4 * np.max(np.abs(gk))
+    assert np.max(np.abs(np.asarray(gs["bias"][...]) - gw.reshape(-1, n_out).sum(0))) < 1e-4 * np.max(np.abs(gk))
 
 
-@pytest.mark.parametrize("space,modes", [((64, 64), (12, 12)), ((20, 33), (7, 9))])
-def test_2d_dft_gradient_equals_fft_gradient(space, modes):
+@pytest.mark.parametrize("space,modes", [((64, 64), (12, 12)), ((20, 33), (7, 9)), ((100,), (16,))])
+def test_dft_gradient_equals_fft_gradient(space, modes):
     conv = jit_init(lambda: SpectralConv(3, 4, modes, transform="fft", rngs=nnx.Rngs(1)))
     x = np.random.default_rng(2).standard_normal((2, *space, 3)).astype(np.float32)
     graphdef, state = nnx.split(conv)
