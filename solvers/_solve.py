@@ -490,8 +490,8 @@ def _run_lanes(leaves, state: _Loop, t, rtol, atol, scale, max_steps, *, treedef
     """Advance every running lane of ``state`` until one of them stops (or none runs).
 
     Each lane's arithmetic is its own (``jax.vmap``): a stopped lane keeps its state, and a lane's
-    coefficients are computed for it alone, when its step changes. So a lane's result depends on its own inputs alone, not on the other lanes, nor on how
-    its integration is split between calls.
+    coefficients are computed for it alone, when its step changes. So a lane's result depends on its
+    own inputs alone, not on the other lanes, nor on how its integration is split between calls.
     """
     st = _lanes(leaves, t, rtol, atol, scale, max_steps, treedef, method, stride)
     entry = _running(state)
