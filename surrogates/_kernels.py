@@ -73,16 +73,15 @@ def dense(layer: nnx.Linear, x):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _matmul(x, k, precision=None):
-    """``x @ k`` over the last axis of ``x``, in the forms XLA CPU runs as YNNPACK GEMMs.
+    """``x @ k`` over the last axis of ``x``, in the forms XLA CPU runs fastest.
 
     The product contracts with the transposed kernel, materialised behind an optimisation
     barrier: XLA CPU then runs the forward and the input gradient as YNNPACK GEMMs instead of
     Eigen products on transposed copies of the activations (measured: FNO train step ~15% less
-    CPU time). The kernel gradient ``x^T g`` contracts over every position, which needs one of
-    ``x`` and ``g`` transposed in memory: it transposes the narrower of the two (autodiff's
-    form always copies ``x``, the wider one in the FNO's lifting and channel-MLP layers;
-    measured, train step of ``byai bench`` alternating in one process: fno1d 1.09x, fno2d 1.03x
-    samples/s).
+    CPU time). The kernel gradient ``x^T g`` is one product contracting the positions, which
+    XLA CPU runs as an Eigen product reading both operands in place; autodiff's form of it
+    made XLA copy ``x`` transposed (8-16 MB per layer) for a YNNPACK GEMM. Measured, train step
+    of ``byai bench`` alternating in one process: fno1d 1.09x, fno2d 1.03x samples/s.
     """
     return _matmul_fwd(x, k, precision)[0]
 
@@ -96,12 +95,7 @@ def _matmul_bwd(precision, res, g):
     x, k, kt = res
     n_in, n_out = k.shape
     dx = jax.lax.dot_general(g, kt, (((g.ndim - 1,), (0,)), ((), ())), precision=precision)
-    x2, g2 = x.reshape(-1, n_in), g.reshape(-1, n_out)
-    if n_in > n_out:
-        dk = _positions_matmul(g2, x2, kt, precision).T
-    else:
-        dk = _positions_matmul(x2, g2, k, precision)
-    return dx, dk
+    return dx, _positions_matmul(x.reshape(-1, n_in), g.reshape(-1, n_out), k, precision)
 
 
 _matmul.defvjp(_matmul_fwd, _matmul_bwd)
