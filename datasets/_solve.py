@@ -50,7 +50,7 @@ class BatchSolver:
             workers = len(devices)
             if all(d.platform == "cpu" for d in devices):
                 workers = max(workers, solvers.default_workers())
-        if not (isinstance(workers, int) and workers >= 1):
+        if isinstance(workers, bool) or not (isinstance(workers, int) and workers >= 1):
             raise ValueError(f"workers must be a positive integer, got {workers!r}")
         self.devices = [devices[k % len(devices)] for k in range(workers)]  # worker k's device
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="byai-solve")
@@ -86,4 +86,3 @@ class BatchSolver:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
