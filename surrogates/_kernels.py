@@ -2,10 +2,11 @@
 
 Each function equals its textbook form to rounding (``tests/surrogates/test_fast_paths.py``
 checks values and gradients): the exact GELU with its derivative written out, dense layers
-whose one-wide side is a broadcast product and whose general case runs behind an
+whose one-wide side is a broadcast or matrix-vector product and whose general case runs behind an
 optimisation barrier, and the spectral convolution's truncated Fourier transform either as
 FFTs or as a discrete Fourier transform by batched matrix products over the channels-last
-layout. Arrays are ``(batch, *space, channels)``.
+layout. Arrays are ``(batch, *space, channels)``. The dense layers and the DFT have their
+gradients written out (``jax.custom_vjp``): they take reverse-mode derivatives only.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def activation_fn(name: str):
 
 
 def dense(layer: nnx.Linear, x):
-    """``layer(x)`` (``x @ kernel + bias``), with a one-wide side written as a broadcast product.
+    """``layer(x)`` (``x @ kernel + bias``) in the forms XLA CPU runs fastest.
 
     One input feature is an outer product and one output feature a matrix-vector product
     (:func:`_outer`, :func:`_inner`: as ``K=1``/``N=1`` GEMMs XLA CPU runs them several times
