@@ -51,11 +51,11 @@ def map_batch(f: Callable, *args, workers: int | None = None):
             backend, 1 on an accelerator); at most ``B`` are used.
 
     Raises:
-        ValueError: ``workers`` is not a positive integer, or the leaves of ``args``
-            do not share one leading size.
+        ValueError: ``workers`` is not a positive integer, the leaves of ``args`` do not
+            share one leading size, or a part's result is not a batch of its size.
     """
     workers = default_workers() if workers is None else workers
-    if not (isinstance(workers, int) and workers >= 1):
+    if isinstance(workers, bool) or not (isinstance(workers, int) and workers >= 1):
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     sizes = {jnp.shape(x)[0] if jnp.ndim(x) else None for x in jax.tree.leaves(args)}
     if len(sizes) != 1 or None in sizes:
@@ -65,8 +65,17 @@ def map_batch(f: Callable, *args, workers: int | None = None):
     if parts <= 1:
         return f(*args)
     edges = [batch * k // parts for k in range(parts + 1)]
-    pieces = [jax.tree.map(lambda x, a=a, b=b: x[a:b], args) for a, b in zip(edges, edges[1:])]
+
+    def run(a, b):
+        # waits for its part on its own thread: a dispatch returns before the device has finished
+        out = jax.block_until_ready(f(*jax.tree.map(lambda x: x[a:b], args)))
+        if any(jnp.ndim(x) == 0 or jnp.shape(x)[0] != b - a for x in jax.tree.leaves(out)):
+            raise ValueError(f"f must return a batch of its input's size ({b - a}), got leaves of shapes "
+                             f"{[jnp.shape(x) for x in jax.tree.leaves(out)]}")
+        return out
+
     with ThreadPoolExecutor(max_workers=parts, thread_name_prefix="byai-batch") as pool:
-        # wait for each part on its own thread: a dispatch returns before the device has finished
-        results = list(pool.map(lambda piece: jax.block_until_ready(f(*piece)), pieces))
+        results = list(pool.map(run, edges[:-1], edges[1:]))
+    # one copy into the whole result: measured 0.085 s of the ks1d rollout's 0.34 s (131 MB of frames),
+    # less than copying the parts into a numpy array from the workers (0.17 s, its pages faulted in afresh)
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *results)

@@ -63,7 +63,13 @@ def test_default_workers_are_the_usable_cores_on_cpu():
     ((np.zeros(4),), 2.0, "workers"),
     ((np.zeros(4), np.zeros(5)), 2, "leading batch size"),
     ((np.float64(1.0),), 2, "leading batch size"),
+    ((np.zeros(4),), True, "workers"),
 ])
 def test_bad_arguments_are_named(args, workers, match):
     with pytest.raises(ValueError, match=match):
         map_batch(lambda *a: a, *args, workers=workers)
+
+
+def test_a_result_that_is_not_a_batch_is_refused():
+    with pytest.raises(ValueError, match="batch of its input's size"):
+        map_batch(lambda x: x.sum(), np.zeros((4, 3)), workers=2)
