@@ -64,7 +64,9 @@ def bench(samples: int = 4, t_end: float = 10.0, n_times: int = 101, rtol: float
         t0 = time.perf_counter()
         _generate._write_part(journal, 0, samples, block)
         del block  # from here on the batch lives only in the journal, as in a real run
-        _generate._assemble(spec, "train", 0, samples, path, identity, journal)
+        clock = _generate._Clock()
+        _generate._assemble(spec, "train", 0, samples, path, identity, journal,
+                            lambda: _generate._cost(_generate._prior_cost(journal, True), clock))
         write_s = time.perf_counter() - t0
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
