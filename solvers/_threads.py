@@ -6,9 +6,9 @@ step's elementwise stages): XLA spreads large dot products and convolutions
 over its threads, not these. Running parts of the batch from several host
 threads (JAX releases the GIL while a device computes) uses the other cores:
 the ks1d rollout workload (64 samples, 256 points, 1000 ETDRK4 steps) took
-0.49 s in one program and 0.25 s in two halves on two threads, on 2 cores
-(measured). On an accelerator one program already fills the device, so the
-default there is one part.
+0.48 s in one program and 0.34 s through :func:`map_batch` on 2 cores, of which
+0.085 s joins the parts' 131 MB of frames (measured). On an accelerator one
+program already fills the device, so the default there is one part.
 """
 
 from __future__ import annotations
