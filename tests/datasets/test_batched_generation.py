@@ -17,7 +17,7 @@ from tests.datasets._gen_worker import tiny_spec
 ROOT = Path(__file__).resolve().parents[2]
 N = 16
 
-# Solves the first N train samples of the tiny config (per-sample nu) in batches of 1, 3, 8 and 16 on every
+# Solves the first N train samples of the tiny config (per-sample nu) in batches of 1, 3 and 16 on every
 # local device (with the default worker threads), then all N with 1 and 3 worker threads, and prints the
 # SHA-256 of each run's bytes.
 _SCRIPT = f"""
@@ -31,7 +31,7 @@ from tests.datasets._gen_worker import tiny_spec
 spec = tiny_spec()
 draws = [draw_sample(spec, "train", i, 0) for i in range({N})]
 u0 = np.stack([d[0] for d in draws]); params = np.stack([d[1] for d in draws]).reshape({N}, -1)
-for size, workers in ((1, None), (3, None), (8, None), (16, None), (16, 1), (16, 3)):
+for size, workers in ((1, None), (3, None), (16, None), (16, 1), (16, 3)):
     u = np.zeros((len(u0), spec.n_times, *spec.shape, 1)); e = np.zeros((len(u0), spec.n_times))
     with BatchSolver(spec, workers=workers) as solver:
         for a in range(0, len(u0), size):
@@ -49,13 +49,13 @@ def _hashes(devices):
                          timeout=600)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     lines = [line.split() for line in out.stdout.strip().splitlines()]
-    assert [int(x[1]) for x in lines] == [devices] * 6
+    assert [int(x[1]) for x in lines] == [devices] * 5
     return [x[2] for x in lines]
 
 
 def test_bytes_do_not_depend_on_batch_size_worker_threads_or_device_count():
     one, four = _hashes(1), _hashes(4)
-    assert len(set(one)) == 1, one  # batch sizes 1, 3, 8, 16, and 1 or 3 worker threads, on one device
+    assert len(set(one)) == 1, one  # batch sizes 1, 3, 16, and 1 or 3 worker threads, on one device
     assert four == one  # and on four devices
 
 
