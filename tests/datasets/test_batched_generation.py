@@ -53,6 +53,14 @@ def _hashes(devices):
     return [x[2] for x in lines]
 
 
+def _tiny_samples(n):
+    """The tiny config, the PDEs (per-sample nu) and initial states of its first ``n`` train samples, its times."""
+    spec = tiny_spec()
+    draws = [draw_sample(spec, "train", i, 0) for i in range(n)]
+    pdes = [solvers.Burgers(spec.grid, nu=float(p[0])) for _, p in draws]
+    return spec, pdes, [u for u, _ in draws], spec.problem.times(spec)
+
+
 def test_bytes_do_not_depend_on_batch_size_worker_threads_or_device_count():
     one, four = _hashes(1), _hashes(4)
     assert len(set(one)) == 1, one  # batch sizes 1, 3, 16, and 1 or 3 worker threads, on one device
@@ -70,11 +78,7 @@ def test_cpu_devices_get_a_worker_thread_per_core():
 
 
 def test_each_batched_sample_meets_its_tolerance_and_bounds_a_tighter_reference():
-    spec = tiny_spec()
-    draws = [draw_sample(spec, "train", i, 0) for i in range(5)]
-    pdes = [solvers.Burgers(spec.grid, nu=float(p[0])) for _, p in draws]
-    u0s = [u for u, _ in draws]
-    times = spec.problem.times(spec)
+    spec, pdes, u0s, times = _tiny_samples(5)
     results = solvers.solve_batch(pdes, u0s, times, rtol=spec.rtol, atol=spec.atol)
     for pde, u0, sol in zip(pdes, u0s, results):
         assert isinstance(sol, solvers.Solution)
@@ -88,11 +92,7 @@ def test_each_batched_sample_meets_its_tolerance_and_bounds_a_tighter_reference(
 
 
 def test_a_batched_sample_equals_its_solve_alone_and_failures_come_back_in_place():
-    spec = tiny_spec()
-    draws = [draw_sample(spec, "train", i, 0) for i in range(3)]
-    pdes = [solvers.Burgers(spec.grid, nu=float(p[0])) for _, p in draws]
-    u0s = [u for u, _ in draws]
-    times = spec.problem.times(spec)
+    spec, pdes, u0s, times = _tiny_samples(3)
     results = solvers.solve_batch(pdes, u0s, times, rtol=spec.rtol, atol=spec.atol, max_steps=3)
     assert all(isinstance(r, solvers.SolverDivergedError) for r in results)
     batch = solvers.solve_batch(pdes, u0s, times, rtol=spec.rtol, atol=spec.atol)
@@ -106,11 +106,7 @@ def test_lanes_suit_the_grid_and_one_lane_is_solve_itself():
     assert [lanes_for(solvers.Grid((n,))) for n in (64, 256, 512, 1024, 2048, 4096)] == [8, 8, 8, 4, 2, 1]
     assert lanes_for(solvers.Grid((64, 64))) == 1 and lanes_for(solvers.Grid((32, 32))) == 4
     # one lane (a large grid, or width=1) runs solve's own program: the same bits as solve
-    spec = tiny_spec()
-    draws = [draw_sample(spec, "train", i, 0) for i in range(3)]
-    pdes = [solvers.Burgers(spec.grid, nu=float(p[0])) for _, p in draws]
-    u0s = [u for u, _ in draws]
-    times = spec.problem.times(spec)
+    spec, pdes, u0s, times = _tiny_samples(3)
     got = dict(solvers._solve._solve_batch(pdes, u0s, times, spec.rtol, spec.atol, True, "etdrk4", 100_000, 2,
                                            width=1))
     for j in range(3):
