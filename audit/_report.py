@@ -157,13 +157,19 @@ def render_html(summary: dict, pred, ref, req_values, tol, score_test, score_cal
         tol_line = _tolerance_in_units(key, ref, tol)
     else:
         tol_line = np.ones(h)
-    ax.semilogy(steps, np.mean(vals, axis=0), label="mean over test samples")
-    ax.semilogy(steps, np.quantile(vals, 0.95, axis=0), "--", label="q95 over test samples")
+    curves = [(np.mean(vals, axis=0), "-", "mean over test samples"),
+              (np.quantile(vals, 0.95, axis=0), "--", "q95 over test samples")]
     if summary["conformal"].get("per_step"):  # None without calibration predictions
-        ax.semilogy(steps, summary["conformal"]["per_step"]["bound"], ":", label="conformal bound (1-alpha)")
+        curves.append((np.asarray(summary["conformal"]["per_step"]["bound"], float), ":", "conformal bound (1-alpha)"))
+    for y, style, label in curves:
+        ax.plot(steps, y, style, label=label)
     ax.axhline(req["threshold"], color="r", label="threshold")
     if tol_line is not None:
-        ax.semilogy(steps, tol_line, color="k", lw=1, label="solver tolerance")
+        ax.plot(steps, tol_line, color="k", lw=1, label="solver tolerance")
+    # a log axis where the errors have something to show on it; errors all exactly 0 (a model that
+    # reproduces the data) stay on a linear one
+    if any(np.any(np.asarray(y) > 0) for y, _, _ in curves):
+        ax.set_yscale("log")
     ax.set_xlabel("rollout step")
     ax.set_ylabel(name)
     ax.legend(fontsize=7)
