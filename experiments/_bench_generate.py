@@ -12,13 +12,15 @@ threads: one per device, or per core on CPU devices) against one sample at a
 time in one thread (``solvers.solve`` per sample, the path before batching),
 at the same tolerance, on the 1-D KS workload (256 samples, rtol 1e-6) and a
 2-D Navier-Stokes case, compilation excluded; and whether the stored bytes of
-the first samples are identical when solved in batches of 1, 3 and the full size.
+the first samples are identical when solved in batches of 1, 3 and the full size. Both paths
+are timed alternately over a few rounds, and medians are quoted.
 """
 
 from __future__ import annotations
 
 import math
 import resource
+import statistics
 import tempfile
 import time
 import tracemalloc
@@ -100,14 +102,16 @@ def _cases(ks_samples: int, ns_samples: int):
 
 
 def bench_batched(ks_samples: int = 256, ns_samples: int = 32, reference_samples: int = 32,
-                  same_bytes_samples: int = 8) -> dict:
+                  same_bytes_samples: int = 8, rounds: int = 3) -> dict:
     """Samples per second, batched vs one at a time at equal tolerance, and bytes across batch sizes.
 
     Per case: ``batched_per_s`` over all its samples (one ``BatchSolver`` call on every local device, with
     its default worker threads, ``workers``; a sample the solver gives up on counts, as the work it cost,
     and ``failed`` counts them);
     ``one_at_a_time_per_s`` over the first ``reference_samples`` of them (``solvers.solve`` each, the
-    same tolerance, refinement and method); ``speedup`` their ratio; ``same_bytes``: the first
+    same tolerance, refinement and method); both are medians over ``rounds`` rounds that time the two
+    paths alternately (``*_rounds``: every round's figure), so a slow spell of a shared machine falls
+    on both; ``speedup`` the ratio of the medians; ``same_bytes``: the first
     ``same_bytes_samples`` samples give identical float64 bytes in batches of 1, 3 and all of them.
     Each path is warmed up on one sample outside the timing.
     """
@@ -153,13 +157,15 @@ def bench_batched(ks_samples: int = 256, ns_samples: int = 32, reference_samples
 
         batched([n])
         one(n)
-        t0 = time.perf_counter()
-        full = batched(list(range(n)))
-        batched_s = time.perf_counter() - t0
         m = min(reference_samples, n)
-        t0 = time.perf_counter()
-        ref = [one(j) for j in range(m)]
-        single_s = time.perf_counter() - t0
+        batched_rates, single_rates = [], []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            full = batched(list(range(n)))
+            batched_rates.append(n / (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            ref = [one(j) for j in range(m)]
+            single_rates.append(m / (time.perf_counter() - t0))
         k = min(same_bytes_samples, n)
         same = all(got.keys() == {j for j in full if j < k}
                    and all(np.asarray(got[j]).tobytes() == np.asarray(full[j]).tobytes() for j in got)
@@ -168,8 +174,9 @@ def bench_batched(ks_samples: int = 256, ns_samples: int = 32, reference_samples
         rows[name] = {
             "samples": n, "one_at_a_time_samples": m, "rtol": spec.rtol, "devices": jax.local_device_count(),
             "workers": workers, "lanes": solvers._solve.lanes_for(spec.grid),
-            "batched_per_s": n / batched_s, "one_at_a_time_per_s": m / single_s,
-            "speedup": (n / batched_s) / (m / single_s), "same_bytes": bool(same),
+            "batched_per_s": statistics.median(batched_rates), "one_at_a_time_per_s": statistics.median(single_rates),
+            "speedup": statistics.median(batched_rates) / statistics.median(single_rates),
+            "batched_per_s_rounds": batched_rates, "one_at_a_time_per_s_rounds": single_rates, "same_bytes": bool(same),
             "failed": n - len(full), "one_at_a_time_failed": m - len(solved),
             "same_as_solve": solved.keys() == {j for j in full if j < m}
             and all(np.array_equal(np.asarray(r.u), full[j]) for j, r in solved.items()),

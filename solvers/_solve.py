@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import itertools
 import math
 import time
 from collections import deque
@@ -461,44 +462,80 @@ def _strong(tree):
     return jax.tree.map(lambda x: lax.convert_element_type(x, x.dtype), tree)
 
 
-def _pick(mask, new, old):
-    """Lane ``k`` of ``new`` where ``mask[k]``, else of ``old`` (pytrees with a leading lane axis)."""
-    return jax.tree.map(lambda a, b: jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b), new, old)
+@pytree_dataclass
+class _Lanes:
+    """A pool's lanes between calls of :func:`_run_pool`: each lane's stepper and loop state, and the sample it
+    holds (``idx``, the caller's sample id; -1: none). A lane that holds a sample and has stopped waits for
+    a free slot in the output."""
+
+    st: _Stepper
+    s: _Loop
+    idx: Int[Array, " W"]
 
 
 @partial(jax.jit, static_argnames=("treedef", "method", "stride"))
-def _start_lanes(leaves, u0, t, rtol, atol, scale, h0, max_steps, *, treedef, method: str, stride: int) -> _Loop:
-    """The first loop state of each lane (``u0`` ``(W, *shape, C)``)."""
+def _empty_lanes(leaves, u0, t, rtol, atol, scale, h0, max_steps, *, treedef, method: str, stride: int) -> _Lanes:
+    """``W`` lanes holding no sample (shaped by the first ``W`` inputs, copies of one sample)."""
     st = _lanes(leaves, t, rtol, atol, scale, max_steps, treedef, method, stride)
-    return _strong(jax.vmap(lambda s, u: s.start(u, h0))(st, u0))
+    s = jax.vmap(lambda st, u: st.start(u, h0))(st, u0)
+    width = u0.shape[0]
+    s = dataclasses.replace(s, status=jnp.full(width, _Status.DONE, dtype=s.status.dtype))
+    return _strong(_Lanes(st=st, s=s, idx=jnp.full(width, -1, dtype=jnp.int32)))
 
 
-@jax.jit
-def _lane(state: _Loop, k) -> _Integration:
-    """Lane ``k``'s integration (``k`` traced: one program for every lane)."""
-    return jax.tree.map(lambda x: x[k], state.result())
+def _store_and_load(lanes: _Lanes, out, ids, n_out, used, leaves, u0, scale, sample_ids, n_in, t, rtol, atol, h0,
+                    max_steps, treedef, method, stride):
+    """Per lane: a stopped sample's integration goes to the next free output slot; an empty lane takes the
+    next input. A sample's start is computed for its lane alone, as :func:`solve` computes it."""
+    def per_lane(k, carry):
+        lanes, out, ids, n_out, used = carry
+        holding = lanes.idx[k] >= 0
+        store = holding & (lanes.s.status[k] != _Status.RUNNING) & (n_out < out.t.shape[0])
+        slot = jnp.minimum(n_out, out.t.shape[0] - 1)
+        out = lax.cond(store, lambda o: jax.tree.map(lambda a, b: a.at[slot].set(b[k]), o, lanes.s.result()),
+                       lambda o: o, out)
+        ids = ids.at[slot].set(jnp.where(store, lanes.idx[k], ids[slot]))
+        n_out = n_out + store
+        take = (~holding | store) & (used < n_in)
+        src = jnp.minimum(used, n_in - 1)
 
+        def load(lanes):
+            pde = jax.tree.unflatten(treedef, [x[src] for x in leaves])
+            st = _Stepper.build(pde, t, rtol, atol, scale[src], max_steps, method, stride, lanes=True)
+            s = st.start(u0[src], h0)
+            return dataclasses.replace(lanes, st=jax.tree.map(lambda a, b: a.at[k].set(b), lanes.st, st),
+                                       s=jax.tree.map(lambda a, b: a.at[k].set(b), lanes.s, s))
 
-@jax.jit
-def _load(fresh: _Loop, state: _Loop, new, idle) -> _Loop:
-    """``state`` with the lanes ``new`` replaced by ``fresh`` and the lanes ``idle`` (no sample) stopped."""
-    s = _pick(new, fresh, state)
-    return _strong(dataclasses.replace(s, status=jnp.where(idle, _Status.DONE, s.status)))
+        lanes = lax.cond(take, load, lambda lanes: lanes, lanes)
+        idx = jnp.where(take, sample_ids[src], jnp.where(store, -1, lanes.idx[k]))
+        lanes = dataclasses.replace(lanes, idx=lanes.idx.at[k].set(idx))
+        return lanes, out, ids, n_out, used + take
+
+    return lax.fori_loop(0, lanes.idx.shape[0], per_lane, (lanes, out, ids, n_out, used))
 
 
 @partial(jax.jit, static_argnames=("treedef", "method", "stride"))
-def _run_lanes(leaves, state: _Loop, t, rtol, atol, scale, max_steps, *, treedef, method: str,
-               stride: int) -> _Loop:
-    """Advance every running lane of ``state`` until one of them stops (or none runs).
+def _run_pool(lanes: _Lanes, leaves, u0, scale, sample_ids, n_in, last, t, rtol, atol, h0, max_steps, *, treedef,
+              method: str, stride: int):
+    """Run the lanes, loading the ``n_in`` inputs (``leaves``, ``u0``, ``scale``, ``sample_ids``; a leading axis
+    of ``K``) as lanes free up, until the output's ``K`` slots are full, a lane is free and no input is left
+    (unless ``last``: then until every lane has stopped), or no lane runs.
 
-    Each lane's arithmetic is its own (``jax.vmap``): a stopped lane keeps its state, and a lane's
-    coefficients are computed for it alone, when its step changes. So a lane's result depends on its
-    own inputs alone, not on the other lanes, nor on how its integration is split between calls.
+    Returns ``(lanes, out, ids, n_out, used)``: the lanes to pass to the next call, the stopped samples'
+    integrations (``out``, an ``_Integration`` with a leading axis of ``K``, of which the first ``n_out``
+    are filled, for the samples ``ids``) and the inputs loaded (the first ``used``). Each lane's arithmetic
+    is its own (``jax.vmap``): a stopped lane keeps its state, and a lane's coefficients are computed for it
+    alone, when its step changes. So a sample's result depends on its own inputs alone, not on the other
+    lanes, nor on how its integration is split between calls.
     """
-    st = _lanes(leaves, t, rtol, atol, scale, max_steps, treedef, method, stride)
-    entry = _running(state)
+    size = u0.shape[0]
+    template = jax.tree.map(lambda x: jnp.zeros((size, *x.shape[1:]), x.dtype), lanes.s.result())
+    args = (leaves, u0, scale, sample_ids, n_in, t, rtol, atol, h0, max_steps, treedef, method, stride)
+    zero = jnp.asarray(0, jnp.int32)
 
-    def body(s: _Loop) -> _Loop:
+    def body(c):
+        lanes, out, ids, n_out, used = c
+        st, s = lanes.st, lanes.s
         live = _running(s)
         h, fresh = jax.vmap(_Stepper.propose)(st, s)
         fresh = fresh & live
@@ -514,13 +551,20 @@ def _run_lanes(leaves, state: _Loop, t, rtol, atol, scale, max_steps, *, treedef
             return lax.cond(fresh[k], fill, lambda c: c, c)
 
         c_full, c_half = lax.fori_loop(0, fresh.shape[0], lane_coefficients, (s.c_full, s.c_half))
-        return jax.vmap(_Stepper.advance)(st, s, h, c_full, c_half, live, fresh)
+        s = jax.vmap(_Stepper.advance)(st, s, h, c_full, c_half, live, fresh)
+        c = (dataclasses.replace(lanes, s=s), out, ids, n_out, used)
+        done = (lanes.idx >= 0) & ~_running(s)
+        return lax.cond(jnp.any(done), lambda c: _store_and_load(*c, *args), lambda c: c, c)
 
-    def cond(s: _Loop):
-        live = _running(s)
-        return jnp.any(live) & jnp.all(live | ~entry)
+    def cond(c):
+        lanes, _, _, _, _ = c
+        waiting = jnp.any((lanes.idx >= 0) & ~_running(lanes.s))  # the output is full
+        starved = jnp.any(lanes.idx < 0) & ~last
+        return jnp.any(_running(lanes.s)) & ~waiting & ~starved
 
-    return _strong(lax.while_loop(cond, body, state))
+    c = _store_and_load(lanes, template, jnp.full(size, -1, jnp.int32), zero, zero, *args)
+    lanes, out, ids, n_out, used = lax.while_loop(cond, body, c)
+    return _strong(lanes), out, ids, n_out, used
 
 
 def _check_tolerance(name, value):
@@ -827,46 +871,47 @@ def _solve_batch(pdes, u0s, t, rtol, atol, refine, method, max_steps, max_refine
 def _pool(plans: list[_Plan], queue: deque, t, rtol, atol, max_steps, method, width):
     """Integrate the samples of ``queue`` (one grid level; it may grow meanwhile) ``width`` lanes at a time.
 
-    A lane whose sample stops is handed back (``(j, integration)``, host arrays) and loaded with the next
-    sample of the queue, so the lanes stay busy however unequal the samples' step counts. One lane is
-    :func:`solve`'s program, one sample after another.
+    A lane whose sample stops is loaded with the next sample of the queue on the device (:func:`_run_pool`),
+    so the lanes stay busy however unequal the samples' step counts, and the stopped samples are handed
+    back (``(j, integration)``, host arrays) about ``2 * width`` at a time. One lane is :func:`solve`'s
+    program, one sample after another.
     """
     if width == 1:
         while queue:
             j = queue.popleft()
             yield j, _integrate_alone(plans[j], t, rtol, atol, max_steps, method)
         return
-    lanes: list[int | None] = [None] * width
+    # inputs and output slots per device call: a call returns after about `size` samples have stopped, so
+    # the host's work between calls (fetching results, loading inputs) is paid once per `size` samples
+    size = 2 * width
     first = plans[queue[0]]
     flat0, treedef = jax.tree.flatten(first.fine_pde)
-    leaves = [np.repeat(np.asarray(x)[None], width, axis=0) for x in flat0]
-    u0 = np.repeat(np.asarray(first.fine_u0)[None], width, axis=0)
-    scale = np.ones(width)
-    t = jnp.asarray(t)
+    leaves = [np.repeat(np.asarray(x)[None], size, axis=0) for x in flat0]
+    u0 = np.repeat(np.asarray(first.fine_u0)[None], size, axis=0)
+    scale, ids = np.ones(size), np.zeros(size, dtype=np.int32)
+    t, h0 = jnp.asarray(t), first.span / 100
     static = dict(treedef=treedef, method=method, stride=first.stride)
-    state = None
-    while True:
-        new = np.zeros(width, dtype=bool)
-        for k in range(width):
-            if lanes[k] is None and queue:
-                j = lanes[k] = queue.popleft()
-                flat, tdef = jax.tree.flatten(plans[j].fine_pde)
-                if tdef != treedef:
-                    raise ValueError(f"pdes must share one structure: sample {j}'s PDE is {tdef}, not {treedef}")
-                for leaf, x in zip(leaves, flat):
-                    leaf[k] = np.asarray(x)
-                u0[k], scale[k], new[k] = np.asarray(plans[j].fine_u0), plans[j].scale, True
-        idle = np.array([j is None for j in lanes])
-        if idle.all():
-            return
-        # copies: the host buffers are refilled while the device may still read them
-        leaves_now, scale_now = [x.copy() for x in leaves], scale.copy()
-        if new.any():
-            fresh = _start_lanes(leaves_now, u0.copy(), t, rtol, atol, scale_now, first.span / 100, max_steps, **static)
-            state = _load(fresh, fresh if state is None else state, new, idle)
-        state = _run_lanes(leaves_now, state, t, rtol, atol, scale_now, max_steps, **static)
-        status = np.asarray(jax.device_get(state.status))
-        for k, j in enumerate(lanes):
-            if j is not None and status[k] != _Status.RUNNING:
-                lanes[k] = None
-                yield j, jax.device_get(_lane(state, k))
+    lanes, holding = None, False
+    while queue or holding:
+        batch = list(itertools.islice(queue, size))
+        for m, j in enumerate(batch):
+            flat, tdef = jax.tree.flatten(plans[j].fine_pde)
+            if tdef != treedef:
+                raise ValueError(f"pdes must share one structure: sample {j}'s PDE is {tdef}, not {treedef}")
+            for leaf, x in zip(leaves, flat):
+                leaf[m] = np.asarray(x)
+            u0[m], scale[m], ids[m] = np.asarray(plans[j].fine_u0), plans[j].scale, j
+        if lanes is None:
+            lanes = _empty_lanes([x[:width] for x in leaves], u0[:width], t, rtol, atol, scale[:width], h0,
+                                 max_steps, **static)
+        # copies: the host buffers are refilled for the next call
+        lanes, out, out_ids, n_out, used = _run_pool(lanes, [x.copy() for x in leaves], u0.copy(), scale.copy(),
+                                                     ids.copy(), len(batch), len(queue) <= size, t, rtol, atol,
+                                                     h0, max_steps, **static)
+        n_out, used = int(n_out), int(used)
+        for _ in range(used):
+            queue.popleft()
+        out, out_ids, idx = jax.device_get((out, out_ids, lanes.idx))
+        holding = bool(np.any(idx >= 0))
+        for m in range(n_out):
+            yield int(out_ids[m]), jax.tree.map(lambda x: x[m], out)
