@@ -231,8 +231,8 @@ class _Stepper:
     gives the first loop state, :meth:`propose` the step to attempt next and whether
     its coefficients must be recomputed, :meth:`coefficients` computes them and
     :meth:`advance` attempts the step. ``_integrate`` runs them for one sample,
-    ``_run_lanes`` for a group of samples under ``jax.vmap``, with the
-    coefficients recomputed only when some sample needs them.
+    ``_run_pool`` for a group of samples under ``jax.vmap``, each sample's
+    coefficients computed for it alone when its step changes.
     """
 
     pde: SemiLinearPDE
