@@ -25,9 +25,11 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import os
 import re
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -118,11 +120,35 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
+def _raise_interrupts_again(hook):
+    """``sys.unraisablehook`` that delivers a swallowed interrupt again, else calls ``hook``.
+
+    Python runs a signal handler in the main thread at the next bytecode, which may be inside a
+    finaliser or a garbage collector callback (JAX installs one); an exception raised there cannot
+    propagate and is only reported. For ``Terminated`` and ``KeyboardInterrupt`` the signal is sent
+    again instead, 10 ms later from another thread (sent from the main thread, its handler would run
+    at once, still inside the hook), so the handler runs again after the callback has returned, and
+    the command stops as it should.
+    """
+    def handle(unraisable):
+        exc = unraisable.exc_value
+        if isinstance(exc, KeyboardInterrupt):
+            again = threading.Timer(0.01, os.kill, (os.getpid(), signal.SIGTERM if isinstance(exc, Terminated)
+                                                    else signal.SIGINT))
+            again.daemon = True
+            again.start()
+            return
+        hook(unraisable)
+
+    return handle
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     verb = argv[0] if argv and argv[0] in VERBS else None  # otherwise argparse prints the usage and exits
     args = None
     previous = _on_sigterm(_terminate)
+    previous_hook, sys.unraisablehook = sys.unraisablehook, _raise_interrupts_again(sys.unraisablehook)
     try:
         args = _parser(verb).parse_args(argv)
         reuse_freed_host_memory()
@@ -146,6 +172,7 @@ def main(argv=None) -> int:
         return EXIT_BUG
     finally:
         _on_sigterm(previous)
+        sys.unraisablehook = previous_hook
 
 
 def _on_sigterm(handler):
