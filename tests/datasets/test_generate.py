@@ -267,3 +267,19 @@ def test_death_during_assembly_or_before_cleanup_resumes_to_the_same_bytes(refer
         _generate._solve_block = original
     assert _u_bytes(out / "train.h5") == _u_bytes(reference["train"])
     assert _u_bytes(out / "test.h5") == _u_bytes(reference["test"])
+
+
+def test_a_samples_key_is_the_eager_fold_in_chain():
+    """``sample_key`` is compiled; its bits are those of the plain ``fold_in`` chain, for any seed."""
+    import jax
+
+    from datasets._ic import sample_key
+    from datasets._spec import SPLITS
+
+    for seed in (0, 7, 2**31 + 5, 2**40 + 3, 2**63 - 1):
+        for split in ("train", "test"):
+            for index, attempt in ((0, 0), (12345, 2)):
+                key = jax.random.fold_in(jax.random.key(seed), SPLITS.index(split))
+                eager = jax.random.fold_in(jax.random.fold_in(key, index), attempt)
+                got = sample_key(seed, split, index, attempt)
+                assert np.array_equal(jax.random.key_data(got), jax.random.key_data(eager)), (seed, split, index)
