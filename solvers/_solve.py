@@ -473,14 +473,14 @@ class _Lanes:
     idx: Int[Array, " W"]
 
 
-@partial(jax.jit, static_argnames=("treedef", "method", "stride"))
 def _empty_lanes(leaves, u0, t, rtol, atol, scale, h0, max_steps, *, treedef, method: str, stride: int) -> _Lanes:
-    """``W`` lanes holding no sample (shaped by the first ``W`` inputs, copies of one sample)."""
+    """``W`` lanes holding no sample, stopped: the steppers of ``W`` inputs, loop states of zeros (their shapes
+    traced, no program compiled). A lane that holds no sample is never live, so its state is never used."""
     st = _lanes(leaves, t, rtol, atol, scale, max_steps, treedef, method, stride)
-    s = jax.vmap(lambda st, u: st.start(u, h0))(st, u0)
-    width = u0.shape[0]
-    s = dataclasses.replace(s, status=jnp.full(width, _Status.DONE, dtype=s.status.dtype))
-    return _strong(_Lanes(st=st, s=s, idx=jnp.full(width, -1, dtype=jnp.int32)))
+    s = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(jax.vmap(lambda st, u: st.start(u, h0)),
+                                                                           st, u0))
+    s = dataclasses.replace(s, status=jnp.full(s.status.shape, _Status.DONE, s.status.dtype))
+    return _strong(_Lanes(st=st, s=s, idx=jnp.full(u0.shape[0], -1, jnp.int32)))
 
 
 def _store_and_load(lanes: _Lanes, out, ids, n_out, used, leaves, u0, scale, sample_ids, n_in, t, rtol, atol, h0,
@@ -533,7 +533,18 @@ def _run_pool(lanes: _Lanes, leaves, u0, scale, sample_ids, n_in, last, t, rtol,
     args = (leaves, u0, scale, sample_ids, n_in, t, rtol, atol, h0, max_steps, treedef, method, stride)
     zero = jnp.asarray(0, jnp.int32)
 
+    def to_store(lanes):  # lanes whose sample has stopped and is not stored yet
+        return (lanes.idx >= 0) & ~_running(lanes.s)
+
+    def to_load(lanes, used):  # lanes free for an input that is there
+        return (lanes.idx < 0) & (used < n_in)
+
     def body(c):
+        # first what the lanes' stops (or the call's start) left to do: store stopped samples, load inputs
+        # (one copy of this code in the program, which halves its compile time against a copy before the loop)
+        lanes, _, _, _, used = c
+        c = lax.cond(jnp.any(to_store(lanes) | to_load(lanes, used)), lambda c: _store_and_load(*c, *args),
+                     lambda c: c, c)
         lanes, out, ids, n_out, used = c
         st, s = lanes.st, lanes.s
         live = _running(s)
@@ -552,18 +563,17 @@ def _run_pool(lanes: _Lanes, leaves, u0, scale, sample_ids, n_in, last, t, rtol,
 
         c_full, c_half = lax.fori_loop(0, fresh.shape[0], lane_coefficients, (s.c_full, s.c_half))
         s = jax.vmap(_Stepper.advance)(st, s, h, c_full, c_half, live, fresh)
-        c = (dataclasses.replace(lanes, s=s), out, ids, n_out, used)
-        done = (lanes.idx >= 0) & ~_running(s)
-        return lax.cond(jnp.any(done), lambda c: _store_and_load(*c, *args), lambda c: c, c)
+        return dataclasses.replace(lanes, s=s), out, ids, n_out, used
 
     def cond(c):
-        lanes, _, _, _, _ = c
-        waiting = jnp.any((lanes.idx >= 0) & ~_running(lanes.s))  # the output is full
-        starved = jnp.any(lanes.idx < 0) & ~last
-        return jnp.any(_running(lanes.s)) & ~waiting & ~starved
+        lanes, _, _, n_out, used = c
+        store, load = jnp.any(to_store(lanes)), jnp.any(to_load(lanes, used))
+        full = store & (n_out >= size)  # the host must take the stored samples first
+        starved = jnp.any(lanes.idx < 0) & ~load & ~last  # a free lane and no input left: the host must load more
+        return (jnp.any(_running(lanes.s)) | store | load) & ~full & ~starved
 
-    c = _store_and_load(lanes, template, jnp.full(size, -1, jnp.int32), zero, zero, *args)
-    lanes, out, ids, n_out, used = lax.while_loop(cond, body, c)
+    lanes, out, ids, n_out, used = lax.while_loop(cond, body, (lanes, template, jnp.full(size, -1, jnp.int32), zero,
+                                                               zero))
     return _strong(lanes), out, ids, n_out, used
 
 
