@@ -541,7 +541,8 @@ def _run_pool(lanes: _Lanes, leaves, u0, scale, sample_ids, n_in, last, t, rtol,
 
     def body(c):
         # first what the lanes' stops (or the call's start) left to do: store stopped samples, load inputs
-        # (one copy of this code in the program, which halves its compile time against a copy before the loop)
+        # (here, not also before the loop: one copy of this code in the compiled program, measured to compile
+        # faster)
         lanes, _, _, _, used = c
         c = lax.cond(jnp.any(to_store(lanes) | to_load(lanes, used)), lambda c: _store_and_load(*c, *args),
                      lambda c: c, c)
@@ -911,10 +912,10 @@ def _pool(plans: list[_Plan], queue: deque, t, rtol, atol, max_steps, method, wi
             for leaf, x in zip(leaves, flat):
                 leaf[m] = np.asarray(x)
             u0[m], scale[m], ids[m] = np.asarray(plans[j].fine_u0), plans[j].scale, j
+        # copies: the host buffers are refilled for the next call (a device array may share a numpy array's memory)
         if lanes is None:
-            lanes = _empty_lanes([x[:width] for x in leaves], u0[:width], t, rtol, atol, scale[:width], h0,
-                                 max_steps, **static)
-        # copies: the host buffers are refilled for the next call
+            lanes = _empty_lanes([x[:width].copy() for x in leaves], u0[:width].copy(), t, rtol, atol,
+                                 scale[:width].copy(), h0, max_steps, **static)
         lanes, out, out_ids, n_out, used = _run_pool(lanes, [x.copy() for x in leaves], u0.copy(), scale.copy(),
                                                      ids.copy(), len(batch), len(queue) <= size, t, rtol, atol,
                                                      h0, max_steps, **static)
