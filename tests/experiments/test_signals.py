@@ -1,6 +1,7 @@
 """A SIGTERM or Ctrl-C whose exception Python cannot propagate (it arrived while a finaliser or a garbage
 collector callback ran, such as the one JAX installs) still stops the command: the exception is raised again
-in the main thread at the next point that can propagate it, instead of being printed as ignored."""
+in the main thread at the next point that can propagate it, instead of being printed as ignored. And a closed
+event loop's late complaint from a writer thread does not add a traceback to a command's one error line."""
 
 import gc
 import signal
@@ -56,3 +57,36 @@ def test_a_garbage_collector_callback_is_one_such_place(monkeypatch, capsys):
     monkeypatch.setattr(_info_cmd, "run", run)
     assert main(["info", "unused.h5"]) == EXIT_TERMINATED
     assert "Exception ignored" not in capsys.readouterr().err
+
+
+_LATE_COMPLAINT = """
+import errno, sys, threading, time
+from experiments import _cli, _info_cmd
+
+class Late:
+    def __del__(self):
+        raise RuntimeError("Event loop is closed")
+
+def run(args):
+    threading.Timer(0.3, Late).start()  # a writer thread's last callback, after the command has returned
+    raise OSError(errno.ENOSPC, "No space left on device", "/disk/model/checkpoint")
+
+_info_cmd.run = run
+status = _cli.main(["info", "unused.h5"])
+time.sleep(0.6)
+sys.exit(status)
+"""
+
+
+def test_a_closed_event_loops_late_complaint_after_a_full_disk_leaves_one_error_line():
+    """Orbax's writer threads can raise ``RuntimeError('Event loop is closed')`` where Python cannot propagate
+    it, after a command stopped on a full disk: stderr keeps its one error line."""
+    import subprocess
+    import sys
+
+    from .conftest import ROOT, error_line
+
+    proc = subprocess.run([sys.executable, "-c", _LATE_COMPLAINT], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert error_line(proc.stderr).startswith("byai info: error: no space left on device while writing /disk/model")
