@@ -1,7 +1,7 @@
 """A SIGTERM or Ctrl-C whose exception Python cannot propagate (it arrived while a finaliser or a garbage
 collector callback ran, such as the one JAX installs) still stops the command: the exception is raised again
-in the main thread at the next point that can propagate it, instead of being printed as ignored. And a closed
-event loop's late complaint from a writer thread does not add a traceback to a command's one error line."""
+in the main thread at the next point that can propagate it, instead of being printed as ignored. A hook installed
+during the command (the checkpoints' filter of orbax's late reports) outlives it."""
 
 import gc
 import signal
@@ -67,7 +67,16 @@ class Late:
     def __del__(self):
         raise RuntimeError("Event loop is closed")
 
+class Filter:  # as surrogates/_checkpoint.py drops what orbax's threads report after a failed write
+    def __init__(self, previous):
+        self.previous = previous
+
+    def __call__(self, unraisable):
+        if str(unraisable.exc_value) != "Event loop is closed":
+            self.previous(unraisable)
+
 def run(args):
+    sys.unraisablehook = Filter(sys.unraisablehook)
     threading.Timer(0.3, Late).start()  # a writer thread's last callback, after the command has returned
     raise OSError(errno.ENOSPC, "No space left on device", "/disk/model/checkpoint")
 
@@ -78,9 +87,10 @@ sys.exit(status)
 """
 
 
-def test_a_closed_event_loops_late_complaint_after_a_full_disk_leaves_one_error_line():
-    """Orbax's writer threads can raise ``RuntimeError('Event loop is closed')`` where Python cannot propagate
-    it, after a command stopped on a full disk: stderr keeps its one error line."""
+def test_a_hook_installed_during_the_command_outlives_it():
+    """The checkpoints install a filter of what orbax's threads still report after a failed write (a closed
+    event loop's late complaint); byai's own hook is taken down when the command ends, but not that filter
+    (taking it down once left 'RuntimeError: Event loop is closed' after a full disk's one error line)."""
     import subprocess
     import sys
 
