@@ -483,6 +483,11 @@ def _empty_lanes(leaves, u0, t, rtol, atol, scale, h0, max_steps, *, treedef, me
     return _strong(_Lanes(st=st, s=s, idx=jnp.full(u0.shape[0], -1, jnp.int32)))
 
 
+def _to_store(lanes: _Lanes):
+    """The lanes whose sample has stopped and is not stored yet."""
+    return (lanes.idx >= 0) & ~_running(lanes.s)
+
+
 def _store_and_load(lanes: _Lanes, out, ids, n_out, used, leaves, u0, scale, sample_ids, n_in, t, rtol, atol, h0,
                     max_steps, treedef, method, stride):
     """Per lane: a stopped sample's integration goes to the next free output slot; an empty lane takes the
@@ -490,7 +495,7 @@ def _store_and_load(lanes: _Lanes, out, ids, n_out, used, leaves, u0, scale, sam
     def per_lane(k, carry):
         lanes, out, ids, n_out, used = carry
         holding = lanes.idx[k] >= 0
-        store = holding & (lanes.s.status[k] != _Status.RUNNING) & (n_out < out.t.shape[0])
+        store = _to_store(lanes)[k] & (n_out < out.t.shape[0])
         slot = jnp.minimum(n_out, out.t.shape[0] - 1)
         out = lax.cond(store, lambda o: jax.tree.map(lambda a, b: a.at[slot].set(b[k]), o, lanes.s.result()),
                        lambda o: o, out)
@@ -533,9 +538,6 @@ def _run_pool(lanes: _Lanes, leaves, u0, scale, sample_ids, n_in, last, t, rtol,
     args = (leaves, u0, scale, sample_ids, n_in, t, rtol, atol, h0, max_steps, treedef, method, stride)
     zero = jnp.asarray(0, jnp.int32)
 
-    def to_store(lanes):  # lanes whose sample has stopped and is not stored yet
-        return (lanes.idx >= 0) & ~_running(lanes.s)
-
     def to_load(lanes, used):  # lanes free for an input that is there
         return (lanes.idx < 0) & (used < n_in)
 
@@ -544,7 +546,7 @@ def _run_pool(lanes: _Lanes, leaves, u0, scale, sample_ids, n_in, last, t, rtol,
         # (here, not also before the loop: one copy of this code in the compiled program, measured to compile
         # faster)
         lanes, _, _, _, used = c
-        c = lax.cond(jnp.any(to_store(lanes) | to_load(lanes, used)), lambda c: _store_and_load(*c, *args),
+        c = lax.cond(jnp.any(_to_store(lanes) | to_load(lanes, used)), lambda c: _store_and_load(*c, *args),
                      lambda c: c, c)
         lanes, out, ids, n_out, used = c
         st, s = lanes.st, lanes.s
@@ -568,7 +570,7 @@ def _run_pool(lanes: _Lanes, leaves, u0, scale, sample_ids, n_in, last, t, rtol,
 
     def cond(c):
         lanes, _, _, n_out, used = c
-        store, load = jnp.any(to_store(lanes)), jnp.any(to_load(lanes, used))
+        store, load = jnp.any(_to_store(lanes)), jnp.any(to_load(lanes, used))
         full = store & (n_out >= size)  # the host must take the stored samples first
         starved = jnp.any(lanes.idx < 0) & ~load & ~last  # a free lane and no input left: the host must load more
         return (jnp.any(_running(lanes.s)) | store | load) & ~full & ~starved
@@ -896,29 +898,25 @@ def _pool(plans: list[_Plan], queue: deque, t, rtol, atol, max_steps, method, wi
     # the host's work between calls (fetching results, loading inputs) is paid once per `size` samples
     size = 2 * width
     first = plans[queue[0]]
-    flat0, treedef = jax.tree.flatten(first.fine_pde)
-    leaves = [np.repeat(np.asarray(x)[None], size, axis=0) for x in flat0]
-    u0 = np.repeat(np.asarray(first.fine_u0)[None], size, axis=0)
-    scale, ids = np.ones(size), np.zeros(size, dtype=np.int32)
+    treedef = jax.tree.structure(first.fine_pde)
     t, h0 = jnp.asarray(t), first.span / 100
     static = dict(treedef=treedef, method=method, stride=first.stride)
     lanes, holding = None, False
     while queue or holding:
         batch = list(itertools.islice(queue, size))
-        for m, j in enumerate(batch):
-            flat, tdef = jax.tree.flatten(plans[j].fine_pde)
-            if tdef != treedef:
+        for j in batch:
+            if (tdef := jax.tree.structure(plans[j].fine_pde)) != treedef:
                 raise ValueError(f"pdes must share one structure: sample {j}'s PDE is {tdef}, not {treedef}")
-            for leaf, x in zip(leaves, flat):
-                leaf[m] = np.asarray(x)
-            u0[m], scale[m], ids[m] = np.asarray(plans[j].fine_u0), plans[j].scale, j
-        # copies: the host buffers are refilled for the next call (a device array may share a numpy array's memory)
+        fill = [plans[j] for j in batch] + [first] * (size - len(batch))  # unused slots: copies of one sample
+        leaves = [np.stack(xs) for xs in zip(*(jax.tree.leaves(p.fine_pde) for p in fill))]
+        u0 = np.stack([np.asarray(p.fine_u0) for p in fill])
+        scale = np.array([p.scale for p in fill], dtype=np.float64)
+        ids = np.array(batch + [0] * (size - len(batch)), dtype=np.int32)
         if lanes is None:
-            lanes = _empty_lanes([x[:width].copy() for x in leaves], u0[:width].copy(), t, rtol, atol,
-                                 scale[:width].copy(), h0, max_steps, **static)
-        lanes, out, out_ids, n_out, used = _run_pool(lanes, [x.copy() for x in leaves], u0.copy(), scale.copy(),
-                                                     ids.copy(), len(batch), len(queue) <= size, t, rtol, atol,
-                                                     h0, max_steps, **static)
+            lanes = _empty_lanes([x[:width] for x in leaves], u0[:width], t, rtol, atol, scale[:width], h0,
+                                 max_steps, **static)
+        lanes, out, out_ids, n_out, used = _run_pool(lanes, leaves, u0, scale, ids, len(batch), len(queue) <= size,
+                                                     t, rtol, atol, h0, max_steps, **static)
         n_out, used = int(n_out), int(used)
         for _ in range(used):
             queue.popleft()
